@@ -1,0 +1,44 @@
+# Two commands set up a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TORCH_VERSION ?= 2.13.0
+export HF_HUB_OFFLINE ?= 1
+export GRADIO_ANALYTICS_ENABLED ?= False
+
+.PHONY: install demo test bench browser clean
+
+install: $(STAMP)
+
+# torch goes first and pinned, so that nothing later resolves a CUDA build of it;
+# facenet-pytorch goes in without its dependencies (it pins torch<2.3): only its MTCNN weights are used.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+	$(BIN)/pip install "torch==$(TORCH_VERSION)"
+	$(BIN)/pip install --no-deps "facenet-pytorch==2.6.0"
+	$(BIN)/pip install -e ".[train,demo,hf,dev]"
+	@if $(BIN)/pip list 2>/dev/null | grep -qiE '^(nvidia-|torchvision |torchaudio )'; then \
+		echo "error: CUDA, torchvision or torchaudio packages were pulled in" >&2; exit 1; fi
+	touch $(STAMP)
+
+# Headless Chromium for the browser test of the demo page (Debian's package).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+		else echo "note: chromium is not installed; the browser test will be skipped"; fi; }
+
+demo: install
+	$(BIN)/python demos/app.py
+
+test: install browser
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python scripts/bench_inference.py
+	$(BIN)/python scripts/bench_batch.py
+	$(BIN)/python scripts/bench_streaming.py
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
