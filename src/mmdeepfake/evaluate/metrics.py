@@ -42,7 +42,9 @@ def _as_arrays(y_true: ArrayLike, scores: ArrayLike) -> tuple[np.ndarray, np.nda
     y = np.asarray(y_true).reshape(-1)
     s = np.asarray(scores, dtype=np.float64).reshape(-1)
     if y.shape != s.shape:
-        raise ValueError(f"y_true has {y.size} values but scores has {s.size}; pass one score per label")
+        raise ValueError(
+            f"y_true has {y.size} values but scores has {s.size}; pass one score per label"
+        )
     if y.size and not np.isin(y, (0, 1)).all():
         raise ValueError("y_true must hold only 0 (real) and 1 (fake)")
     if not np.isfinite(s).all():
@@ -56,7 +58,9 @@ def threshold_counts(y_true: ArrayLike, scores: ArrayLike) -> ThresholdCounts:
     order = np.argsort(-s, kind="mergesort")
     s_sorted, y_sorted = s[order], y[order]
     # Last index of each run of equal scores: counts are read after the whole tie is included.
-    last_of_run = np.r_[np.nonzero(np.diff(s_sorted))[0], s_sorted.size - 1] if s.size else np.array([], int)
+    last_of_run = (
+        np.r_[np.nonzero(np.diff(s_sorted))[0], s_sorted.size - 1] if s.size else np.array([], int)
+    )
     tp = np.cumsum(y_sorted)[last_of_run]
     fp = (last_of_run + 1) - tp
     return ThresholdCounts(
@@ -156,8 +160,10 @@ def confusion_matrix(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
         raise ValueError("y_pred must hold only 0 (real) and 1 (fake)")
     p = p.astype(np.int64)
     return np.array(
-        [[np.sum((y == 0) & (p == 0)), np.sum((y == 0) & (p == 1))],
-         [np.sum((y == 1) & (p == 0)), np.sum((y == 1) & (p == 1))]],
+        [
+            [np.sum((y == 0) & (p == 0)), np.sum((y == 0) & (p == 1))],
+            [np.sum((y == 1) & (p == 0)), np.sum((y == 1) & (p == 1))],
+        ],
         dtype=np.int64,
     )
 
