@@ -1,0 +1,195 @@
+"""Media for tests and benchmarks, generated on the fly (no downloads, no checked-in binaries).
+
+Other test modules and the benchmark scripts import these helpers, so they stay small and
+deterministic: `write_video` muxes frames (and optionally a waveform) with PyAV, `write_audio`
+writes a waveform with soundfile (PyAV for formats libsndfile lacks), `face_photo` and
+`astronaut` are real photographs shipped with matplotlib and scikit-image, and `face_video`
+puts such a photograph on a moving background so a face is visible in every frame.
+"""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import soundfile as sf
+
+_CONTAINER_CODECS = {
+    # suffix: (container format, video codec, audio codec)
+    ".mp4": ("mp4", "libx264", "aac"),
+    ".mov": ("mov", "libx264", "aac"),
+    ".mkv": ("matroska", "libx264", "aac"),
+    ".webm": ("webm", "libvpx-vp9", "libopus"),
+}
+
+
+def tone(
+    freq: float = 440.0,
+    seconds: float = 1.0,
+    sample_rate: int = 16000,
+    amplitude: float = 0.5,
+    channels: int = 1,
+) -> np.ndarray:
+    """A sine wave, float32, shape (S,) for mono or (S, channels)."""
+    t = np.arange(int(round(seconds * sample_rate))) / sample_rate
+    wave = (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+    if channels == 1:
+        return wave
+    return np.stack([wave] * channels, axis=1)
+
+
+def voice_like(seconds: float = 1.0, sample_rate: int = 16000, seed: int = 0) -> np.ndarray:
+    """A harmonic, amplitude-modulated signal with a gliding pitch: speech-like enough for tests."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(round(seconds * sample_rate))) / sample_rate
+    f0 = 150 + 30 * np.sin(2 * np.pi * 1.5 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / sample_rate
+    wave = sum(np.sin(k * phase) / k for k in range(1, 8))
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 3 * t) ** 2
+    wave = 0.3 * envelope * wave / np.abs(wave).max() + 0.005 * rng.standard_normal(t.size)
+    return wave.astype(np.float32)
+
+
+def write_audio(path: str | os.PathLike, wave: np.ndarray, sample_rate: int = 16000) -> Path:
+    """Write a float waveform ((S,) or (S, C)) to wav/flac/ogg/mp3 (soundfile) or m4a (PyAV)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    wave = np.asarray(wave, dtype=np.float32)
+    if suffix in (".wav", ".flac", ".ogg", ".mp3"):
+        subtype = {".ogg": "VORBIS", ".mp3": "MPEG_LAYER_III"}.get(suffix)
+        sf.write(str(path), wave, sample_rate, subtype=subtype)
+        return path
+    if suffix in (".m4a", ".aac"):
+        with av.open(str(path), "w", format="mp4" if suffix == ".m4a" else "adts") as out:
+            stream = out.add_stream("aac", rate=sample_rate)
+            stream.layout = "mono" if wave.ndim == 1 else "stereo"
+            _mux_audio(out, stream, wave, sample_rate)
+        return path
+    raise ValueError(f"write_audio does not know the suffix {suffix!r}")
+
+
+def write_video(
+    path: str | os.PathLike,
+    frames: np.ndarray,
+    fps: int = 25,
+    audio: np.ndarray | None = None,
+    sample_rate: int = 16000,
+    codec: str | None = None,
+    gop: int | None = None,
+) -> Path:
+    """Mux uint8 RGB frames (N,H,W,3) and an optional mono waveform into mp4/mov/webm/mkv.
+
+    The container follows the suffix; H.264 + AAC except for webm (VP9 + Opus). `gop` sets the
+    keyframe interval in frames (default: the encoder's own, 250 frames for libx264).
+    """
+    path = Path(path)
+    container_format, default_codec, audio_codec = _CONTAINER_CODECS[path.suffix.lower()]
+    frames = np.asarray(frames, dtype=np.uint8)
+    height, width = frames.shape[1:3]
+    with av.open(str(path), "w", format=container_format) as out:
+        vstream = out.add_stream(codec or default_codec, rate=fps)
+        vstream.width, vstream.height = width - width % 2, height - height % 2
+        vstream.pix_fmt = "yuv420p"
+        if gop is not None:
+            vstream.codec_context.gop_size = gop
+        if vstream.codec_context.name == "libvpx-vp9":
+            vstream.codec_context.options = {"deadline": "realtime", "cpu-used": "8"}
+        astream = None
+        if audio is not None:
+            astream = out.add_stream(audio_codec, rate=48000 if audio_codec == "libopus" else
+                                     sample_rate)
+            astream.layout = "mono"
+        for frame in frames:
+            vframe = av.VideoFrame.from_ndarray(frame[: vstream.height, : vstream.width],
+                                                format="rgb24")
+            for packet in vstream.encode(vframe):
+                out.mux(packet)
+        for packet in vstream.encode():
+            out.mux(packet)
+        if astream is not None:
+            wave = np.asarray(audio, dtype=np.float32)
+            if astream.rate != sample_rate:
+                wave = _linear_resample(wave, sample_rate, astream.rate)
+            _mux_audio(out, astream, wave, astream.rate)
+    return path
+
+
+def _linear_resample(wave: np.ndarray, src: int, dst: int) -> np.ndarray:
+    """Crude resampling for writing test files only (the library has its own resampler)."""
+    n_out = int(round(len(wave) * dst / src))
+    return np.interp(np.arange(n_out) * src / dst, np.arange(len(wave)), wave).astype(np.float32)
+
+
+def _mux_audio(out, stream, wave: np.ndarray, sample_rate: int) -> None:
+    """Encode a float waveform in codec-sized chunks and mux it."""
+    channels = 1 if wave.ndim == 1 else wave.shape[1]
+    planar = wave.reshape(-1, channels).T.astype(np.float32)
+    chunk = stream.codec_context.frame_size or 1024
+    for start in range(0, planar.shape[1], chunk):
+        block = np.ascontiguousarray(planar[:, start : start + chunk])
+        frame = av.AudioFrame.from_ndarray(block, format="fltp",
+                                           layout="mono" if channels == 1 else "stereo")
+        frame.sample_rate = sample_rate
+        frame.pts = start
+        frame.time_base = Fraction(1, sample_rate)
+        for packet in stream.encode(frame):
+            out.mux(packet)
+    for packet in stream.encode():
+        out.mux(packet)
+
+
+def face_photo() -> np.ndarray:
+    """Grace Hopper's portrait from matplotlib's sample data, (600, 512, 3) uint8 RGB."""
+    from matplotlib import cbook
+    from PIL import Image
+
+    with cbook.get_sample_data("grace_hopper.jpg") as handle:
+        return np.asarray(Image.open(handle).convert("RGB"))
+
+
+def astronaut() -> np.ndarray:
+    """Eileen Collins' portrait from scikit-image, (512, 512, 3) uint8 RGB."""
+    from skimage import data
+
+    return np.ascontiguousarray(data.astronaut())
+
+
+def face_frames(
+    num_frames: int, size: tuple[int, int] = (1280, 720), face_height: int | None = None
+) -> np.ndarray:
+    """Frames (N,H,W,3) with the Grace Hopper photo drifting over a moving gradient background."""
+    from PIL import Image
+
+    width, height = size
+    photo = Image.fromarray(face_photo())
+    face_height = face_height or int(height * 0.8)
+    photo = np.asarray(photo.resize((int(face_height * 512 / 600), face_height)))
+    ph, pw = photo.shape[:2]
+    yy, xx = np.mgrid[0:height, 0:width]
+    frames = np.empty((num_frames, height, width, 3), dtype=np.uint8)
+    for i in range(num_frames):
+        shift = i * 4
+        frames[i, ..., 0] = (xx + shift) % 256
+        frames[i, ..., 1] = (yy // 3 + shift) % 256
+        frames[i, ..., 2] = 128
+        x0 = (width - pw) // 2 + int(0.05 * width * np.sin(i / 15))
+        y0 = (height - ph) // 2
+        frames[i, y0 : y0 + ph, x0 : x0 + pw] = photo
+    return frames
+
+
+def face_video(
+    path: str | os.PathLike,
+    seconds: float = 2.0,
+    size: tuple[int, int] = (320, 240),
+    with_audio: bool = True,
+    fps: int = 25,
+    gop: int | None = None,
+) -> Path:
+    """A clip where the Grace Hopper photo is visible in every frame, plus a voice-like track."""
+    frames = face_frames(int(round(seconds * fps)), size)
+    audio = voice_like(seconds) if with_audio else None
+    return write_video(path, frames, fps=fps, audio=audio, gop=gop)
