@@ -1,0 +1,91 @@
+"""Training objective: real/fake detection, emotion recognition and emotional consistency.
+
+total = detection + auxiliary_weight * auxiliary + emotion_weight * emotion
+        + consistency_weight * consistency
+  detection   = BCE(fake_logit, y)                      y = 1 for fake, 0 for real
+  auxiliary   = mean over modalities m of BCE(modality_logits[m], y)
+  emotion     = mean cross-entropy over every known (>= 0) face and voice emotion label
+  consistency = mean over the batch of  d_i if real,  relu(margin - d_i) if fake,
+                where d = JSD(p_face, p_voice) / ln 2 in [0, 1]
+The consistency term pulls the two emotion distributions together on real pairs and pushes
+them at least ``margin`` apart on fakes, so the emotion heads learn the cue the fusion uses.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mmdeepfake.model import ModelOutput
+
+
+class DetectionLoss(nn.Module):
+    """Callable as ``loss(output, labels, face_emotions=None, voice_emotions=None)``.
+
+    labels: (B,) 0 real / 1 fake. face_emotions / voice_emotions: (B,) EMOTIONS indices,
+    -1 where unknown (ignored). Returns a dict of scalar tensors: total, detection, auxiliary,
+    emotion, consistency (every part is returned unweighted; ``total`` applies the weights).
+    """
+
+    def __init__(
+        self,
+        emotion_weight: float = 0.5,
+        consistency_weight: float = 0.2,
+        margin: float = 0.5,
+        auxiliary_weight: float = 0.25,
+    ) -> None:
+        super().__init__()
+        self.emotion_weight = emotion_weight
+        self.consistency_weight = consistency_weight
+        self.margin = margin
+        self.auxiliary_weight = auxiliary_weight
+
+    def forward(
+        self,
+        output: ModelOutput,
+        labels: torch.Tensor,
+        face_emotions: torch.Tensor | None = None,
+        voice_emotions: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        target = labels.to(output.fake_logit.dtype)
+        detection = F.binary_cross_entropy_with_logits(output.fake_logit, target)
+        zero = output.fake_logit.sum() * 0.0
+        if output.modality_logits:
+            auxiliary = torch.stack(
+                [F.binary_cross_entropy_with_logits(v, target) for v in output.modality_logits.values()]
+            ).mean()
+        else:
+            auxiliary = zero
+        emotion = self._emotion(output, face_emotions, voice_emotions, zero)
+        divergence = 1.0 - output.consistency
+        fake = target > 0.5
+        consistency = torch.where(fake, F.relu(self.margin - divergence), divergence).mean()
+        total = (
+            detection
+            + self.auxiliary_weight * auxiliary
+            + self.emotion_weight * emotion
+            + self.consistency_weight * consistency
+        )
+        return {
+            "total": total,
+            "detection": detection,
+            "auxiliary": auxiliary,
+            "emotion": emotion,
+            "consistency": consistency,
+        }
+
+    @staticmethod
+    def _emotion(output: ModelOutput, face: torch.Tensor | None, voice: torch.Tensor | None,
+                 zero: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy averaged over all known labels of both modalities (0 if none known)."""
+        losses = []
+        for logits, labels in ((output.face_emotion_logits, face), (output.voice_emotion_logits, voice)):
+            if labels is None:
+                continue
+            known = labels >= 0
+            if known.any():
+                losses.append(F.cross_entropy(logits[known], labels[known].long(), reduction="none"))
+        if not losses:
+            return zero
+        return torch.cat(losses).mean()
