@@ -1,0 +1,90 @@
+"""What every mmdeepfake command shares: error handling and logging set-up.
+
+A command's ``main(argv) -> int`` raises :class:`~mmdeepfake.errors.MmDeepfakeError` for
+anything a person can fix. These helpers turn that into one ``error: <message>`` line on stderr
+and the error's exit code, with no traceback: a traceback tells a user nothing they can act on,
+while the message says what is wrong and what to do. Ctrl-C exits with 130 (the shell
+convention for SIGINT). Bugs (any other exception) still show their traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import NoReturn
+
+from mmdeepfake.errors import MmDeepfakeError
+
+__all__ = ["cli_entry", "run_cli", "setup_logging"]
+
+MainFn = Callable[[Sequence[str] | None], int | None]
+
+# Libraries whose INFO/DEBUG chatter drowns the command's own messages.
+_NOISY_LOGGERS = ("botocore", "boto3", "s3transfer", "urllib3", "werkzeug", "PIL", "matplotlib")
+
+
+def _call(main_fn: MainFn, argv: Sequence[str] | None) -> int:
+    try:
+        code = main_fn(argv)
+    except MmDeepfakeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except SystemExit as exc:  # argparse's usage errors and --help
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or 0
+        print(f"error: {exc.code}", file=sys.stderr)
+        return 1
+    return int(code or 0)
+
+
+def cli_entry(main_fn: MainFn) -> Callable[[Sequence[str] | None], int]:
+    """Decorate ``main(argv) -> int`` so it returns an exit code instead of raising.
+
+    The result is safe as a console-script entry point (``sys.exit(main())``) and convenient
+    in tests (``assert main([...]) == 0``).
+    """
+
+    @functools.wraps(main_fn)
+    def wrapper(argv: Sequence[str] | None = None) -> int:
+        return _call(main_fn, argv)
+
+    return wrapper
+
+
+def run_cli(main_fn: MainFn, argv: Sequence[str] | None = None) -> NoReturn:
+    """Run ``main_fn(argv)`` with the shared error handling and exit with its status."""
+    sys.exit(_call(main_fn, argv))
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time (pytest and tools swap it)."""
+
+    @property  # type: ignore[override]
+    def stream(self):  # noqa: ANN201
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        pass
+
+
+def setup_logging(verbose: int | bool = 0) -> None:
+    """Log to stderr: warnings by default, INFO with ``-v``, DEBUG (libraries too) with ``-vv``.
+
+    Safe to call more than once (each command's ``main`` calls it): the handler is added once,
+    and other handlers on the root logger (a test's log capture) are left alone.
+    """
+    level = logging.WARNING if not verbose else logging.INFO if int(verbose) == 1 else logging.DEBUG
+    root = logging.getLogger()
+    if not any(isinstance(handler, _StderrHandler) for handler in root.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+    root.setLevel(level)
+    for name in _NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if int(verbose) >= 2 else logging.WARNING)
