@@ -53,7 +53,10 @@ class DetectionLoss(nn.Module):
         zero = output.fake_logit.sum() * 0.0
         if output.modality_logits:
             auxiliary = torch.stack(
-                [F.binary_cross_entropy_with_logits(v, target) for v in output.modality_logits.values()]
+                [
+                    F.binary_cross_entropy_with_logits(v, target)
+                    for v in output.modality_logits.values()
+                ]
             ).mean()
         else:
             auxiliary = zero
@@ -76,16 +79,25 @@ class DetectionLoss(nn.Module):
         }
 
     @staticmethod
-    def _emotion(output: ModelOutput, face: torch.Tensor | None, voice: torch.Tensor | None,
-                 zero: torch.Tensor) -> torch.Tensor:
+    def _emotion(
+        output: ModelOutput,
+        face: torch.Tensor | None,
+        voice: torch.Tensor | None,
+        zero: torch.Tensor,
+    ) -> torch.Tensor:
         """Cross-entropy averaged over all known labels of both modalities (0 if none known)."""
         losses = []
-        for logits, labels in ((output.face_emotion_logits, face), (output.voice_emotion_logits, voice)):
+        for logits, labels in (
+            (output.face_emotion_logits, face),
+            (output.voice_emotion_logits, voice),
+        ):
             if labels is None:
                 continue
             known = labels >= 0
             if known.any():
-                losses.append(F.cross_entropy(logits[known], labels[known].long(), reduction="none"))
+                losses.append(
+                    F.cross_entropy(logits[known], labels[known].long(), reduction="none")
+                )
         if not losses:
             return zero
         return torch.cat(losses).mean()

@@ -76,14 +76,20 @@ class EmotionConsistencyModel(nn.Module):
             "dropout": dropout,
         }
         shared = {"embed_dim": embed_dim, "dropout": dropout}
-        self.image_encoder = create_encoder(image_encoder, **{**shared, **self.config["image_encoder_kwargs"]})
-        self.audio_encoder = create_encoder(audio_encoder, **{**shared, **self.config["audio_encoder_kwargs"]})
-        for role, encoder, modality in (("image", self.image_encoder, "image"),
-                                        ("audio", self.audio_encoder, "audio")):
+        self.image_encoder = create_encoder(
+            image_encoder, **{**shared, **self.config["image_encoder_kwargs"]}
+        )
+        self.audio_encoder = create_encoder(
+            audio_encoder, **{**shared, **self.config["audio_encoder_kwargs"]}
+        )
+        for role, encoder, modality in (
+            ("image", self.image_encoder, "image"),
+            ("audio", self.audio_encoder, "audio"),
+        ):
             if encoder.modality != modality:
                 raise ConfigError(
-                    f"{role}_encoder {self.config[role + '_encoder']!r} encodes {encoder.modality}, "
-                    f"not {modality}: pick a {modality} encoder."
+                    f"{role}_encoder {self.config[role + '_encoder']!r} encodes "
+                    f"{encoder.modality}, not {modality}: pick a {modality} encoder."
                 )
         self.fusion = create_fusion(
             fusion,

@@ -44,9 +44,7 @@ class Registry(Generic[T]):
             return self._builders[name]
         except (KeyError, TypeError):
             known = ", ".join(self.names()) or "(none)"
-            raise ConfigError(
-                f"Unknown {self.kind} {name!r}. Choose one of: {known}."
-            ) from None
+            raise ConfigError(f"Unknown {self.kind} {name!r}. Choose one of: {known}.") from None
 
     def create(self, name: str, **kwargs: Any) -> T:
         """Build the ``name`` entry with keyword arguments."""

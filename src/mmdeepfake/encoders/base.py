@@ -56,7 +56,9 @@ class EncoderOutput:
                 raise IndexError(f"pool() group {idx} indexes outside a batch of {n} rows")
             rows.append(idx)
         # A (G, B) averaging matrix keeps this one differentiable matmul per field.
-        weights = torch.zeros(len(rows), n, dtype=self.embedding.dtype, device=self.embedding.device)
+        weights = torch.zeros(
+            len(rows), n, dtype=self.embedding.dtype, device=self.embedding.device
+        )
         for g, idx in enumerate(rows):
             for i in idx:
                 weights[g, i % n] += 1.0 / len(idx)

@@ -63,7 +63,9 @@ class CnnLstmEmotionEncoder(EmotionEncoder):
     ) -> None:
         super().__init__()
         if pooling not in ("attention", "mean"):
-            raise ConfigError(f"Unknown pooling {pooling!r} for cnn_lstm: use 'attention' or 'mean'.")
+            raise ConfigError(
+                f"Unknown pooling {pooling!r} for cnn_lstm: use 'attention' or 'mean'."
+            )
         self.embed_dim = embed_dim
         self.frontend = LogMelSpectrogram()
         self.input_norm = nn.BatchNorm2d(1)
@@ -72,8 +74,12 @@ class CnnLstmEmotionEncoder(EmotionEncoder):
             *(_conv_block(channels[i], channels[i + 1], pool) for i, pool in enumerate(_POOLS))
         )
         self.lstm = nn.LSTM(channels[-1], hidden, batch_first=True, bidirectional=True)
-        self.proj = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * hidden, embed_dim), nn.LayerNorm(embed_dim))
-        self.pool: nn.Module | None = AttentivePool(embed_dim, embed_dim // 2) if pooling == "attention" else None
+        self.proj = nn.Sequential(
+            nn.Dropout(dropout), nn.Linear(2 * hidden, embed_dim), nn.LayerNorm(embed_dim)
+        )
+        self.pool: nn.Module | None = (
+            AttentivePool(embed_dim, embed_dim // 2) if pooling == "attention" else None
+        )
         self.emotion_head = nn.Sequential(nn.Dropout(dropout), nn.Linear(embed_dim, NUM_EMOTIONS))
 
     def forward(self, inputs: torch.Tensor) -> EncoderOutput:

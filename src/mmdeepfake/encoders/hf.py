@@ -62,24 +62,35 @@ def map_labels_to_emotions(id2label: Mapping[int | str, str]) -> dict[int, int]:
     return mapping
 
 
-def _build_model(auto_class: str, model_id: str | None, config: Mapping[str, Any] | None,
-                 pretrained: bool, revision: str | None) -> nn.Module:
+def _build_model(
+    auto_class: str,
+    model_id: str | None,
+    config: Mapping[str, Any] | None,
+    pretrained: bool,
+    revision: str | None,
+) -> nn.Module:
     """Instantiate a transformers model from the hub (by id) or offline from a config dict."""
     import transformers
 
     auto = getattr(transformers, auto_class)
     if config is not None:
         if "model_type" not in config:
-            raise ConfigError("An hf encoder 'config' needs a 'model_type' key, e.g. 'vit' or 'wav2vec2'.")
+            raise ConfigError(
+                "An hf encoder 'config' needs a 'model_type' key, e.g. 'vit' or 'wav2vec2'."
+            )
         settings = dict(config)
         hf_config = transformers.AutoConfig.for_model(settings.pop("model_type"), **settings)
         return auto.from_config(hf_config)
     if not model_id:
-        raise ConfigError("An hf encoder needs a 'model_id' (hub id or local folder) or a 'config' dict.")
+        raise ConfigError(
+            "An hf encoder needs a 'model_id' (hub id or local folder) or a 'config' dict."
+        )
     try:
         if pretrained:
             return auto.from_pretrained(model_id, revision=revision)
-        return auto.from_config(transformers.AutoConfig.from_pretrained(model_id, revision=revision))
+        return auto.from_config(
+            transformers.AutoConfig.from_pretrained(model_id, revision=revision)
+        )
     except (OSError, ValueError) as err:
         raise CheckpointError(
             f"Could not load {model_id!r} as {auto_class}: {err}. Check the id or folder, that the "
@@ -93,8 +104,16 @@ class _HFEncoder(EmotionEncoder):
 
     auto_class: str
 
-    def __init__(self, model_id: str | None, config: Mapping[str, Any] | None, pretrained: bool,
-                 revision: str | None, embed_dim: int, dropout: float, freeze_backbone: bool) -> None:
+    def __init__(
+        self,
+        model_id: str | None,
+        config: Mapping[str, Any] | None,
+        pretrained: bool,
+        revision: str | None,
+        embed_dim: int,
+        dropout: float,
+        freeze_backbone: bool,
+    ) -> None:
         super().__init__()
         self.embed_dim = embed_dim
         self.model = _build_model(self.auto_class, model_id, config, pretrained, revision)
@@ -167,14 +186,24 @@ class HFImageEmotionEncoder(_HFEncoder):
     modality = "image"
     auto_class = "AutoModelForImageClassification"
 
-    def __init__(self, model_id: str | None = None, *, config: Mapping[str, Any] | None = None,
-                 pretrained: bool = True, revision: str | None = None, embed_dim: int = 256,
-                 dropout: float = 0.1, freeze_backbone: bool = False,
-                 image_mean: tuple[float, float, float] | None = None,
-                 image_std: tuple[float, float, float] | None = None,
-                 image_size: int | None = None) -> None:
+    def __init__(
+        self,
+        model_id: str | None = None,
+        *,
+        config: Mapping[str, Any] | None = None,
+        pretrained: bool = True,
+        revision: str | None = None,
+        embed_dim: int = 256,
+        dropout: float = 0.1,
+        freeze_backbone: bool = False,
+        image_mean: tuple[float, float, float] | None = None,
+        image_std: tuple[float, float, float] | None = None,
+        image_size: int | None = None,
+    ) -> None:
         self._requested = (image_mean, image_std, image_size)
-        super().__init__(model_id, config, pretrained, revision, embed_dim, dropout, freeze_backbone)
+        super().__init__(
+            model_id, config, pretrained, revision, embed_dim, dropout, freeze_backbone
+        )
 
     def _setup_inputs(self, model_id: str | None, config: Mapping[str, Any] | None) -> None:
         mean, std, size = self._requested
@@ -207,7 +236,10 @@ class HFImageEmotionEncoder(_HFEncoder):
         pixels = inputs * self.scale + self.shift
         if pixels.shape[-1] != self.image_size or pixels.shape[-2] != self.image_size:
             pixels = nn.functional.interpolate(
-                pixels, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False
+                pixels,
+                size=(self.image_size, self.image_size),
+                mode="bilinear",
+                align_corners=False,
             )
         return {"pixel_values": pixels}
 
@@ -226,10 +258,20 @@ class HFAudioEmotionEncoder(_HFEncoder):
     auto_class = "AutoModelForAudioClassification"
     sample_rate = 16000
 
-    def __init__(self, model_id: str | None = None, *, config: Mapping[str, Any] | None = None,
-                 pretrained: bool = True, revision: str | None = None, embed_dim: int = 256,
-                 dropout: float = 0.1, freeze_backbone: bool = False) -> None:
-        super().__init__(model_id, config, pretrained, revision, embed_dim, dropout, freeze_backbone)
+    def __init__(
+        self,
+        model_id: str | None = None,
+        *,
+        config: Mapping[str, Any] | None = None,
+        pretrained: bool = True,
+        revision: str | None = None,
+        embed_dim: int = 256,
+        dropout: float = 0.1,
+        freeze_backbone: bool = False,
+    ) -> None:
+        super().__init__(
+            model_id, config, pretrained, revision, embed_dim, dropout, freeze_backbone
+        )
 
     def _setup_inputs(self, model_id: str | None, config: Mapping[str, Any] | None) -> None:
         self.feature_extractor = None

@@ -63,7 +63,7 @@ class ResNetBackbone(nn.Module):
         widths = [width * 2**i for i in range(len(depths))]
         stages = []
         in_channels = width
-        for i, (depth, out_channels) in enumerate(zip(depths, widths)):
+        for i, (depth, out_channels) in enumerate(zip(depths, widths, strict=True)):
             stride = 1 if i == 0 else 2
             blocks = [BasicBlock(in_channels, out_channels, stride)]
             blocks += [BasicBlock(out_channels, out_channels) for _ in range(depth - 1)]
@@ -103,7 +103,9 @@ class ResNetEmotionEncoder(EmotionEncoder):
         super().__init__()
         self.embed_dim = embed_dim
         self.backbone = ResNetBackbone(width=width, depths=depths)
-        self.proj = nn.Sequential(nn.Linear(self.backbone.out_channels, embed_dim), nn.LayerNorm(embed_dim))
+        self.proj = nn.Sequential(
+            nn.Linear(self.backbone.out_channels, embed_dim), nn.LayerNorm(embed_dim)
+        )
         self.emotion_head = nn.Sequential(nn.Dropout(dropout), nn.Linear(embed_dim, NUM_EMOTIONS))
 
     def forward(self, inputs: torch.Tensor) -> EncoderOutput:
@@ -122,8 +124,14 @@ _KEY_RULES: tuple[tuple[str, str], ...] = (
     (r"^encoder\.stages\.(\d+)\.layers\.(\d+)\.layer\.0\.normalization\.", r"stages.\1.\2.bn1."),
     (r"^encoder\.stages\.(\d+)\.layers\.(\d+)\.layer\.1\.convolution\.", r"stages.\1.\2.conv2."),
     (r"^encoder\.stages\.(\d+)\.layers\.(\d+)\.layer\.1\.normalization\.", r"stages.\1.\2.bn2."),
-    (r"^encoder\.stages\.(\d+)\.layers\.(\d+)\.shortcut\.convolution\.", r"stages.\1.\2.downsample.0."),
-    (r"^encoder\.stages\.(\d+)\.layers\.(\d+)\.shortcut\.normalization\.", r"stages.\1.\2.downsample.1."),
+    (
+        r"^encoder\.stages\.(\d+)\.layers\.(\d+)\.shortcut\.convolution\.",
+        r"stages.\1.\2.downsample.0.",
+    ),
+    (
+        r"^encoder\.stages\.(\d+)\.layers\.(\d+)\.shortcut\.normalization\.",
+        r"stages.\1.\2.downsample.1.",
+    ),
 )
 
 

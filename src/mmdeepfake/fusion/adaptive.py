@@ -25,9 +25,16 @@ class AdaptiveFusion(Fusion):
     ``tau`` (default 5) sets how sharply; tau = 0 is late fusion. ``weights`` = alpha (B, 2).
     """
 
-    def __init__(self, image_dim: int, audio_dim: int, hidden: int = 128, dropout: float = 0.1,
-                 tau: float = 5.0, confidence: Literal["detection", "emotion"] = "detection",
-                 combine: Combine = "logit") -> None:
+    def __init__(
+        self,
+        image_dim: int,
+        audio_dim: int,
+        hidden: int = 128,
+        dropout: float = 0.1,
+        tau: float = 5.0,
+        confidence: Literal["detection", "emotion"] = "detection",
+        combine: Combine = "logit",
+    ) -> None:
         super().__init__(image_dim, audio_dim, hidden, dropout)
         if confidence not in ("detection", "emotion"):
             raise ConfigError(f"Unknown confidence {confidence!r}: use 'detection' or 'emotion'.")
@@ -42,7 +49,10 @@ class AdaptiveFusion(Fusion):
             reliability = torch.sigmoid(logits.abs())
         else:
             reliability = torch.stack(
-                [image.emotion_logits.softmax(-1).amax(-1), audio.emotion_logits.softmax(-1).amax(-1)],
+                [
+                    image.emotion_logits.softmax(-1).amax(-1),
+                    audio.emotion_logits.softmax(-1).amax(-1),
+                ],
                 dim=-1,
             )
         alpha = torch.softmax(self.tau * reliability, dim=-1)

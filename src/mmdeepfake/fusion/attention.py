@@ -37,8 +37,14 @@ class AttentionFusion(Fusion):
     evidence was drawn from each modality.
     """
 
-    def __init__(self, image_dim: int, audio_dim: int, hidden: int = 128, dropout: float = 0.1,
-                 heads: int = 4) -> None:
+    def __init__(
+        self,
+        image_dim: int,
+        audio_dim: int,
+        hidden: int = 128,
+        dropout: float = 0.1,
+        heads: int = 4,
+    ) -> None:
         super().__init__(image_dim, audio_dim, hidden, dropout)
         self.image_proj = nn.Linear(image_dim, hidden)
         self.audio_proj = nn.Linear(audio_dim, hidden)
@@ -58,4 +64,6 @@ class AttentionFusion(Fusion):
         n_face = face_ctx.shape[1]
         weights = torch.stack([w[:, :n_face].sum(-1), w[:, n_face:].sum(-1)], dim=-1)
         x = torch.cat([pooled, face_ctx.mean(1), voice_ctx.mean(1)], dim=-1)
-        return FusionOutput(self.classifier(x).squeeze(-1), self.unimodal_logits(image, audio), weights)
+        return FusionOutput(
+            self.classifier(x).squeeze(-1), self.unimodal_logits(image, audio), weights
+        )

@@ -44,20 +44,26 @@ def mlp(in_dim: int, hidden: int, out_dim: int, dropout: float) -> nn.Sequential
 class Fusion(nn.Module):
     """Base class: ``forward(image, audio) -> FusionOutput`` with unimodal heads built in."""
 
-    def __init__(self, image_dim: int, audio_dim: int, hidden: int = 128, dropout: float = 0.1) -> None:
+    def __init__(
+        self, image_dim: int, audio_dim: int, hidden: int = 128, dropout: float = 0.1
+    ) -> None:
         super().__init__()
         self.image_dim, self.audio_dim, self.hidden = image_dim, audio_dim, hidden
         self.image_head = mlp(image_dim, hidden, 1, dropout)
         self.audio_head = mlp(audio_dim, hidden, 1, dropout)
 
-    def unimodal_logits(self, image: EncoderOutput, audio: EncoderOutput) -> dict[str, torch.Tensor]:
+    def unimodal_logits(
+        self, image: EncoderOutput, audio: EncoderOutput
+    ) -> dict[str, torch.Tensor]:
         """{"image": h_I(e_I), "audio": h_A(e_A)}, each (B,)."""
         return {
             "image": self.image_head(image.embedding).squeeze(-1),
             "audio": self.audio_head(audio.embedding).squeeze(-1),
         }
 
-    def forward(self, image: EncoderOutput, audio: EncoderOutput) -> FusionOutput:  # pragma: no cover
+    def forward(
+        self, image: EncoderOutput, audio: EncoderOutput
+    ) -> FusionOutput:  # pragma: no cover
         raise NotImplementedError
 
 

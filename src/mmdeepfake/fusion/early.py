@@ -20,8 +20,15 @@ class EarlyFusion(Fusion):
     encoders already give them spatial/temporal context). ``layers`` and ``heads`` size it.
     """
 
-    def __init__(self, image_dim: int, audio_dim: int, hidden: int = 128, dropout: float = 0.1,
-                 layers: int = 2, heads: int = 4) -> None:
+    def __init__(
+        self,
+        image_dim: int,
+        audio_dim: int,
+        hidden: int = 128,
+        dropout: float = 0.1,
+        layers: int = 2,
+        heads: int = 4,
+    ) -> None:
         super().__init__(image_dim, audio_dim, hidden, dropout)
         self.image_proj = nn.Linear(image_dim, hidden)
         self.audio_proj = nn.Linear(audio_dim, hidden)
@@ -30,8 +37,13 @@ class EarlyFusion(Fusion):
         nn.init.normal_(self.modality_embedding, std=0.02)
         nn.init.normal_(self.cls, std=0.02)
         layer = nn.TransformerEncoderLayer(
-            hidden, heads, dim_feedforward=2 * hidden, dropout=dropout, activation="gelu",
-            batch_first=True, norm_first=True,
+            hidden,
+            heads,
+            dim_feedforward=2 * hidden,
+            dropout=dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
         )
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.classifier = mlp(hidden, hidden, 1, dropout)

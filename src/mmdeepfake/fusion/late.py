@@ -44,8 +44,14 @@ class LateFusion(Fusion):
     it the baseline that shows what emotional consistency adds. ``weights`` is None (fixed 1/2).
     """
 
-    def __init__(self, image_dim: int, audio_dim: int, hidden: int = 128, dropout: float = 0.1,
-                 combine: Combine = "logit") -> None:
+    def __init__(
+        self,
+        image_dim: int,
+        audio_dim: int,
+        hidden: int = 128,
+        dropout: float = 0.1,
+        combine: Combine = "logit",
+    ) -> None:
         super().__init__(image_dim, audio_dim, hidden, dropout)
         self.combine = check_combine(combine)
 

@@ -23,7 +23,9 @@ class MidFusion(Fusion):
     a face and a voice that express different emotions.
     """
 
-    def __init__(self, image_dim: int, audio_dim: int, hidden: int = 128, dropout: float = 0.1) -> None:
+    def __init__(
+        self, image_dim: int, audio_dim: int, hidden: int = 128, dropout: float = 0.1
+    ) -> None:
         super().__init__(image_dim, audio_dim, hidden, dropout)
         self.image_proj = nn.Sequential(nn.LayerNorm(image_dim), nn.Linear(image_dim, hidden))
         self.audio_proj = nn.Sequential(nn.LayerNorm(audio_dim), nn.Linear(audio_dim, hidden))
@@ -37,7 +39,15 @@ class MidFusion(Fusion):
         jsd = js_divergence_from_logits(image.emotion_logits, audio.emotion_logits) / LN2
         cosine = embedding_cosine(z_face, z_voice)
         x = torch.cat(
-            [z_face, z_voice, p_face, p_voice, (p_face - p_voice).abs(), jsd[:, None], cosine[:, None]],
+            [
+                z_face,
+                z_voice,
+                p_face,
+                p_voice,
+                (p_face - p_voice).abs(),
+                jsd[:, None],
+                cosine[:, None],
+            ],
             dim=-1,
         )
         return FusionOutput(self.classifier(x).squeeze(-1), self.unimodal_logits(image, audio))
