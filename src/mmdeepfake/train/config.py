@@ -26,7 +26,7 @@ _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, 
                "tb": 1024**4, "tib": 1024**4}
 
 
-def parse_size(value: str | int | float | None) -> int | None:
+def parse_size(value: str | float | None) -> int | None:
     """Parse a memory size such as ``3GB``, ``512MiB`` or ``2.5g`` into bytes (binary units)."""
     if value is None or value == "":
         return None

@@ -1,0 +1,278 @@
+"""Streaming training data: sample bytes go from storage (S3 or a folder) straight to tensors.
+
+Nothing of the dataset touches local disk: each object is read into memory, decoded with
+:mod:`mmdeepfake.media` and dropped. Reads run on a small thread pool with a bounded number of
+requests in flight, so the latency of S3 GETs overlaps with decoding and with the model's own
+compute (the network should not be the bottleneck). Samples are sharded first across torchrun
+ranks, then across DataLoader workers, so no sample is read twice per epoch. A sample whose
+object is missing or cannot be decoded is not fatal: it is skipped and travels through the
+DataLoader as a :class:`SkippedSample`, so the trainer can count and report it even when it was
+met in a worker process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from mmdeepfake.data.storage import KeyNotFoundError, S3Storage, Storage
+from mmdeepfake.errors import MmDeepfakeError, StorageError
+
+log = logging.getLogger("mmdeepfake.train")
+
+Reader = Callable[[str], bytes]
+
+
+@dataclass(frozen=True)
+class SkippedSample:
+    """A sample that could not be used, with the object at fault and why."""
+
+    key: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class StreamedSample:
+    faces: torch.Tensor  # (3, 224, 224) normalised
+    wave: torch.Tensor  # (WINDOW_SAMPLES,)
+    label: int
+    face_emotion: int
+    voice_emotion: int
+    image_key: str
+    audio_key: str
+
+
+def make_reader(storage: Storage, backend: str = "boto3") -> Reader:
+    """A function reading one object into memory.
+
+    ``boto3`` uses the storage's own client (retries with adaptive backoff). ``s3torchconnector``
+    uses AWS's CRT-based client for S3 storages (it needs the ``s3torchconnector`` package);
+    local folders always read files directly.
+    """
+    if backend == "s3torchconnector" and isinstance(storage, S3Storage):
+        return _S3ConnectorReader(storage)
+    return storage.read_bytes
+
+
+class _S3ConnectorReader:
+    """Reads objects with s3torchconnector's S3Client (created lazily, once per process)."""
+
+    def __init__(self, storage: S3Storage) -> None:
+        self.storage = storage
+        self._client: Any = None
+        self._pid: int | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"storage": self.storage, "_client": None, "_pid": None}
+
+    def _get_client(self) -> Any:
+        if self._client is None or self._pid != os.getpid():
+            try:
+                from s3torchconnector import S3ClientConfig
+                from s3torchconnector._s3client import S3Client
+            except ImportError:
+                raise MmDeepfakeError(
+                    "s3_reader is s3torchconnector but the package is not installed; run "
+                    "`pip install s3torchconnector` or set s3_reader: boto3"
+                ) from None
+            region = (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+                      or "us-east-1")
+            endpoint = self.storage.endpoint_url
+            config = S3ClientConfig(force_path_style=bool(endpoint))
+            self._client = S3Client(region, endpoint=endpoint, s3client_config=config)
+            self._pid = os.getpid()
+        return self._client
+
+    def __call__(self, key: str) -> bytes:
+        full = self.storage.prefix + key
+        return self._get_client().get_object(self.storage.bucket, full).read()
+
+
+def decode_sample(image_bytes: bytes, audio_bytes: bytes) -> tuple[torch.Tensor, torch.Tensor]:
+    """Face image bytes -> (3,224,224) tensor; voice bytes -> one (WINDOW_SAMPLES,) window.
+
+    Dataset frames are already face crops, so they are centre-cropped rather than run through
+    the face detector.
+    """
+    from mmdeepfake.media.decode import load_audio, load_image
+    from mmdeepfake.media.faces import center_crop_face
+    from mmdeepfake.media.features import IMAGE_SIZE, SAMPLE_RATE, faces_to_tensor, fit_window
+
+    face = center_crop_face(load_image(image_bytes), size=IMAGE_SIZE)
+    faces = faces_to_tensor(np.ascontiguousarray(face)[None])[0]
+    wave = fit_window(load_audio(audio_bytes, sample_rate=SAMPLE_RATE))
+    return faces, wave
+
+
+def shard_indices(n: int, *, epoch: int, seed: int, shuffle: bool, rank: int, world_size: int,
+                  worker: int = 0, num_workers: int = 1, equal: bool = True) -> list[int]:
+    """Indices of the samples one (rank, worker) reads in one epoch.
+
+    Every rank draws the same permutation (seed + epoch), takes every ``world_size``-th item
+    from its own offset, and, with ``equal``, trims to the length of the shortest rank so all
+    ranks step the same number of times. Workers then split their rank's share the same way.
+    """
+    order = np.arange(n)
+    if shuffle:
+        order = np.random.default_rng([seed, epoch]).permutation(n)
+    per_rank = n // world_size if equal and world_size > 1 else None
+    mine = order[rank::world_size]
+    if per_rank is not None:
+        mine = mine[:per_rank]
+    return [int(i) for i in mine[worker::num_workers]]
+
+
+class StreamingPairDataset(IterableDataset):
+    """Paired (face image, voice recording) samples streamed from a :class:`Storage`.
+
+    Yields :class:`StreamedSample` for good samples and :class:`SkippedSample` for bad ones
+    (use :func:`collate_samples`). ``prefetch`` is the number of reads in flight per worker.
+    """
+
+    def __init__(
+        self,
+        storage: Storage,
+        samples: Sequence[Any],
+        *,
+        shuffle: bool = False,
+        seed: int = 0,
+        prefetch: int = 16,
+        rank: int = 0,
+        world_size: int = 1,
+        reader: Reader | None = None,
+        equal_shards: bool = True,
+        decode: Callable[[bytes, bytes], tuple[torch.Tensor, torch.Tensor]] = decode_sample,
+    ) -> None:
+        self.storage = storage
+        self.samples = list(samples)
+        self.shuffle = shuffle
+        self.seed = seed
+        self.prefetch = max(1, int(prefetch))
+        self.rank = rank
+        self.world_size = world_size
+        self.reader = reader or storage.read_bytes
+        self.decode = decode
+        self.equal_shards = equal_shards
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """A different, reproducible order each epoch (same on every rank)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        """Samples this rank reads per epoch (before any are skipped)."""
+        return len(shard_indices(len(self.samples), epoch=0, seed=0, shuffle=False,
+                                 rank=self.rank, world_size=self.world_size,
+                                 equal=self.equal_shards))
+
+    def my_indices(self) -> list[int]:
+        info = get_worker_info()
+        worker, num_workers = (info.id, info.num_workers) if info else (0, 1)
+        return shard_indices(len(self.samples), epoch=self.epoch, seed=self.seed,
+                             shuffle=self.shuffle, rank=self.rank, world_size=self.world_size,
+                             worker=worker, num_workers=num_workers, equal=self.equal_shards)
+
+    def _load(self, index: int) -> StreamedSample | SkippedSample:
+        sample = self.samples[index]
+        key = sample.image_key
+        try:
+            image_bytes = self.reader(sample.image_key)
+            key = sample.audio_key
+            audio_bytes = self.reader(sample.audio_key)
+            key = f"{sample.image_key} + {sample.audio_key}"
+            faces, wave = self.decode(image_bytes, audio_bytes)
+        except KeyNotFoundError as exc:
+            return SkippedSample(key=key, reason=f"{type(exc).__name__}: {exc}")
+        except StorageError:
+            raise  # credentials, a vanished bucket, a broken network: not one sample's fault
+        except Exception as exc:  # noqa: BLE001 - any decoder failure is this sample's fault
+            return SkippedSample(key=key, reason=f"{type(exc).__name__}: {exc}")
+        return StreamedSample(
+            faces=faces, wave=wave, label=int(sample.label),
+            face_emotion=int(sample.face_emotion), voice_emotion=int(sample.voice_emotion),
+            image_key=sample.image_key, audio_key=sample.audio_key,
+        )
+
+    def __iter__(self) -> Iterator[StreamedSample | SkippedSample]:
+        indices = self.my_indices()
+        with ThreadPoolExecutor(max_workers=self.prefetch,
+                                thread_name_prefix="mmdeepfake-prefetch") as pool:
+            pending: deque[Future] = deque()
+            it = iter(indices)
+            for index in it:
+                pending.append(pool.submit(self._load, index))
+                if len(pending) >= self.prefetch:
+                    break
+            while pending:
+                result = pending.popleft().result()
+                nxt = next(it, None)
+                if nxt is not None:
+                    pending.append(pool.submit(self._load, nxt))
+                yield result
+
+
+def collate_samples(items: list[StreamedSample | SkippedSample]) -> dict[str, Any]:
+    """Stack good samples into tensors; keep the skipped ones beside them for reporting."""
+    good = [s for s in items if isinstance(s, StreamedSample)]
+    skipped = [s for s in items if isinstance(s, SkippedSample)]
+    if good:
+        batch: dict[str, Any] = {
+            "faces": torch.stack([s.faces for s in good]),
+            "waves": torch.stack([s.wave for s in good]),
+            "labels": torch.tensor([s.label for s in good], dtype=torch.float32),
+            "face_emotions": torch.tensor([s.face_emotion for s in good], dtype=torch.long),
+            "voice_emotions": torch.tensor([s.voice_emotion for s in good], dtype=torch.long),
+            "image_keys": [s.image_key for s in good],
+            "audio_keys": [s.audio_key for s in good],
+        }
+    else:
+        batch = {"faces": None}
+    batch["skipped"] = skipped
+    return batch
+
+
+def build_split_loader(
+    storage: Storage,
+    index: Any,
+    split: str,
+    batch_size: int,
+    *,
+    seed: int = 0,
+    shuffle: bool = False,
+    num_workers: int = 0,
+    prefetch: int = 16,
+    rank: int = 0,
+    world_size: int = 1,
+    s3_reader: str = "boto3",
+    samples: Sequence[Any] | None = None,
+    equal_shards: bool = True,
+) -> DataLoader:
+    """A DataLoader over one split of a scanned dataset (pairs drawn with ``seed``).
+
+    Batches are dicts from :func:`collate_samples`; ``batch["skipped"]`` lists bad samples.
+    Pass ``samples`` to reuse pairs already drawn (so a log can count true pairs once).
+    ``equal_shards`` trims every rank to the same sample count (needed for training steps
+    under DDP); turn it off to score every sample of a split across ranks.
+    """
+    if samples is None:
+        from mmdeepfake.data.layout import pair_samples
+
+        samples = pair_samples(index, split, seed)
+    dataset = StreamingPairDataset(
+        storage, samples, shuffle=shuffle, seed=seed, prefetch=prefetch, rank=rank,
+        world_size=world_size, reader=make_reader(storage, s3_reader),
+        equal_shards=equal_shards,
+    )
+    return DataLoader(
+        dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_samples,
+        persistent_workers=False, pin_memory=torch.cuda.is_available(),
+    )

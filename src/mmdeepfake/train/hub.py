@@ -1,0 +1,147 @@
+"""Sharing a trained detector: its model card, and the push to the Hugging Face Hub.
+
+The card is generated from the saved ``config.json`` (architecture, fusion, calibration) and the
+training metadata the trainer stores in it (data, validation metrics), so a card can never
+disagree with the weights it describes. The token comes from ``HF_TOKEN``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from mmdeepfake.data.storage import Storage
+from mmdeepfake.errors import CheckpointError, ConfigError, MmDeepfakeError
+from mmdeepfake.labels import EMOTIONS
+
+BEST_FOLDER = "best"
+
+
+def build_model_card(config: dict[str, Any], *, repo_id: str | None = None) -> str:
+    """A Hugging Face model card (README.md with YAML front matter) for a saved Detector."""
+    meta = config.get("metadata") or {}
+    metrics = meta.get("val_metrics") or {}
+    calibration = meta.get("calibration") or {}
+    training = meta.get("training") or {}
+    name = repo_id or f"mmdeepfake detector ({config.get('fusion')} fusion)"
+
+    def fmt(value: Any) -> str:
+        return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+    metric_rows = "\n".join(f"| {k} | {fmt(v)} |" for k, v in metrics.items()) or \
+        "| (none recorded) | |"
+    cal = (f"Temperature scaling fitted on the validation split: T = "
+           f"{fmt(calibration.get('temperature'))}, expected calibration error "
+           f"{fmt(calibration.get('ece_before'))} before and {fmt(calibration.get('ece_after'))}"
+           " after." if calibration else "Not calibrated (temperature 1.0).")
+    training_lines = "\n".join(f"- {k}: {v}" for k, v in training.items())
+    return f"""---
+library_name: mmdeepfake
+license: apache-2.0
+pipeline_tag: video-classification
+tags:
+- deepfake-detection
+- audio-visual
+- emotion
+---
+
+# {name}
+
+An audio-visual deepfake detector built with [mmdeepfake](https://github.com/mmdeepfake/mmdeepfake).
+It reads the emotion shown by the face and the emotion carried by the voice and scores whether
+they agree; manipulating one modality tends to break that agreement.
+
+## Architecture
+
+- Face encoder: `{config.get('image_encoder')}` {json.dumps(config.get('image_encoder_kwargs') or {})}
+  over 224x224 face crops, with an emotion head over {len(EMOTIONS)} emotions ({', '.join(EMOTIONS)}).
+- Voice encoder: `{config.get('audio_encoder')}` {json.dumps(config.get('audio_encoder_kwargs') or {})}
+  over 128x128 log-mel spectrograms of 16 kHz audio windows, with the same emotion head.
+- Fusion: `{config.get('fusion')}` {json.dumps(config.get('fusion_kwargs') or {})}; embedding
+  width {config.get('embed_dim')}, dropout {config.get('dropout')}.
+- Decision threshold {config.get('threshold')}; {cal}
+
+## Data
+
+Trained on: {meta.get('trained_on', 'not recorded')} (run `{meta.get('run_id', '?')}`, best
+epoch {meta.get('epoch', '?')}). Training settings:
+{training_lines or '- not recorded'}
+
+## Validation metrics
+
+| metric | value |
+|---|---|
+{metric_rows}
+
+## Use
+
+```python
+from mmdeepfake import Detector
+detector = Detector.from_pretrained("{repo_id or 'PATH_OR_REPO_ID'}")
+print(detector.predict("clip.mp4").to_dict())
+```
+
+Intended use: research on audio-visual manipulation detection, triage of media for human
+review, and teaching. The verdict comes with the evidence behind it (face and voice emotions,
+their consistency, per-modality scores) so a person can check it.
+
+## Limits
+
+- The metrics above are on the validation split of the training data only; they say little
+  about other sources, languages, recording conditions or manipulation methods.
+- Models trained on synthetic data (`mmdeepfake-synth`) learn the synthetic cue, not real
+  deepfakes; do not use them to judge real media.
+- The cue is emotional consistency: fakes that keep face and voice emotions consistent, or real
+  clips where they legitimately differ (irony, acting, masking), can be misjudged.
+- Not for automated decisions about people without human review.
+"""
+
+
+def download_folder(storage: Storage, prefix: str, dest: Path) -> None:
+    """Copy every object under ``prefix`` into ``dest`` (a small model folder)."""
+    keys = storage.list(prefix.rstrip("/") + "/")
+    if not keys:
+        raise CheckpointError(f"no model files under {storage.uri(prefix)}; was the run finished?")
+    for key in keys:
+        (dest / key.rsplit("/", 1)[-1]).write_bytes(storage.read_bytes(key))
+
+
+def load_run_detector(storage: Storage, run_id: str, folder: str = BEST_FOLDER) -> Any:
+    """The Detector saved under ``<run_id>/models/<folder>/`` of an outputs storage."""
+    from mmdeepfake.detector import Detector
+
+    with tempfile.TemporaryDirectory(prefix="mmdeepfake-model-") as tmp:
+        download_folder(storage, f"{run_id}/models/{folder}", Path(tmp))
+        return Detector.from_pretrained(tmp)
+
+
+def push_run_model(storage: Storage, run_id: str, repo_id: str) -> str:
+    """Upload a run's best model folder, with its model card, to the Hub; returns the URL."""
+    if "/" not in repo_id:
+        raise ConfigError(f"--push-to-hub {repo_id!r}: give a repo id as USER_OR_ORG/NAME")
+    from huggingface_hub import HfApi
+
+    with tempfile.TemporaryDirectory(prefix="mmdeepfake-push-") as tmp:
+        folder = Path(tmp)
+        download_folder(storage, f"{run_id}/models/{BEST_FOLDER}", folder)
+        config = json.loads((folder / "config.json").read_text())
+        (folder / "README.md").write_text(build_model_card(config, repo_id=repo_id))
+        api = HfApi(token=os.environ.get("HF_TOKEN"))
+        try:
+            api.create_repo(repo_id, exist_ok=True, repo_type="model")
+            api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model",
+                              commit_message=f"mmdeepfake run {run_id}")
+        except Exception as exc:  # noqa: BLE001 - network, auth and hub errors alike
+            raise MmDeepfakeError(
+                f"pushing run {run_id} to the Hub repo {repo_id} failed ({type(exc).__name__}: "
+                f"{exc}); set HF_TOKEN to a token with write access and check the network. "
+                f"The model is still in {storage.uri(f'{run_id}/models/{BEST_FOLDER}')}"
+            ) from None
+    import logging
+
+    logging.getLogger("mmdeepfake.train").info("pushed the best model of run %s to %s",
+                                                run_id, repo_id)
+    return f"https://huggingface.co/{repo_id}"
