@@ -1,0 +1,162 @@
+"""What the page's buttons do: run the detector, explain its answer, switch models.
+
+Handlers hold no model logic; they call ``Detector.predict`` and the explanation views. Every
+failure a visitor can cause comes back as ``gr.Error`` carrying the typed error's message (HTML
+escaped, because Gradio renders it as HTML); anything unexpected is logged on the server and
+shown as a short apology, never as a stack trace.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import gradio as gr
+
+from mmdeepfake.errors import MmDeepfakeError
+
+from mmdeepfake_demo import media, views
+from mmdeepfake_demo.models import LoadedModel, ModelStore
+
+log = logging.getLogger("mmdeepfake_demo")
+
+
+@contextmanager
+def shown_in_page(action: str) -> Iterator[None]:
+    """Turn exceptions into a readable ``gr.Error``; ``action`` titles the message box."""
+    try:
+        yield
+    except gr.Error:
+        raise
+    except MmDeepfakeError as exc:
+        log.info("%s refused: %s: %s", action, type(exc).__name__, exc)
+        raise gr.Error(html.escape(str(exc)), title=action, print_exception=False) from None
+    except Exception:
+        log.exception("%s failed unexpectedly", action)
+        raise gr.Error(
+            "Something unexpected went wrong on the server; the details are in its log. "
+            "Try another file, or report the problem with the file that caused it.",
+            title=action,
+            print_exception=False,
+        ) from None
+
+
+class Handlers:
+    """The page's callbacks, bound to the shared model store."""
+
+    def __init__(self, store: ModelStore) -> None:
+        self.store = store
+
+    # --- detection (the two API endpoints) ----------------------------------------------------
+
+    def detect(
+        self,
+        video: str | None,
+        threshold: float,
+        num_frames: float,
+        fusion: str | None,
+        spec: str | None = None,
+    ) -> dict[str, Any]:
+        """Detect a deepfake in a video with sound; returns the Prediction dictionary."""
+        with shown_in_page("Cannot analyse this video"):
+            path = media.checked_path(video, "video")
+            detector = self.store.get(spec).detector(fusion)
+            pred = detector.predict(path, threshold=float(threshold), num_frames=int(num_frames))
+            return pred.to_dict()
+
+    def detect_pair(
+        self,
+        image: str | None,
+        audio: str | None,
+        threshold: float,
+        fusion: str | None,
+        spec: str | None = None,
+    ) -> dict[str, Any]:
+        """Detect a deepfake in a face image plus a voice recording; returns the Prediction dict."""
+        with shown_in_page("Cannot analyse this face and voice"):
+            image_path = media.checked_path(image, "face image")
+            audio_path = media.checked_path(audio, "voice recording")
+            detector = self.store.get(spec).detector(fusion)
+            pred = detector.predict(image=image_path, audio=audio_path, threshold=float(threshold))
+            return pred.to_dict()
+
+    # --- explanation views ---------------------------------------------------------------------
+
+    @staticmethod
+    def verdict(pred: dict[str, Any]) -> tuple[dict[str, float], str]:
+        """The verdict label and its one-paragraph reading, shown as soon as detection ends."""
+        return views.verdict_label(pred), views.verdict_markdown(pred)
+
+    def explain_video(self, pred: dict[str, Any], video: str, num_frames: float) -> tuple:
+        with shown_in_page("Cannot draw the explanation"):
+            path = media.checked_path(video, "video")
+            crops, wave = media.video_media(path, pred, int(num_frames))
+            return self._explanation(pred, crops, wave)
+
+    def explain_pair(self, pred: dict[str, Any], image: str, audio: str) -> tuple:
+        with shown_in_page("Cannot draw the explanation"):
+            crops, wave = media.pair_media(
+                media.checked_path(image, "face image"),
+                media.checked_path(audio, "voice recording"),
+                pred,
+            )
+            return self._explanation(pred, crops, wave)
+
+    @staticmethod
+    def _explanation(pred: dict[str, Any], crops, wave) -> tuple:
+        duration = float(pred.get("duration") or 0.0)
+        return (
+            views.emotion_figure(pred),
+            views.timeline_figure(pred),
+            views.gallery_items(crops, pred),
+            views.spectrogram_image(media.log_mel(wave), duration, pred["segments"]),
+            views.scores_markdown(pred),
+            views.warnings_markdown(pred),
+        )
+
+    @staticmethod
+    def cleared() -> tuple:
+        """Empty results, so a failed run never leaves the previous verdict on screen."""
+        # verdict, summary, emotion bars, timeline, gallery, spectrogram, scores, warnings, JSON
+        return None, "", None, None, None, None, "", "", None
+
+    # --- the Model tab ---------------------------------------------------------------------------
+
+    def load_model(self, spec: str | None, current: str | None) -> tuple:
+        """Switch this page session to another model; the message says what happened."""
+        spec = (spec or "").strip()
+        if not spec:
+            raise gr.Error("Type a local folder or a Hugging Face Hub id first.", title="No model")
+        try:
+            model = self.store.get(spec)
+        except MmDeepfakeError as exc:
+            message = f"❌ Could not load `{html.escape(spec)}`: {html.escape(str(exc))}"
+            return (current, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), message)
+        return (spec, *self.model_widgets(model), f"✅ Loaded `{html.escape(spec)}`.")
+
+    @staticmethod
+    def model_widgets(model: LoadedModel) -> tuple:
+        """Updates for every widget that depends on the model: description and settings."""
+        description = model.describe()
+        detector = model.default
+        return (
+            description,
+            description,
+            fusion_dropdown(model),
+            gr.update(value=detector.threshold),
+            gr.update(value=int(detector.config.get("num_frames", 16))),
+        )
+
+
+def fusion_dropdown(model: LoadedModel) -> dict[str, Any]:
+    """The fusion setting: a choice where the model has several strategies, read-only otherwise."""
+    several = len(model.fusions) > 1
+    return gr.update(
+        choices=model.fusions,
+        value=model.fusions[0],
+        interactive=several,
+        label="Fusion strategy" if several else "Fusion strategy (this model has one)",
+    )
