@@ -455,7 +455,9 @@ def _decode_audio_stream(container: "av.container.InputContainer", stream, name:
     import av
 
     rate = stream.codec_context.sample_rate or stream.rate or 16000
-    mixer = av.AudioResampler(format="fltp", layout="mono", rate=rate)
+    # Planar float at the stream's own layout; channels are averaged here, because libswresample
+    # downmixes stereo at -3 dB per channel, which would make stereo files 3 dB louder than mono.
+    mixer = av.AudioResampler(format="fltp", rate=rate)
     chunks: list[np.ndarray] = []
     total, limit = 0, int(MAX_AUDIO_SECONDS * rate)
     for packet in container.demux(stream):
@@ -464,8 +466,8 @@ def _decode_audio_stream(container: "av.container.InputContainer", stream, name:
         except av.error.InvalidDataError:
             continue  # one damaged packet: keep the rest of the track
         for frame in frames:
-            for mono in mixer.resample(frame):
-                chunk = mono.to_ndarray().reshape(-1)
+            for planar in mixer.resample(frame):
+                chunk = planar.to_ndarray().mean(axis=0)
                 chunks.append(chunk)
                 total += chunk.size
         if total > limit:
@@ -473,8 +475,8 @@ def _decode_audio_stream(container: "av.container.InputContainer", stream, name:
                 f"{name} has more than {MAX_AUDIO_SECONDS / 60:.0f} minutes of audio. "
                 "Cut it into shorter pieces."
             )
-    for mono in mixer.resample(None):
-        chunks.append(mono.to_ndarray().reshape(-1))
+    for planar in mixer.resample(None):
+        chunks.append(planar.to_ndarray().mean(axis=0))
     wave = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
     return wave, int(rate)
 
