@@ -17,19 +17,26 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the mmdeepfake_demo package beside us
 
-from mmdeepfake.errors import MmDeepfakeError  # noqa: E402
-from mmdeepfake_demo import build_app, launch, load_model, untrained_model  # noqa: E402
-from mmdeepfake_demo.models import LoadedModel  # noqa: E402
+from mmdeepfake_demo import build_app, launch, load_model, untrained_model
+from mmdeepfake_demo.models import LoadedModel
+
+from mmdeepfake.errors import MmDeepfakeError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="mmdeepfake demo page (Gradio)")
-    parser.add_argument("--model", default=None,
-                        help="local folder or Hugging Face Hub id (default: the starter model)")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="local folder or Hugging Face Hub id (default: the starter model)",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=7860, help="port to listen on")
-    parser.add_argument("--share", action="store_true",
-                        help="also open a temporary public gradio.live link (needs internet)")
+    parser.add_argument(
+        "--share",
+        action="store_true",
+        help="also open a temporary public gradio.live link (needs internet)",
+    )
     return parser.parse_args(argv)
 
 

@@ -53,7 +53,9 @@ def main() -> int:
     wave = _resample(wave.mean(axis=1), rate, TARGET_RATE)
     wave = 0.9 * wave / max(float(np.abs(wave).max()), 1e-6)
     sf.write(OUTPUT, wave, TARGET_RATE, format="FLAC", subtype="PCM_16")
-    print(f"wrote {OUTPUT} ({OUTPUT.stat().st_size / 1024:.0f} KiB, {len(wave) / TARGET_RATE:.1f} s)")
+    print(
+        f"wrote {OUTPUT} ({OUTPUT.stat().st_size / 1024:.0f} KiB, {len(wave) / TARGET_RATE:.1f} s)"
+    )
     return 0
 
 

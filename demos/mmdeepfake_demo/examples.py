@@ -23,8 +23,13 @@ SYNTHETIC_CLIPS = (
     ("synthetic_real_happy", "happy", "happy", 1, "synthetic REAL: happy face, happy voice"),
     ("synthetic_real_sad", "sad", "sad", 2, "synthetic REAL: sad face, sad voice"),
     ("synthetic_fake_happy_angry", "happy", "angry", 3, "synthetic FAKE: happy face, angry voice"),
-    ("synthetic_fake_sad_surprised", "sad", "surprised", 4,
-     "synthetic FAKE: sad face, surprised voice"),
+    (
+        "synthetic_fake_sad_surprised",
+        "sad",
+        "surprised",
+        4,
+        "synthetic FAKE: sad face, surprised voice",
+    ),
 )
 PAIR_CAPTION = "real photograph (Grace Hopper) + synthesised English speech (eSpeak NG)"
 

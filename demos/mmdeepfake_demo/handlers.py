@@ -17,7 +17,6 @@ from typing import Any
 import gradio as gr
 
 from mmdeepfake.errors import MmDeepfakeError
-
 from mmdeepfake_demo import media, views
 from mmdeepfake_demo.models import LoadedModel, ModelStore
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import gradio as gr
 
 from mmdeepfake_demo.examples import ExampleSet, prepare_examples
-from mmdeepfake_demo.handlers import Handlers, fusion_dropdown
+from mmdeepfake_demo.handlers import Handlers
 from mmdeepfake_demo.models import LoadedModel, ModelStore
 
 if TYPE_CHECKING:
@@ -75,69 +75,85 @@ def build_app(
         )
         header = gr.Markdown(model.describe(), elem_id="model-header")
 
-        with gr.Tab("Detect"):
-            with gr.Row():
-                with gr.Column(scale=2, min_width=320):
-                    with gr.Tab("Video"):
-                        video = gr.Video(
-                            label="Video with sound (upload or record)",
-                            sources=["upload", "webcam"],
-                            format=None,
-                            include_audio=True,
-                            elem_id="video-input",
-                        )
-                        detect_button = gr.Button("Detect", variant="primary", elem_id="detect")
-                        gr.Examples(
-                            examples=[[v] for v in examples.videos],
-                            inputs=[video],
-                            example_labels=examples.video_captions,
-                            label="Examples (generated synthetic clips)",
-                        )
-                    with gr.Tab("Face + voice"):
-                        image = gr.Image(
-                            label="Face image", type="filepath",
-                            sources=["upload", "webcam", "clipboard"],
-                        )
-                        audio = gr.Audio(
-                            label="Voice recording (upload or record)", type="filepath",
-                            sources=["upload", "microphone"], format=None,
-                        )
-                        pair_button = gr.Button("Detect", variant="primary", elem_id="detect-pair")
-                        gr.Examples(
-                            examples=[list(p) for p in examples.pairs],
-                            inputs=[image, audio],
-                            example_labels=examples.pair_captions,
-                            label="Example (real photograph; the voice is synthesised speech)",
-                        )
-                    with gr.Accordion("Settings", open=True):
-                        threshold = gr.Slider(
-                            0.0, 1.0, value=detector.threshold, step=0.01,
-                            label="Decision threshold (fake probability at or above it → fake)",
-                        )
-                        num_frames = gr.Slider(
-                            1, MAX_FRAMES, value=int(detector.config.get("num_frames", 16)),
-                            step=1, label="Frames to sample from a video",
-                        )
-                        fusion = gr.Dropdown(
-                            choices=model.fusions, value=model.fusions[0],
-                            interactive=len(model.fusions) > 1,
-                            label="Fusion strategy" if len(model.fusions) > 1
-                            else "Fusion strategy (this model has one)",
-                        )
-                with gr.Column(scale=3):
-                    verdict = gr.Label(label="Verdict", num_top_classes=2, elem_id="verdict")
-                    summary = gr.Markdown(elem_id="summary")
-                    emotions_plot = gr.Plot(label="Face vs voice emotions")
-                    timeline_plot = gr.Plot(label="Timeline")
-                    gallery = gr.Gallery(
-                        label="Faces analysed", columns=6, height=220, object_fit="contain"
+        with gr.Tab("Detect"), gr.Row():
+            with gr.Column(scale=2, min_width=320):
+                with gr.Tab("Video"):
+                    video = gr.Video(
+                        label="Video with sound (upload or record)",
+                        sources=["upload", "webcam"],
+                        format=None,
+                        include_audio=True,
+                        elem_id="video-input",
                     )
-                    spectrogram = gr.Image(label="Voice spectrogram", type="numpy")
-                    with gr.Row():
-                        scores = gr.Markdown()
-                        warnings = gr.Markdown()
-                    with gr.Accordion("Prediction (the API's answer)", open=False):
-                        prediction = gr.JSON(label="Prediction")
+                    detect_button = gr.Button("Detect", variant="primary", elem_id="detect")
+                    gr.Examples(
+                        examples=[[v] for v in examples.videos],
+                        inputs=[video],
+                        example_labels=examples.video_captions,
+                        label="Examples (generated synthetic clips)",
+                    )
+                with gr.Tab("Face + voice"):
+                    image = gr.Image(
+                        label="Face image",
+                        type="filepath",
+                        sources=["upload", "webcam", "clipboard"],
+                    )
+                    audio = gr.Audio(
+                        label="Voice recording (upload or record)",
+                        type="filepath",
+                        sources=["upload", "microphone"],
+                        format=None,
+                    )
+                    pair_button = gr.Button("Detect", variant="primary", elem_id="detect-pair")
+                    gr.Examples(
+                        examples=[list(p) for p in examples.pairs],
+                        inputs=[image, audio],
+                        example_labels=examples.pair_captions,
+                        label="Example (real photograph; the voice is synthesised speech)",
+                    )
+                with gr.Accordion("Settings", open=True):
+                    threshold = gr.Slider(
+                        0.0,
+                        1.0,
+                        value=detector.threshold,
+                        step=0.01,
+                        label="Decision threshold (fake probability at or above it → fake)",
+                    )
+                    num_frames = gr.Slider(
+                        1,
+                        MAX_FRAMES,
+                        value=int(detector.config.get("num_frames", 16)),
+                        step=1,
+                        label="Frames to sample from a video",
+                    )
+                    fusion = gr.Dropdown(
+                        choices=model.fusions,
+                        value=model.fusions[0],
+                        interactive=len(model.fusions) > 1,
+                        label="Fusion strategy"
+                        if len(model.fusions) > 1
+                        else "Fusion strategy (this model has one)",
+                    )
+            with gr.Column(scale=3):
+                verdict = gr.Label(label="Verdict", num_top_classes=2, elem_id="verdict")
+                summary = gr.Markdown(elem_id="summary")
+                emotions_plot = gr.Plot(label="Face vs voice emotions", elem_id="emotions")
+                timeline_plot = gr.Plot(label="Timeline", elem_id="timeline")
+                gallery = gr.Gallery(
+                    label="Faces analysed",
+                    columns=6,
+                    height=220,
+                    object_fit="contain",
+                    elem_id="gallery",
+                )
+                spectrogram = gr.Image(
+                    label="Voice spectrogram", type="numpy", elem_id="spectrogram"
+                )
+                with gr.Row():
+                    scores = gr.Markdown(elem_id="scores")
+                    warnings = gr.Markdown(elem_id="warnings")
+                with gr.Accordion("Prediction (the API's answer)", open=False):
+                    prediction = gr.JSON(label="Prediction")
 
         with gr.Tab("Model"):
             model_info = gr.Markdown(model.describe())
@@ -146,40 +162,83 @@ def build_app(
                 placeholder="runs/my-model  or  user/mmdeepfake-detector",
             )
             load_button = gr.Button("Load")
-            load_status = gr.Markdown()
+            load_status = gr.Markdown(elem_id="load-status")
 
         with gr.Tab("API"):
             gr.Markdown(API_HELP)
 
-        results = [verdict, summary, emotions_plot, timeline_plot, gallery, spectrogram, scores,
-                   warnings, prediction]
+        results = [
+            verdict,
+            summary,
+            emotions_plot,
+            timeline_plot,
+            gallery,
+            spectrogram,
+            scores,
+            warnings,
+            prediction,
+        ]
         views = [emotions_plot, timeline_plot, gallery, spectrogram, scores, warnings]
-        limits = dict(concurrency_limit=CONCURRENCY_LIMIT, concurrency_id="detector")
+        limits = {"concurrency_limit": CONCURRENCY_LIMIT, "concurrency_id": "detector"}
 
         (
-            detect_button.click(handlers.cleared, None, results, queue=False,
-                                api_visibility="private")
-            .then(handlers.detect, [video, threshold, num_frames, fusion, spec], prediction,
-                  api_name="detect", **limits)
-            .success(handlers.verdict, prediction, [verdict, summary], queue=False,
-                     api_visibility="private")
-            .success(handlers.explain_video, [prediction, video, num_frames], views,
-                     api_visibility="private", **limits)
+            detect_button.click(
+                handlers.cleared, None, results, queue=False, api_visibility="private"
+            )
+            .then(
+                handlers.detect,
+                [video, threshold, num_frames, fusion, spec],
+                prediction,
+                api_name="detect",
+                **limits,
+            )
+            .success(
+                handlers.verdict,
+                prediction,
+                [verdict, summary],
+                queue=False,
+                api_visibility="private",
+            )
+            .success(
+                handlers.explain_video,
+                [prediction, video, num_frames],
+                views,
+                api_visibility="private",
+                **limits,
+            )
         )
         (
-            pair_button.click(handlers.cleared, None, results, queue=False,
-                              api_visibility="private")
-            .then(handlers.detect_pair, [image, audio, threshold, fusion, spec], prediction,
-                  api_name="detect_pair", **limits)
-            .success(handlers.verdict, prediction, [verdict, summary], queue=False,
-                     api_visibility="private")
-            .success(handlers.explain_pair, [prediction, image, audio], views,
-                     api_visibility="private", **limits)
+            pair_button.click(
+                handlers.cleared, None, results, queue=False, api_visibility="private"
+            )
+            .then(
+                handlers.detect_pair,
+                [image, audio, threshold, fusion, spec],
+                prediction,
+                api_name="detect_pair",
+                **limits,
+            )
+            .success(
+                handlers.verdict,
+                prediction,
+                [verdict, summary],
+                queue=False,
+                api_visibility="private",
+            )
+            .success(
+                handlers.explain_pair,
+                [prediction, image, audio],
+                views,
+                api_visibility="private",
+                **limits,
+            )
         )
         load_button.click(
-            handlers.load_model, [model_spec, spec],
+            handlers.load_model,
+            [model_spec, spec],
             [spec, header, model_info, fusion, threshold, num_frames, load_status],
-            api_visibility="private", concurrency_limit=1,
+            api_visibility="private",
+            concurrency_limit=1,
         )
     app.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=QUEUE_SIZE)
     return app

@@ -59,9 +59,9 @@ def emotion_figure(pred: dict[str, Any]) -> go.Figure:
     fig.update_layout(
         barmode="group",
         title=f"Face vs voice emotion (consistency {pred['consistency']:.2f})",
-        yaxis=dict(title="probability", range=[0, 1]),
-        legend=dict(orientation="h", y=1.12, x=1, xanchor="right"),
-        margin=dict(l=50, r=20, t=60, b=40),
+        yaxis={"title": "probability", "range": [0, 1]},
+        legend={"orientation": "h", "y": 1.12, "x": 1, "xanchor": "right"},
+        margin={"l": 50, "r": 20, "t": 60, "b": 40},
         height=320,
     )
     return fig
@@ -80,29 +80,52 @@ def timeline_figure(pred: dict[str, Any]) -> go.Figure:
         subplot_titles=("fake probability and consistency", "face emotion", "voice emotion"),
     )
     fig.add_scatter(
-        x=mids, y=[s["fake_probability"] for s in segments], name="fake probability",
-        mode="lines+markers", line=dict(color=FAKE_COLOUR), row=1, col=1,
+        x=mids,
+        y=[s["fake_probability"] for s in segments],
+        name="fake probability",
+        mode="lines+markers",
+        line={"color": FAKE_COLOUR},
+        row=1,
+        col=1,
     )
     fig.add_scatter(
-        x=mids, y=[s["consistency"] for s in segments], name="consistency",
-        mode="lines+markers", line=dict(color=CONSISTENCY_COLOUR, dash="dot"), row=1, col=1,
+        x=mids,
+        y=[s["consistency"] for s in segments],
+        name="consistency",
+        mode="lines+markers",
+        line={"color": CONSISTENCY_COLOUR, "dash": "dot"},
+        row=1,
+        col=1,
     )
     fig.add_hline(
-        y=pred["threshold"], line=dict(color="grey", dash="dash"), row=1, col=1,
-        annotation_text="threshold", annotation_position="top left",
+        y=pred["threshold"],
+        line={"color": "grey", "dash": "dash"},
+        row=1,
+        col=1,
+        annotation_text="threshold",
+        annotation_position="top left",
     )
     for row, key in ((2, "face_emotions"), (3, "voice_emotions")):
         z = [[s[key].get(e, 0.0) for s in segments] for e in EMOTIONS]
         fig.add_heatmap(
-            x=mids, y=list(EMOTIONS), z=z, zmin=0, zmax=1, colorscale="Viridis",
-            showscale=row == 2, colorbar=dict(title="p", len=0.55, y=0.3),
-            hovertemplate="%{y} at %{x:.1f} s: %{z:.2f}<extra></extra>", row=row, col=1,
+            x=mids,
+            y=list(EMOTIONS),
+            z=z,
+            zmin=0,
+            zmax=1,
+            colorscale="Viridis",
+            showscale=row == 2,
+            colorbar={"title": "p", "len": 0.55, "y": 0.3},
+            hovertemplate="%{y} at %{x:.1f} s: %{z:.2f}<extra></extra>",
+            row=row,
+            col=1,
         )
     fig.update_yaxes(range=[0, 1], row=1, col=1)
     fig.update_xaxes(title_text="time (s)", row=3, col=1)
     fig.update_layout(
-        height=460, margin=dict(l=80, r=20, t=40, b=40),
-        legend=dict(orientation="h", y=1.08, x=1, xanchor="right"),
+        height=460,
+        margin={"l": 80, "r": 20, "t": 40, "b": 40},
+        legend={"orientation": "h", "y": 1.08, "x": 1, "xanchor": "right"},
     )
     return fig
 
@@ -119,8 +142,10 @@ def scores_markdown(pred: dict[str, Any]) -> str:
             weight = f"{weights[modality]:.2f}" if modality in weights else "—"
             lines.append(f"| {modality} | {score} | {weight} |")
     else:
-        lines.append("This fusion scores the two modalities jointly: it has no per-modality "
-                     "scores or weights.")
+        lines.append(
+            "This fusion scores the two modalities jointly: it has no per-modality "
+            "scores or weights."
+        )
     timings = pred.get("timings") or {}
     if timings:
         lines += ["", "Time: " + ", ".join(f"{k} {v:.2f} s" for k, v in timings.items())]
@@ -141,7 +166,11 @@ def gallery_items(crops: np.ndarray, pred: dict[str, Any]) -> list[tuple[np.ndar
     for crop, face in zip(crops, pred["faces"]):
         emotions = face.get("emotions") or {}
         top = max(emotions, key=emotions.__getitem__) if emotions else "?"
-        when = f"{face['time']:.1f} s" if face.get("time") is not None else f"image {face['frame_index'] + 1}"
+        when = (
+            f"{face['time']:.1f} s"
+            if face.get("time") is not None
+            else f"image {face['frame_index'] + 1}"
+        )
         caption = f"{when} · {top} {emotions.get(top, 0.0):.2f} · face score {face['score']:.2f}"
         items.append((crop, caption))
     return items
@@ -158,7 +187,10 @@ def spectrogram_image(
     canvas = FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     ax.imshow(
-        log_mel, origin="lower", aspect="auto", cmap="magma",
+        log_mel,
+        origin="lower",
+        aspect="auto",
+        cmap="magma",
         extent=(0.0, max(duration, 1e-3), 0, log_mel.shape[0]),
     )
     for seg in segments:
