@@ -34,7 +34,7 @@ def tone(
     channels: int = 1,
 ) -> np.ndarray:
     """A sine wave, float32, shape (S,) for mono or (S, channels)."""
-    t = np.arange(int(round(seconds * sample_rate))) / sample_rate
+    t = np.arange(round(seconds * sample_rate)) / sample_rate
     wave = (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
     if channels == 1:
         return wave
@@ -44,7 +44,7 @@ def tone(
 def voice_like(seconds: float = 1.0, sample_rate: int = 16000, seed: int = 0) -> np.ndarray:
     """A harmonic, amplitude-modulated signal with a gliding pitch: speech-like enough for tests."""
     rng = np.random.default_rng(seed)
-    t = np.arange(int(round(seconds * sample_rate))) / sample_rate
+    t = np.arange(round(seconds * sample_rate)) / sample_rate
     f0 = 150 + 30 * np.sin(2 * np.pi * 1.5 * t)
     phase = 2 * np.pi * np.cumsum(f0) / sample_rate
     wave = sum(np.sin(k * phase) / k for k in range(1, 8))
@@ -99,12 +99,14 @@ def write_video(
             vstream.codec_context.options = {"deadline": "realtime", "cpu-used": "8"}
         astream = None
         if audio is not None:
-            astream = out.add_stream(audio_codec, rate=48000 if audio_codec == "libopus" else
-                                     sample_rate)
+            astream = out.add_stream(
+                audio_codec, rate=48000 if audio_codec == "libopus" else sample_rate
+            )
             astream.layout = "mono"
         for frame in frames:
-            vframe = av.VideoFrame.from_ndarray(frame[: vstream.height, : vstream.width],
-                                                format="rgb24")
+            vframe = av.VideoFrame.from_ndarray(
+                frame[: vstream.height, : vstream.width], format="rgb24"
+            )
             for packet in vstream.encode(vframe):
                 out.mux(packet)
         for packet in vstream.encode():
@@ -119,7 +121,7 @@ def write_video(
 
 def _linear_resample(wave: np.ndarray, src: int, dst: int) -> np.ndarray:
     """Crude resampling for writing test files only (the library has its own resampler)."""
-    n_out = int(round(len(wave) * dst / src))
+    n_out = round(len(wave) * dst / src)
     return np.interp(np.arange(n_out) * src / dst, np.arange(len(wave)), wave).astype(np.float32)
 
 
@@ -130,8 +132,9 @@ def _mux_audio(out, stream, wave: np.ndarray, sample_rate: int) -> None:
     chunk = stream.codec_context.frame_size or 1024
     for start in range(0, planar.shape[1], chunk):
         block = np.ascontiguousarray(planar[:, start : start + chunk])
-        frame = av.AudioFrame.from_ndarray(block, format="fltp",
-                                           layout="mono" if channels == 1 else "stereo")
+        frame = av.AudioFrame.from_ndarray(
+            block, format="fltp", layout="mono" if channels == 1 else "stereo"
+        )
         frame.sample_rate = sample_rate
         frame.pts = start
         frame.time_base = Fraction(1, sample_rate)
@@ -190,6 +193,6 @@ def face_video(
     gop: int | None = None,
 ) -> Path:
     """A clip where the Grace Hopper photo is visible in every frame, plus a voice-like track."""
-    frames = face_frames(int(round(seconds * fps)), size)
+    frames = face_frames(round(seconds * fps), size)
     audio = voice_like(seconds) if with_audio else None
     return write_video(path, frames, fps=fps, audio=audio, gop=gop)

@@ -31,8 +31,9 @@ def detector() -> FaceDetector:
     return FaceDetector.shared()
 
 
-@pytest.mark.parametrize(("photo", "face"), [(mf.face_photo, HOPPER_FACE),
-                                             (mf.astronaut, ASTRONAUT_FACE)])
+@pytest.mark.parametrize(
+    ("photo", "face"), [(mf.face_photo, HOPPER_FACE), (mf.astronaut, ASTRONAUT_FACE)]
+)
 def test_finds_the_face_in_real_photos(detector, photo, face):
     image = photo()
     (box,) = detector.detect([image])
@@ -48,8 +49,9 @@ def test_photos_of_different_sizes_in_one_call(detector):
 
 def test_no_face_in_noise_or_gradient(detector):
     noise = np.random.default_rng(0).integers(0, 256, (240, 320, 3), dtype=np.uint8)
-    gradient = np.broadcast_to(np.linspace(0, 255, 320, dtype=np.uint8)[None, :, None],
-                               (240, 320, 3)).copy()
+    gradient = np.broadcast_to(
+        np.linspace(0, 255, 320, dtype=np.uint8)[None, :, None], (240, 320, 3)
+    ).copy()
     assert detector.detect([noise, gradient], track=False) == [None, None]
     assert detector.detect_all([noise]) == [[]]
 

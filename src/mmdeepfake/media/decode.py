@@ -17,7 +17,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Union
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -33,7 +33,7 @@ from mmdeepfake.errors import (
 if TYPE_CHECKING:
     import av.container
 
-MediaSource = Union[str, os.PathLike, bytes, bytearray, np.ndarray]
+MediaSource = str | os.PathLike | bytes | bytearray | np.ndarray
 MediaKind = Literal["image", "audio", "video"]
 
 #: Largest file (or byte string) accepted, in bytes.
@@ -67,12 +67,18 @@ def _check_path(source: str | os.PathLike) -> Path:
     """Existence and size checks before any decoder sees the file."""
     path = Path(os.fspath(source)).expanduser()
     if not path.exists():
-        raise MediaNotFoundError(f"{_describe(source)} does not exist. Check the path and spelling.")
+        raise MediaNotFoundError(
+            f"{_describe(source)} does not exist. Check the path and spelling."
+        )
     if not path.is_file():
-        raise MediaNotFoundError(f"{_describe(source)} is not a file. Pass a media file, not a folder.")
+        raise MediaNotFoundError(
+            f"{_describe(source)} is not a file. Pass a media file, not a folder."
+        )
     size = path.stat().st_size
     if size == 0:
-        raise CorruptMediaError(f"{_describe(source)} is empty (0 bytes). Re-export or re-download it.")
+        raise CorruptMediaError(
+            f"{_describe(source)} is empty (0 bytes). Re-export or re-download it."
+        )
     if size > MAX_FILE_BYTES:
         raise MediaTooLargeError(
             f"{_describe(source)} is {size / 1024**3:.1f} GiB, over the {MAX_FILE_BYTES / 1024**3:.0f}"
@@ -141,7 +147,7 @@ def _sniff(head: bytes) -> tuple[str, str] | None:
         return "container", "Matroska/WebM"
     if head.startswith(b"FLV"):
         return "container", "FLV"
-    if head.startswith(b"\x00\x00\x01\xba") or head.startswith(b"\x00\x00\x01\xb3"):
+    if head.startswith((b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3")):
         return "container", "MPEG"
     return None
 
@@ -250,11 +256,14 @@ def detect_media_kind(source: MediaSource) -> MediaKind:
     # A video container name holding only audio (an .mp4 voice memo) is fine; anything else is not.
     if named is not None and named != kind and not (named == "video" and kind == "audio"):
         raise UnsupportedMediaError(
-            f"{_describe(source)} is named like {'an' if named == 'image' else 'a'} {named} file but "
-            f"contains {'an' if kind == 'image' else ''} {kind}. Rename it to match its content "
-            "or pass the right file."
+            f"{_describe(source)} is named like {_article(named)} {named} file but contains "
+            f"{_article(kind)} {kind}. Rename it to match its content or pass the right file."
         )
     return kind
+
+
+def _article(kind: str) -> str:
+    return "a" if kind == "video" else "an"
 
 
 def _kind_of_array(array: np.ndarray) -> MediaKind:
@@ -275,7 +284,8 @@ def _expect(source: MediaSource, wanted: tuple[MediaKind, ...]) -> tuple[MediaKi
     kind = detect_media_kind(source)
     if kind not in wanted:
         raise UnsupportedMediaError(
-            f"{_describe(source)} contains {kind}, but {' or '.join(wanted)} was expected. "
+            f"{_describe(source)} contains {_article(kind)} {kind}, but "
+            f"{' or '.join(_article(w) + ' ' + w for w in wanted)} was expected. "
             "Pass it in the matching argument (video=, image=, audio=)."
         )
     if isinstance(source, (bytes, bytearray)):
@@ -406,21 +416,28 @@ def _array_to_mono(array: np.ndarray) -> np.ndarray:
     if array.ndim == 2:
         # Channels are the short axis: (S, C) from soundfile, (C, S) from PyAV or torch.
         axis = 1 if array.shape[1] <= array.shape[0] else 0
-        array = array.mean(axis=axis) if np.issubdtype(array.dtype, np.floating) else \
-            array.astype(np.float64).mean(axis=axis).astype(array.dtype)
+        array = (
+            array.mean(axis=axis)
+            if np.issubdtype(array.dtype, np.floating)
+            else array.astype(np.float64).mean(axis=axis).astype(array.dtype)
+        )
     if array.ndim != 1:
         raise UnsupportedMediaError(
             f"An audio array must be (S,) or (S, channels); got shape {array.shape}."
         )
     if np.issubdtype(array.dtype, np.integer):
         info = np.iinfo(array.dtype)
-        wave = (array.astype(np.float32) - (info.max + info.min + 1) / 2) / ((info.max + 1 - info.min) / 2)
+        wave = (array.astype(np.float32) - (info.max + info.min + 1) / 2) / (
+            (info.max + 1 - info.min) / 2
+        )
     else:
         wave = np.nan_to_num(array.astype(np.float32))
     return np.ascontiguousarray(wave, dtype=np.float32)
 
 
-def _decode_audio_file(source: str | os.PathLike | bytes, name: str, kind: str) -> tuple[np.ndarray, int]:
+def _decode_audio_file(
+    source: str | os.PathLike | bytes, name: str, kind: str
+) -> tuple[np.ndarray, int]:
     if kind == "audio":
         import soundfile as sf
 
@@ -450,7 +467,9 @@ def _no_audio_message(name: str) -> str:
     )
 
 
-def _decode_audio_stream(container: "av.container.InputContainer", stream, name: str) -> tuple[np.ndarray, int]:
+def _decode_audio_stream(
+    container: av.container.InputContainer, stream, name: str
+) -> tuple[np.ndarray, int]:
     """Decode one audio stream to mono float32 at its own rate (the caller resamples)."""
     import av
 
@@ -574,7 +593,9 @@ def load_video(
     return VideoClip(frames, times, audio, sample_rate, duration, fps)
 
 
-def _clip_from_array(frames: np.ndarray, num_frames: int, sample_rate: int, require_audio: bool) -> VideoClip:
+def _clip_from_array(
+    frames: np.ndarray, num_frames: int, sample_rate: int, require_audio: bool
+) -> VideoClip:
     if frames.ndim != 4 or frames.shape[3] != 3 or frames.shape[0] == 0:
         raise UnsupportedMediaError(
             f"Video frames must be a (N,H,W,3) uint8 array; got shape {frames.shape}."
@@ -616,7 +637,9 @@ def _sample_frames(container, stream, num_frames: int, name: str):
         raise CorruptMediaError(f"{name} has a video stream without frames. Re-export the video.")
     frame_step = 1.0 / fps if fps > 0 else 0.04
     # Targets are stream timestamps of the centres of num_frames equal segments.
-    targets = [start + int(((i + 0.5) * duration / num_frames) / time_base) for i in range(num_frames)]
+    targets = [
+        start + int(((i + 0.5) * duration / num_frames) / time_base) for i in range(num_frames)
+    ]
     keyframes = sorted(e.timestamp for e in stream.index_entries if e.is_keyframe)
     stream.codec_context.thread_type = "SLICE"  # frame threading adds latency after each seek
     step = max(1, int(frame_step / time_base))
@@ -651,8 +674,11 @@ def _sample_frames(container, stream, num_frames: int, name: str):
     if not picked:
         raise CorruptMediaError(f"{name} has no decodable video frames. Re-export the video.")
     keys = sorted(picked)
-    times = np.array([max(0.0, float((k - start) * time_base)) for k in keys]) if \
-        all(isinstance(k, int) for k in keys) else np.arange(len(keys)) * frame_step
+    times = (
+        np.array([max(0.0, float((k - start) * time_base)) for k in keys])
+        if all(isinstance(k, int) for k in keys)
+        else np.arange(len(keys)) * frame_step
+    )
     return np.stack([picked[k] for k in keys]), times, float(duration), fps
 
 

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import pickle
 import threading
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -155,7 +157,7 @@ def _build_networks():
 # --- box utilities (torch only) ------------------------------------------------------------------
 
 
-def box_iou(a: "torch.Tensor", b: "torch.Tensor", mode: str = "union") -> "torch.Tensor":
+def box_iou(a: torch.Tensor, b: torch.Tensor, mode: str = "union") -> torch.Tensor:
     """Pairwise overlap of (N,4) and (M,4) boxes: intersection over union, or over the smaller."""
     import torch
 
@@ -172,12 +174,12 @@ def box_iou(a: "torch.Tensor", b: "torch.Tensor", mode: str = "union") -> "torch
 
 
 def nms(
-    boxes: "torch.Tensor",
-    scores: "torch.Tensor",
+    boxes: torch.Tensor,
+    scores: torch.Tensor,
     threshold: float,
-    groups: "torch.Tensor | None" = None,
+    groups: torch.Tensor | None = None,
     mode: str = "union",
-) -> "torch.Tensor":
+) -> torch.Tensor:
     """Greedy non-maximum suppression; indices kept, best score first.
 
     Boxes in different `groups` (e.g. different images) never suppress each other: they are
@@ -202,7 +204,7 @@ def nms(
     return order[torch.as_tensor(keep, dtype=torch.long, device=order.device)]
 
 
-def _square(boxes: "torch.Tensor") -> "torch.Tensor":
+def _square(boxes: torch.Tensor) -> torch.Tensor:
     """Grow each (x1,y1,x2,y2) box to the square of its longer side around the same centre."""
     import torch
 
@@ -212,7 +214,7 @@ def _square(boxes: "torch.Tensor") -> "torch.Tensor":
     return torch.stack([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2], dim=1)
 
 
-def _regress(boxes: "torch.Tensor", offsets: "torch.Tensor") -> "torch.Tensor":
+def _regress(boxes: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
     """Apply the networks' box offsets (fractions of the box size)."""
     import torch
 
@@ -238,7 +240,7 @@ class FaceDetector:
         redetect_every: when tracking (see `detect`), the full cascade runs on every n-th frame.
     """
 
-    _shared: "FaceDetector | None" = None
+    _shared: FaceDetector | None = None
     _shared_lock = threading.Lock()
 
     def __init__(
@@ -270,7 +272,7 @@ class FaceDetector:
                 raise CheckpointError(
                     f"MTCNN weights {path} are missing. Reinstall them: `{INSTALL_HINT}`."
                 ) from None
-            except Exception as exc:  # unpickling and shape errors alike
+            except (RuntimeError, ValueError, OSError, EOFError, pickle.UnpicklingError) as exc:
                 raise CheckpointError(
                     f"MTCNN weights {path} cannot be loaded ({exc}). Reinstall them: "
                     f"`{INSTALL_HINT}`."
@@ -280,7 +282,7 @@ class FaceDetector:
             net.to(memory_format=torch.channels_last)
 
     @classmethod
-    def shared(cls) -> "FaceDetector":
+    def shared(cls) -> FaceDetector:
         """A process-wide detector with default settings, built on first use."""
         with cls._shared_lock:
             if cls._shared is None:
@@ -300,8 +302,8 @@ class FaceDetector:
 
         results: list[FaceBox | None] = [None] * len(frames)
         for indices in self._group_by_shape(frames):
-            batch = frames if isinstance(frames, np.ndarray) else np.stack(
-                [frames[i] for i in indices]
+            batch = (
+                frames if isinstance(frames, np.ndarray) else np.stack([frames[i] for i in indices])
             )
             with torch.inference_mode():
                 found = self._detect_batch(batch, track=track)
@@ -332,7 +334,7 @@ class FaceDetector:
 
     # -- the cascade --
 
-    def _downscale(self, frames: np.ndarray) -> tuple["torch.Tensor", float]:
+    def _downscale(self, frames: np.ndarray) -> tuple[torch.Tensor, float]:
         """(B,3,h,w) float tensor with the longer side at most detect_side, and the scale used."""
         import torch
         import torch.nn.functional as F
@@ -380,7 +382,7 @@ class FaceDetector:
                 found[image_id].append(FaceBox(*box, score=score))
         return found
 
-    def _cascade(self, images: "torch.Tensor", scale: float, indices: list[int]):
+    def _cascade(self, images: torch.Tensor, scale: float, indices: list[int]):
         """P-Net, R-Net, O-Net on images[indices]; boxes in detection pixels, ids into images."""
         import torch
 
@@ -388,7 +390,7 @@ class FaceDetector:
         boxes, local_ids = self._stage_one(images[index], scale)
         return self._verify(images, boxes, index[local_ids])
 
-    def _verify(self, images: "torch.Tensor", boxes: "torch.Tensor", image_ids: "torch.Tensor"):
+    def _verify(self, images: torch.Tensor, boxes: torch.Tensor, image_ids: torch.Tensor):
         """R-Net then O-Net on square candidate boxes; (boxes, image ids, scores) confirmed."""
         boxes, image_ids, scores = self._refine(images, boxes, image_ids, self.rnet, 24, 1)
         if len(boxes):
@@ -408,17 +410,18 @@ class FaceDetector:
             scale *= self.factor
         return scales
 
-    def _stage_one(self, images: "torch.Tensor", downscale: float):
+    def _stage_one(self, images: torch.Tensor, downscale: float):
         """P-Net over an image pyramid: candidate boxes (K,4) and their image index (K,)."""
         import torch
         import torch.nn.functional as F
 
-        batch, _, height, width = images.shape
+        _batch, _, height, width = images.shape
         all_boxes, all_scores, all_ids = [], [], []
         for scale in self._scales(height, width, downscale):
             size = (math.ceil(height * scale), math.ceil(width * scale))
-            x = F.interpolate(images, size=size, mode="bilinear", antialias=True,
-                              align_corners=False)
+            x = F.interpolate(
+                images, size=size, mode="bilinear", antialias=True, align_corners=False
+            )
             offsets, probs = self.pnet((x - 127.5) * 0.0078125)
             mask = probs >= self.thresholds[0]
             ids, ys, xs = mask.nonzero(as_tuple=True)
@@ -452,22 +455,33 @@ class FaceDetector:
         )
         offsets, scores = net((crops - 127.5) * 0.0078125)
         keep = scores > self.thresholds[stage]
-        boxes, image_ids, scores, offsets = boxes[keep], image_ids[keep], scores[keep], offsets[keep]
+        boxes, image_ids, scores, offsets = (
+            boxes[keep],
+            image_ids[keep],
+            scores[keep],
+            offsets[keep],
+        )
         if stage == 1:
             order = nms(boxes, scores, 0.7, image_ids)
             boxes, image_ids, scores, offsets = (
-                boxes[order], image_ids[order], scores[order], offsets[order]
+                boxes[order],
+                image_ids[order],
+                scores[order],
+                offsets[order],
             )
         return _regress(boxes, offsets), image_ids, scores
 
 
 #: Where a face is looked for in a tracked frame, relative to its box in the nearest frame that
 #: went through the full cascade: (size factor, x shift, y shift), shifts in box sizes.
-_TRACK_JITTER = [(z, dx, dy) for z in (1.0, 1.25) for dx, dy in
-                 ((0, 0), (-0.15, 0), (0.15, 0), (0, -0.15), (0, 0.15))]
+_TRACK_JITTER = [
+    (z, dx, dy)
+    for z in (1.0, 1.25)
+    for dx, dy in ((0, 0), (-0.15, 0), (0.15, 0), (0, -0.15), (0, 0.15))
+]
 
 
-def _track_proposals(boxes: "torch.Tensor", ids: "torch.Tensor", nearest: dict[int, int]):
+def _track_proposals(boxes: torch.Tensor, ids: torch.Tensor, nearest: dict[int, int]):
     """Candidate boxes for tracked frames: jittered copies of their anchor frame's faces."""
     import torch
 
@@ -495,8 +509,9 @@ def _prominence(face: FaceBox) -> float:
     return face.width * face.height * face.score
 
 
-def _crop_batch(images: "torch.Tensor", boxes: "torch.Tensor", image_ids: "torch.Tensor",
-                size: int) -> "torch.Tensor":
+def _crop_batch(
+    images: torch.Tensor, boxes: torch.Tensor, image_ids: torch.Tensor, size: int
+) -> torch.Tensor:
     """Bilinear size x size crops of `boxes` (pixel coords) from `images`; zeros outside."""
     import torch
     import torch.nn.functional as F
@@ -514,8 +529,13 @@ def _crop_batch(images: "torch.Tensor", boxes: "torch.Tensor", image_ids: "torch
         grid = torch.stack(
             [gx[:, None, :].expand(-1, size, -1), gy[:, :, None].expand(-1, -1, size)], dim=-1
         ).reshape(1, len(rows) * size, size, 2)
-        sampled = F.grid_sample(images[image_id : image_id + 1], grid, mode="bilinear",
-                                padding_mode="zeros", align_corners=False)
+        sampled = F.grid_sample(
+            images[image_id : image_id + 1],
+            grid,
+            mode="bilinear",
+            padding_mode="zeros",
+            align_corners=False,
+        )
         out[rows] = sampled.reshape(channels, len(rows), size, size).permute(1, 0, 2, 3)
     return out
 
@@ -562,13 +582,14 @@ def _square_crop(frame: np.ndarray, cx: float, cy: float, side: float, size: int
     side = max(side, 1.0)
     pad = 0
     if side > min(height, width):
-        pad = int(math.ceil((side - min(height, width)) / 2)) + 1
+        pad = math.ceil((side - min(height, width)) / 2) + 1
         frame = np.pad(frame, ((pad, pad), (pad, pad), (0, 0)))
         height, width = frame.shape[:2]
         cx, cy = cx + pad, cy + pad
     x1 = min(max(cx - side / 2, 0.0), width - side)
     y1 = min(max(cy - side / 2, 0.0), height - side)
     image = Image.fromarray(np.ascontiguousarray(frame))
-    crop = image.resize((size, size), Image.BILINEAR, box=(x1, y1, x1 + side, y1 + side),
-                        reducing_gap=None)
+    crop = image.resize(
+        (size, size), Image.BILINEAR, box=(x1, y1, x1 + side, y1 + side), reducing_gap=None
+    )
     return np.asarray(crop, dtype=np.uint8)

@@ -14,7 +14,7 @@ reaches the model (a whisper and a shout of the same words do not look alike).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -60,8 +60,9 @@ def faces_to_tensor(crops: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
         crops = crops.copy()
     x = torch.from_numpy(np.ascontiguousarray(crops, dtype=np.uint8)).permute(0, 3, 1, 2)
     if x.shape[2:] != (IMAGE_SIZE, IMAGE_SIZE):
-        x = F.interpolate(x, size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear", antialias=True,
-                          align_corners=False)
+        x = F.interpolate(
+            x, size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear", antialias=True, align_corners=False
+        )
     mean = torch.tensor(IMAGE_MEAN).view(1, 3, 1, 1) * 255
     std = torch.tensor(IMAGE_STD).view(1, 3, 1, 1) * 255
     return ((x.float() - mean) / std).contiguous()
@@ -92,8 +93,9 @@ def mel_filter_bank(
     return np.clip(np.minimum(rising, falling), 0.0, None).astype(np.float32)
 
 
-def mel_bin_of(freq: float, n_mels: int = N_MELS, f_min: float = F_MIN,
-               f_max: float = F_MAX) -> int:
+def mel_bin_of(
+    freq: float, n_mels: int = N_MELS, f_min: float = F_MIN, f_max: float = F_MAX
+) -> int:
     """The mel band whose centre is nearest to `freq` (Hz)."""
     centres = mel_to_hz(np.linspace(hz_to_mel(f_min), hz_to_mel(f_max), n_mels + 2))[1:-1]
     return int(np.argmin(np.abs(centres - freq)))
@@ -120,7 +122,10 @@ class LogMelSpectrogram(torch.nn.Module):
     ) -> None:
         super().__init__()
         self.sample_rate, self.n_fft, self.hop_length, self.n_mels = (
-            sample_rate, n_fft, hop_length, n_mels
+            sample_rate,
+            n_fft,
+            hop_length,
+            n_mels,
         )
         window = torch.hann_window(n_fft, periodic=True)
         fb = mel_filter_bank(n_mels, n_fft, sample_rate, f_min, f_max or sample_rate / 2)
@@ -134,8 +139,13 @@ class LogMelSpectrogram(torch.nn.Module):
         if waves.shape[-1] <= self.n_fft // 2:  # reflect padding needs more than n_fft/2 samples
             waves = F.pad(waves, (0, self.n_fft // 2 + 1 - waves.shape[-1]))
         spec = torch.stft(
-            waves.float(), self.n_fft, self.hop_length, window=self.window, center=True,
-            pad_mode="reflect", return_complex=True,
+            waves.float(),
+            self.n_fft,
+            self.hop_length,
+            window=self.window,
+            center=True,
+            pad_mode="reflect",
+            return_complex=True,
         )
         power = spec.real.square() + spec.imag.square()  # (B, F, T)
         mel = torch.matmul(power.transpose(1, 2), self.mel_fb).transpose(1, 2) * self.power_scale
@@ -159,7 +169,7 @@ def audio_windows(
     every window of a recording at least `window_samples` long is full length. A shorter
     recording gives a single window (0, len).
     """
-    length = int(len(wave))
+    length = len(wave)
     hop = int(hop_samples or window_samples)
     if hop <= 0 or window_samples <= 0:
         raise ValueError("window_samples and hop_samples must be positive")
@@ -191,7 +201,9 @@ def fit_window(wave: np.ndarray, *, window_samples: int = WINDOW_SAMPLES) -> tor
     """One window (window_samples,) from a whole recording: its centre, or it centred in silence."""
     wave = np.asarray(wave, dtype=np.float32).reshape(-1)
     start = max(0, (len(wave) - window_samples) // 2)
-    return waves_to_windows(wave, [(start, start + window_samples)], window_samples=window_samples)[0]
+    return waves_to_windows(wave, [(start, start + window_samples)], window_samples=window_samples)[
+        0
+    ]
 
 
 def window_times(windows: Sequence[tuple[int, int]], sample_rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -202,4 +214,3 @@ def window_times(windows: Sequence[tuple[int, int]], sample_rate: int = SAMPLE_R
 def spectrogram_frames(num_samples: int, hop_length: int = HOP_LENGTH) -> int:
     """Columns of a center=True STFT of num_samples samples: 1 + num_samples // hop_length."""
     return 1 + num_samples // hop_length
-
