@@ -25,8 +25,8 @@ body { font-family: system-ui, -apple-system, Segoe UI, sans-serif; margin: 2rem
        max-width: 1250px; padding: 0 1rem; color: #1d1d1f; }
 h1 { margin-bottom: 0.2rem; } .meta { color: #555; margin-top: 0; }
 table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; font-size: 0.95rem; }
-th, td { border: 1px solid #ccc; padding: 0.3rem 0.7rem; text-align: right; }
-th { background: #f2f2f2; } td:first-child, th:first-child { text-align: left; }
+th, td { border: 1px solid #ccc; padding: 0.3rem 0.7rem; text-align: left; }
+th { background: #f2f2f2; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 figure { margin: 1rem 0 2rem; } figure img { max-width: 100%; border: 1px solid #ddd; }
 figcaption { color: #555; font-size: 0.9rem; }
 .note { background: #fff7e0; border-left: 4px solid #e0a800; padding: 0.5rem 1rem; }
@@ -44,18 +44,20 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+def _cell(value: Any) -> str:
+    """A table cell; numbers are right-aligned so their digits line up."""
+    numeric = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+    css = " class='num'" if numeric else ""
+    return f"<td{css}>{html.escape(format_value(value))}</td>"
+
+
 def html_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
     """An HTML table from dict rows (columns default to the keys of the first row)."""
     if not rows:
         return "<p>(no rows)</p>"
     cols = list(columns or rows[0].keys())
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in cols)
-    body = "".join(
-        "<tr>"
-        + "".join(f"<td>{html.escape(format_value(row.get(c)))}</td>" for c in cols)
-        + "</tr>"
-        for row in rows
-    )
+    body = "".join("<tr>" + "".join(_cell(row.get(c)) for c in cols) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
