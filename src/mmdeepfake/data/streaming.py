@@ -97,20 +97,26 @@ class _S3ConnectorReader:
         return self._get_client().get_object(self.storage.bucket, full).read()
 
 
-def decode_sample(image_bytes: bytes, audio_bytes: bytes) -> tuple[torch.Tensor, torch.Tensor]:
-    """Face image bytes -> (3,224,224) tensor; voice bytes -> one (WINDOW_SAMPLES,) window.
+def decode_face(data: bytes) -> torch.Tensor:
+    """Face image bytes -> a normalised (3, 224, 224) tensor.
 
     Dataset frames are already face crops, so they are centre-cropped rather than run through
     the face detector.
     """
-    from mmdeepfake.media.decode import load_audio, load_image
+    from mmdeepfake.media.decode import load_image
     from mmdeepfake.media.faces import center_crop_face
-    from mmdeepfake.media.features import IMAGE_SIZE, SAMPLE_RATE, faces_to_tensor, fit_window
+    from mmdeepfake.media.features import IMAGE_SIZE, faces_to_tensor
 
-    face = center_crop_face(load_image(image_bytes), size=IMAGE_SIZE)
-    faces = faces_to_tensor(np.ascontiguousarray(face)[None])[0]
-    wave = fit_window(load_audio(audio_bytes, sample_rate=SAMPLE_RATE))
-    return faces, wave
+    face = center_crop_face(load_image(data), size=IMAGE_SIZE)
+    return faces_to_tensor(np.ascontiguousarray(face)[None])[0]
+
+
+def decode_voice(data: bytes) -> torch.Tensor:
+    """Voice recording bytes -> one (WINDOW_SAMPLES,) window at 16 kHz (centre crop or pad)."""
+    from mmdeepfake.media.decode import load_audio
+    from mmdeepfake.media.features import SAMPLE_RATE, fit_window
+
+    return fit_window(load_audio(data, sample_rate=SAMPLE_RATE))
 
 
 def shard_indices(n: int, *, epoch: int, seed: int, shuffle: bool, rank: int, world_size: int,
@@ -150,7 +156,6 @@ class StreamingPairDataset(IterableDataset):
         world_size: int = 1,
         reader: Reader | None = None,
         equal_shards: bool = True,
-        decode: Callable[[bytes, bytes], tuple[torch.Tensor, torch.Tensor]] = decode_sample,
     ) -> None:
         self.storage = storage
         self.samples = list(samples)
@@ -160,7 +165,6 @@ class StreamingPairDataset(IterableDataset):
         self.rank = rank
         self.world_size = world_size
         self.reader = reader or storage.read_bytes
-        self.decode = decode
         self.equal_shards = equal_shards
         self.epoch = 0
 
@@ -185,11 +189,9 @@ class StreamingPairDataset(IterableDataset):
         sample = self.samples[index]
         key = sample.image_key
         try:
-            image_bytes = self.reader(sample.image_key)
+            faces = decode_face(self.reader(key))
             key = sample.audio_key
-            audio_bytes = self.reader(sample.audio_key)
-            key = f"{sample.image_key} + {sample.audio_key}"
-            faces, wave = self.decode(image_bytes, audio_bytes)
+            wave = decode_voice(self.reader(key))
         except KeyNotFoundError as exc:
             return SkippedSample(key=key, reason=f"{type(exc).__name__}: {exc}")
         except StorageError:

@@ -65,9 +65,11 @@ class MemorySample:
 class MemoryGuard:
     """Watches memory every step and decides the batch size.
 
-    Shrinking is hysteretic: after a change the guard only shrinks again if usage keeps climbing
-    past the level that triggered the last change, because freed tensors rarely return memory
-    to the operating system and a flat-but-high RSS is not a reason to keep halving.
+    Between the aim and the cap, shrinking is hysteretic: after a change the guard only shrinks
+    again if usage keeps climbing past the level that triggered the last change, because freed
+    tensors rarely return memory to the operating system and a flat-but-high RSS is not a
+    reason to keep halving. Above the cap it halves at every step until the minimum, then
+    gives up after ``patience`` more samples above the cap.
     """
 
     def __init__(
@@ -112,11 +114,13 @@ class MemoryGuard:
         rss = int(self.rss_fn())
         self.samples.append(MemorySample(step, time.monotonic() - self._t0, rss, self.batch_size))
         climbing = rss > self._last_trigger * 1.02
-        if rss > self.target_bytes and self.batch_size > self.min_batch_size and climbing:
+        over_cap = rss > self.cap_bytes
+        can_shrink = self.batch_size > self.min_batch_size
+        if can_shrink and (over_cap or (rss > self.target_bytes and climbing)):
             self._shrink(step, rss)
-        if rss > self.cap_bytes:
+        elif over_cap:
             self._over_cap += 1
-            if self.batch_size <= self.min_batch_size and self._over_cap >= self.patience:
+            if not can_shrink and self._over_cap >= self.patience:
                 raise MemoryBudgetError(
                     f"memory use {format_bytes(rss)} stays above the cap "
                     f"{format_bytes(self.cap_bytes)} (80% of {format_bytes(self.limit_bytes)}) "
@@ -132,6 +136,7 @@ class MemoryGuard:
         old = self.batch_size
         self.batch_size = max(self.min_batch_size, old // 2)
         self._last_trigger = rss
+        self._over_cap = 0
         self.changes.append((step, old, self.batch_size))
         log.warning(
             "memory guard: step %d uses %s, above the %s aim; batch size %d -> %d",

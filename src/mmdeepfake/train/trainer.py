@@ -462,15 +462,13 @@ class _Run:
         return len(self.history)
 
     def _epoch(self, epoch: int, stop: _StopFlag) -> dict[str, Any]:
-        from mmdeepfake.data.layout import count_pairs, pair_samples
+        from mmdeepfake.data.layout import pair_samples
         from mmdeepfake.data.streaming import build_split_loader
 
         c, dist = self.config, self.dist
+        # Random pairs are drawn again each epoch (more face/voice combinations); the layout
+        # module logs how many pairs are true and how many random.
         samples = pair_samples(self.index, "train", c.seed + epoch)
-        if epoch == self.start_epoch and dist.is_main:
-            true_pairs, random_pairs = count_pairs(samples)
-            log.info("training pairs: %d true (shared clip id), %d drawn at random within split "
-                     "and label", true_pairs, random_pairs)
         loader = build_split_loader(
             self.data, self.index, "train", c.batch_size, seed=c.seed, shuffle=True,
             num_workers=c.num_workers, prefetch=c.prefetch, rank=dist.rank,
