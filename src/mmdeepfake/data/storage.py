@@ -187,7 +187,7 @@ class S3Storage(Storage):
     """Objects under ``s3://bucket/prefix``, read and written with boto3.
 
     The client retries throttling and transient network errors with adaptive backoff
-    (``max_attempts`` tries in total). With ``endpoint_url`` (a local moto server, MinIO, ...)
+    (``max_attempts`` tries in total; default ``$AWS_MAX_ATTEMPTS`` or 5). With ``endpoint_url`` (a local moto server, MinIO, ...)
     it uses path-style addressing, which such servers expect. Credentials come from the usual
     boto3 chain (environment, ``~/.aws``, instance profile). The client is created lazily and
     again in a forked process (a DataLoader worker), and the storage pickles without it.
@@ -199,7 +199,7 @@ class S3Storage(Storage):
         prefix: str = "",
         *,
         endpoint_url: str | None = None,
-        max_attempts: int = 8,
+        max_attempts: int | None = None,
         region_name: str | None = None,
     ) -> None:
         if not bucket:
@@ -209,7 +209,7 @@ class S3Storage(Storage):
         self.endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get(
             "AWS_ENDPOINT_URL"
         )
-        self.max_attempts = max_attempts
+        self.max_attempts = max_attempts or int(os.environ.get("AWS_MAX_ATTEMPTS", "5"))
         self.region_name = region_name
         self._client: Any = None
         self._client_pid: int | None = None
@@ -329,7 +329,7 @@ def _make_client(endpoint_url: str | None, max_attempts: int, region_name: str |
 
     config = Config(
         retries={"max_attempts": max_attempts, "mode": "adaptive"},
-        connect_timeout=10,
+        connect_timeout=5,
         read_timeout=60,
         max_pool_connections=32,
         s3={"addressing_style": "path"} if endpoint_url else None,
@@ -399,7 +399,10 @@ def parse_uri(uri: str) -> tuple[str, str]:
 
 
 def open_storage(
-    uri_or_path: str | os.PathLike[str], *, endpoint_url: str | None = None, max_attempts: int = 8
+    uri_or_path: str | os.PathLike[str],
+    *,
+    endpoint_url: str | None = None,
+    max_attempts: int | None = None,
 ) -> Storage:
     """A :class:`Storage` for an ``s3://bucket/prefix`` URI or a local folder path."""
     text = os.fspath(uri_or_path)

@@ -359,9 +359,13 @@ def generate_dataset(
     *,
     frames_per_clip: int = 4,
     splits: Sequence[float] = (0.7, 0.15, 0.15),
+    seconds: float | None = None,
     progress: bool = False,
 ) -> SynthSummary:
-    """Write a synthetic dataset of ``clips`` clips at the root of ``storage``."""
+    """Write a synthetic dataset of ``clips`` clips at the root of ``storage``.
+
+    ``seconds`` fixes every clip's duration (default: random 2-3 s per clip).
+    """
     if frames_per_clip < 1:
         raise ConfigError(f"--frames-per-clip must be at least 1 (got {frames_per_clip})")
     specs = plan_clips(clips, seed, variant, splits)
@@ -371,7 +375,8 @@ def generate_dataset(
     from tqdm import tqdm
 
     for spec in tqdm(specs, desc="synthesising", unit="clip", disable=not progress):
-        clip = render_clip(spec, seed, frames_per_clip=frames_per_clip, video=videos)
+        clip = render_clip(spec, seed, frames_per_clip=frames_per_clip, video=videos,
+                           seconds=seconds)
         folder = f"{spec.split}/{spec.label_name}"
         for k, frame in enumerate(clip.frames):
             key = f"frames/{folder}/{spec.clip_id}_{k:02d}.png"
