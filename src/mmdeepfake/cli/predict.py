@@ -1,0 +1,218 @@
+"""`mmdeepfake-predict`: detect deepfakes in files, folders or S3 prefixes and write records.
+
+One record per input, in input order. An input that fails (corrupt, no face, no audio) still
+gets a record, with its ``error`` field set, and makes the exit status non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from mmdeepfake.cli._common import run_cli, setup_logging
+from mmdeepfake.errors import ConfigError, MediaNotFoundError, MmDeepfakeError
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".webm", ".mkv", ".avi")
+CSV_FIELDS = (
+    "source", "label", "fake_probability", "threshold", "consistency", "face_emotion",
+    "voice_emotion", "image_score", "audio_score", "fusion", "warnings", "error",
+)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One thing to score: a video, or a face image with a voice recording."""
+
+    source: str
+    audio: str | None = None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mmdeepfake-predict",
+        description="Detect audio-visual deepfakes in videos (files, folders, s3://bucket/prefix).",
+    )
+    parser.add_argument("inputs", nargs="*", metavar="PATH",
+                        help="video files, folders (searched recursively) or s3:// prefixes")
+    parser.add_argument("--pair", nargs=2, action="append", default=[], metavar=("IMAGE", "AUDIO"),
+                        help="score a face image with a voice recording (repeatable)")
+    parser.add_argument("--model", default="starter",
+                        help="model folder or Hugging Face repo id (default: the bundled starter model)")
+    parser.add_argument("--format", choices=("json", "jsonl", "csv"), default="jsonl")
+    parser.add_argument("--out", help="output file (default: standard output)")
+    parser.add_argument("--threshold", type=float, help="decision threshold on the fake probability")
+    parser.add_argument("--num-frames", type=int, help="frames sampled per video")
+    parser.add_argument("--endpoint-url", help="S3 endpoint URL (for S3-compatible servers)")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    return parser
+
+
+def expand_inputs(inputs: list[str], pairs: list[list[str]], endpoint_url: str | None) -> list[Job]:
+    """Resolve files, folders and S3 prefixes into jobs, in a stable order."""
+    jobs: list[Job] = []
+    for item in inputs:
+        if item.startswith("s3://"):
+            jobs.extend(Job(uri) for uri in _list_s3_videos(item, endpoint_url))
+        elif os.path.isdir(item):
+            found = sorted(p for p in Path(item).rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
+            if not found:
+                raise MediaNotFoundError(f"no video files ({', '.join(VIDEO_SUFFIXES)}) under {item}")
+            jobs.extend(Job(str(p)) for p in found)
+        else:
+            jobs.append(Job(item))
+    jobs.extend(Job(image, audio) for image, audio in pairs)
+    if not jobs:
+        raise ConfigError("nothing to score: give video paths, folders, s3:// prefixes or --pair")
+    return jobs
+
+
+def _list_s3_videos(uri: str, endpoint_url: str | None) -> list[str]:
+    from mmdeepfake.data.storage import open_storage
+
+    storage = open_storage(uri, endpoint_url=endpoint_url)
+    keys = sorted(k for k in storage.list() if k.lower().endswith(VIDEO_SUFFIXES))
+    if not keys:
+        raise MediaNotFoundError(f"no video files under {uri}")
+    return [storage.uri(k) for k in keys]
+
+
+# --- scoring (also run inside worker processes) ------------------------------------------------
+
+_WORKER: dict = {}
+
+
+def _init_worker(model: str, device: str, threads: int | None, endpoint_url: str | None) -> None:
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    _WORKER["detector"] = load_detector(model, device)
+    _WORKER["endpoint_url"] = endpoint_url
+
+
+def load_detector(model: str, device: str = "cpu"):
+    from mmdeepfake.detector import Detector
+
+    detector = Detector.starter() if model == "starter" else Detector.from_pretrained(model)
+    return detector.to(device)
+
+
+def _score(job_and_options: tuple[Job, dict]) -> dict:
+    job, options = job_and_options
+    try:
+        detector = _WORKER["detector"]
+        media = _read(job.source, _WORKER["endpoint_url"])
+        if job.audio is None:
+            prediction = detector.predict(media, **options)
+        else:
+            prediction = detector.predict(image=media, audio=_read(job.audio, _WORKER["endpoint_url"]), **options)
+        record = prediction.to_dict()
+        record["source"] = job.source
+        record["error"] = None
+        return record
+    except MmDeepfakeError as exc:
+        return {"source": job.source, "error": str(exc), "error_type": type(exc).__name__}
+
+
+def _read(source: str, endpoint_url: str | None):
+    """Local paths are passed through; S3 objects are read into memory, never to disk."""
+    if not source.startswith("s3://"):
+        return source
+    from mmdeepfake.data.storage import open_storage
+
+    bucket, _, key = source[len("s3://"):].partition("/")
+    storages = _WORKER.setdefault("storages", {})
+    if bucket not in storages:
+        storages[bucket] = open_storage(f"s3://{bucket}", endpoint_url=endpoint_url)
+    return storages[bucket].read_bytes(key)
+
+
+def score_jobs(jobs: list[Job], args: argparse.Namespace) -> Iterator[dict]:
+    """Score every job, in order, in this process or in a pool of worker processes."""
+    options = {k: v for k, v in (("threshold", args.threshold), ("num_frames", args.num_frames)) if v is not None}
+    work = [(job, options) for job in jobs]
+    if args.workers <= 1:
+        _init_worker(args.model, args.device, None, args.endpoint_url)
+        yield from map(_score, work)
+        return
+    import multiprocessing
+
+    cpu = os.cpu_count() or 1
+    threads = max(1, cpu // args.workers)
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(
+        args.workers, initializer=_init_worker,
+        initargs=(args.model, args.device, threads, args.endpoint_url),
+    ) as pool:
+        yield from pool.imap(_score, work)
+
+
+# --- output -------------------------------------------------------------------------------------
+
+
+def _csv_row(record: dict) -> dict:
+    scores = record.get("modality_scores") or {}
+    row = {field: record.get(field) for field in CSV_FIELDS}
+    row["image_score"] = scores.get("image")
+    row["audio_score"] = scores.get("audio")
+    row["warnings"] = "; ".join(record.get("warnings") or [])
+    return row
+
+
+def write_records(records: list[dict], fmt: str, stream: io.TextIOBase) -> None:
+    if fmt == "json":
+        json.dump(records, stream, indent=2)
+        stream.write("\n")
+    elif fmt == "jsonl":
+        for record in records:
+            stream.write(json.dumps(record) + "\n")
+    else:
+        writer = csv.DictWriter(stream, fieldnames=CSV_FIELDS)
+        writer.writeheader()
+        writer.writerows(_csv_row(r) for r in records)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.verbose)
+    if args.workers < 1:
+        raise ConfigError("--workers must be at least 1")
+    jobs = expand_inputs(args.inputs, args.pair, args.endpoint_url)
+    from tqdm import tqdm
+
+    records = []
+    progress = tqdm(total=len(jobs), unit="clip", disable=args.no_progress or len(jobs) < 2, file=sys.stderr)
+    with progress:
+        for record in score_jobs(jobs, args):
+            records.append(record)
+            progress.update()
+    if args.out:
+        with open(args.out, "w", newline="") as stream:
+            write_records(records, args.format, stream)
+    else:
+        write_records(records, args.format, sys.stdout)
+    failed = [r for r in records if r.get("error")]
+    for record in failed:
+        print(f"error: {record['source']}: {record['error']}", file=sys.stderr)
+    if failed:
+        print(f"{len(failed)} of {len(records)} inputs failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cli() -> None:
+    run_cli(main)
+
+
+if __name__ == "__main__":
+    cli()
