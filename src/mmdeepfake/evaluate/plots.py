@@ -483,8 +483,13 @@ def plot_precision_recall_threshold(y_true: ArrayLike, scores: ArrayLike) -> Fig
 
 
 def plot_feature_importance(importances: Mapping[str, float]) -> Figure:
-    """14: drop in ROC-AUC when each input (modality or consistency feature) is removed."""
-    items = sorted(importances.items(), key=lambda kv: kv[1])
+    """14: drop in ROC-AUC when each input (modality or consistency feature) is removed.
+
+    Undefined (NaN) importances, e.g. from a single-class split, are left out.
+    """
+    items = sorted(
+        ((k, float(v)) for k, v in importances.items() if np.isfinite(v)), key=lambda kv: kv[1]
+    )
     fig = _figure()
     ax = fig.add_subplot()
     names = [k for k, _ in items]
@@ -496,7 +501,9 @@ def plot_feature_importance(importances: Mapping[str, float]) -> Figure:
     ax.set_xlabel("drop in ROC-AUC when removed (higher = more important)")
     ax.set_ylabel("input")
     ax.set_title("Feature importance: which modality and consistency cues matter")
-    ax.margins(x=0.15)
+    low, high = min([0.0, *values]), max([0.0, *values])
+    pad = 0.2 * (high - low) or 0.05  # room for the value labels on either side of zero
+    ax.set_xlim(low - pad, high + pad)
     return fig
 
 
