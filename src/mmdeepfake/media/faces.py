@@ -386,7 +386,7 @@ class FaceDetector:
         """P-Net, R-Net, O-Net on images[indices]; boxes in detection pixels, ids into images."""
         import torch
 
-        index = torch.as_tensor(indices, dtype=torch.long)
+        index = torch.as_tensor(indices, dtype=torch.long, device=images.device)
         boxes, local_ids = self._stage_one(images[index], scale)
         return self._verify(images, boxes, index[local_ids])
 
@@ -432,14 +432,15 @@ class FaceDetector:
             real_scale_x, real_scale_y = size[1] / width, size[0] / height
             top_left = cells * 2
             boxes = torch.cat([top_left, top_left + 12], dim=1)
-            boxes = boxes / torch.tensor([real_scale_x, real_scale_y] * 2)
+            boxes = boxes / torch.tensor([real_scale_x, real_scale_y] * 2, device=boxes.device)
             boxes = _regress(boxes, offsets[ids, :, ys, xs])
             keep = nms(boxes, scores, 0.5, ids)
             all_boxes.append(boxes[keep])
             all_scores.append(scores[keep])
             all_ids.append(ids[keep])
         if not all_boxes:
-            return torch.zeros(0, 4), torch.zeros(0, dtype=torch.long)
+            empty = torch.zeros(0, 4, device=images.device)
+            return empty, torch.zeros(0, dtype=torch.long, device=images.device)
         boxes, scores, ids = torch.cat(all_boxes), torch.cat(all_scores), torch.cat(all_ids)
         keep = nms(boxes, scores, 0.7, ids)
         return _square(boxes[keep]), ids[keep]
@@ -449,7 +450,7 @@ class FaceDetector:
         import torch
 
         if len(boxes) == 0:
-            return boxes, image_ids, torch.zeros(0)
+            return boxes, image_ids, torch.zeros(0, device=boxes.device)
         crops = _crop_batch(images, boxes, image_ids, size).contiguous(
             memory_format=torch.channels_last
         )
@@ -498,9 +499,12 @@ def _track_proposals(boxes: torch.Tensor, ids: torch.Tensor, nearest: dict[int, 
                 half = side * zoom / 2
                 x, y = cx + dx * side, cy + dy * side
                 proposals.append(torch.stack([x - half, y - half, x + half, y + half], dim=1))
-                proposal_ids.append(torch.full((len(mine),), frame, dtype=torch.long))
+                proposal_ids.append(
+                    torch.full((len(mine),), frame, dtype=torch.long, device=boxes.device)
+                )
     if not proposals:
-        return torch.zeros(0, 4), torch.zeros(0, dtype=torch.long)
+        empty = torch.zeros(0, 4, device=boxes.device)
+        return empty, torch.zeros(0, dtype=torch.long, device=boxes.device)
     return torch.cat(proposals), torch.cat(proposal_ids)
 
 
@@ -517,8 +521,8 @@ def _crop_batch(
     import torch.nn.functional as F
 
     _, channels, height, width = images.shape
-    steps = (torch.arange(size, dtype=images.dtype) + 0.5) / size
-    out = torch.empty(len(boxes), channels, size, size, dtype=images.dtype)
+    steps = (torch.arange(size, dtype=images.dtype, device=images.device) + 0.5) / size
+    out = torch.empty(len(boxes), channels, size, size, dtype=images.dtype, device=images.device)
     for image_id in image_ids.unique().tolist():
         rows = (image_ids == image_id).nonzero(as_tuple=True)[0]
         b = boxes[rows]
