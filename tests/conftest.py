@@ -24,14 +24,14 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # credentials like AWS does (moto's IAM auth switch): inside it, keys that moto's IAM does not
 # know are refused with InvalidAccessKeyId, a wrong secret with SignatureDoesNotMatch.
 
-import contextlib  # noqa: E402
-import dataclasses  # noqa: E402
-import socket  # noqa: E402
-import uuid  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from typing import Any  # noqa: E402
+import contextlib
+import dataclasses
+import socket
+import uuid
+from collections.abc import Iterator
+from typing import Any
 
-import pytest  # noqa: E402
+import pytest
 
 FAKE_AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -136,6 +136,7 @@ def s3_bucket(s3_server: S3Server) -> Iterator[S3Bucket]:
     client.create_bucket(Bucket=name)
     yield S3Bucket(name=name, endpoint_url=s3_server.endpoint_url, server=s3_server)
     with contextlib.suppress(client.exceptions.NoSuchBucket):  # the test may have removed it
-        for key in S3Bucket(name, s3_server.endpoint_url, s3_server).keys():
+        leftovers = S3Bucket(name, s3_server.endpoint_url, s3_server).keys()
+        for key in leftovers:
             client.delete_object(Bucket=name, Key=key)
         client.delete_bucket(Bucket=name)

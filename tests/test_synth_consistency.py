@@ -10,6 +10,8 @@ Scores are out-of-fold predictions of 5-fold cross-validation, so every clip is 
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -17,12 +19,12 @@ from mmdeepfake.data.synth import plan_clips, render_clip
 from mmdeepfake.labels import NUM_EMOTIONS
 
 sklearn = pytest.importorskip("sklearn")
-from sklearn.decomposition import PCA  # noqa: E402
-from sklearn.linear_model import LogisticRegression  # noqa: E402
-from sklearn.metrics import roc_auc_score  # noqa: E402
-from sklearn.model_selection import StratifiedKFold, cross_val_predict  # noqa: E402
-from sklearn.pipeline import make_pipeline  # noqa: E402
-from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.decomposition import PCA
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 CV = StratifiedKFold(5, shuffle=True, random_state=0)
 
@@ -66,7 +68,7 @@ def _voice_features(wave: np.ndarray) -> np.ndarray:
     freqs = np.fft.rfftfreq(n_fft, 1 / 16000)
     edges = np.geomspace(60, 8000, 21)
     bands = np.log(np.stack([power[:, (freqs >= a) & (freqs < b)].sum(1)
-                             for a, b in zip(edges[:-1], edges[1:])], 1) + 1e-8)
+                             for a, b in itertools.pairwise(edges)], 1) + 1e-8)
     energy = np.log(power.sum(1) + 1e-8)
     voiced = energy > energy.max() - 4
     envelope = np.sqrt(power.sum(1))

@@ -51,21 +51,21 @@ from mmdeepfake.errors import ConfigError
 from mmdeepfake.labels import EMOTION_INDEX, EMOTIONS, NUM_EMOTIONS
 
 __all__ = [
-    "VARIANTS",
     "FACE_ARTEFACTS",
+    "VARIANTS",
     "VOICE_ARTEFACTS",
     "ClipSpec",
     "SynthClip",
     "SynthSummary",
-    "plan_clips",
-    "render_clip",
-    "generate_dataset",
-    "make_clip",
     "draw_face",
-    "synth_voice",
+    "encode_mp4",
     "encode_png",
     "encode_wav",
-    "encode_mp4",
+    "generate_dataset",
+    "make_clip",
+    "plan_clips",
+    "render_clip",
+    "synth_voice",
 ]
 
 log = logging.getLogger(__name__)
@@ -145,7 +145,7 @@ def split_counts(clips: int, fractions: Sequence[float]) -> dict[str, int]:
             f"--splits must be three non-negative fractions for {','.join(SPLITS)} that sum to "
             f"1 (got {','.join(str(f) for f in fractions)}); e.g. --splits 0.7,0.15,0.15"
         )
-    counts = {split: int(round(clips * f)) for split, f in zip(SPLITS[1:], fractions[1:])}
+    counts = {split: round(clips * f) for split, f in zip(SPLITS[1:], fractions[1:])}
     counts = {SPLITS[0]: clips - sum(counts.values()), **counts}
     too_small = [s for s, f in zip(SPLITS, fractions) if f > 0 and counts[s] < 2]
     if too_small or counts[SPLITS[0]] < 0:
@@ -226,7 +226,7 @@ def render_clip(spec: ClipSpec, seed: int, *, frames_per_clip: int = 4, video: b
     frames = np.stack([frame_at(t) for t in times])
     video_frames = None
     if video:
-        count = max(int(round(duration * VIDEO_FPS)), 1)
+        count = max(round(duration * VIDEO_FPS), 1)
         video_frames = np.stack([frame_at(i / VIDEO_FPS) for i in range(count)])
     if spec.voice_artefact and spec.voice_artefact != "robotic":
         wave = _apply_voice_artefact(wave, spec.voice_artefact, artefact_rng)
@@ -435,7 +435,7 @@ def make_clip(
     face_rng = np.random.default_rng([seed, _FACE])
     renderer = FaceRenderer(FaceIdentity.sample(face_rng), size)
     expression = EXPRESSIONS[EMOTIONS[face]]
-    count = max(int(round(seconds * fps)), 1)
+    count = max(round(seconds * fps), 1)
     frames = np.stack([add_noise(renderer.render(expression, i / fps), face_rng, 3.0)
                        for i in range(count)])
     path = Path(path)
