@@ -44,18 +44,18 @@ from mmdeepfake.errors import DatasetError
 from mmdeepfake.labels import EMOTION_INDEX, EMOTIONS
 
 __all__ = [
-    "SPLITS",
+    "EXPECTED_LAYOUT",
     "LABEL_NAMES",
     "MODALITIES",
-    "EXPECTED_LAYOUT",
+    "SPLITS",
     "DatasetIndex",
     "PairedSample",
     "clip_id",
-    "scan_dataset",
-    "index_keys",
-    "parse_emotions_csv",
-    "pair_samples",
     "count_pairs",
+    "index_keys",
+    "pair_samples",
+    "parse_emotions_csv",
+    "scan_dataset",
 ]
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ class DatasetIndex:
 
     def emotion_of(self, key: str) -> int:
         """The emotion index of a file (key relative to the storage root), or -1 if unknown."""
-        relative = key[len(self.prefix) :] if key.startswith(self.prefix) else key
+        relative = key.removeprefix(self.prefix)
         found = self.emotions.get(relative)
         if found is None:
             found = self.emotions.get(clip_id(key), -1)

@@ -21,12 +21,12 @@ from typing import Any, BinaryIO
 from mmdeepfake.errors import BucketNotFoundError, CredentialsError, StorageError
 
 __all__ = [
-    "Storage",
+    "KeyNotFoundError",
     "LocalStorage",
     "S3Storage",
+    "Storage",
     "open_storage",
     "parse_uri",
-    "KeyNotFoundError",
 ]
 
 # Objects above this size are uploaded in parts (S3 caps a single PUT at 5 GB, and parts
@@ -238,7 +238,7 @@ class S3Storage(Storage):
     def _call(self, what: str, key: str | None, fn: Any, **kwargs: Any) -> Any:
         try:
             return fn(**kwargs)
-        except Exception as exc:  # noqa: BLE001 - translated below, re-raised if unknown
+        except Exception as exc:
             raise _translate(exc, self, what, key) from exc
 
     def list(self, prefix: str = "") -> list[str]:
@@ -313,7 +313,7 @@ class S3Storage(Storage):
             kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
         try:
             self.client.create_bucket(**kwargs)
-        except Exception as exc:  # noqa: BLE001 - translated unless another process won a race
+        except Exception as exc:
             if _error_code(exc) != "BucketAlreadyOwnedByYou":
                 raise _translate(exc, self, "create bucket", None) from exc
 

@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from mmdeepfake.labels import EMOTIONS
 
-__all__ = ["Expression", "FaceIdentity", "FaceRenderer", "EXPRESSIONS", "draw_face"]
+__all__ = ["EXPRESSIONS", "Expression", "FaceIdentity", "FaceRenderer", "draw_face"]
 
 SUPERSAMPLE = 2
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from mmdeepfake.labels import EMOTIONS
 
-__all__ = ["Prosody", "PROSODY", "VoiceIdentity", "synth_voice", "SAMPLE_RATE"]
+__all__ = ["PROSODY", "SAMPLE_RATE", "Prosody", "VoiceIdentity", "synth_voice"]
 
 SAMPLE_RATE = 16000
 _N_FFT = 512
