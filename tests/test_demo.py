@@ -37,6 +37,7 @@ sys.path.insert(0, str(REPO / "demos"))
 
 from mmdeepfake_demo import build_app, launch
 from mmdeepfake_demo.handlers import Handlers
+from mmdeepfake_demo.media import upload_area
 from mmdeepfake_demo.models import STARTER_NOTE, LoadedModel, ModelStore, load_model
 
 FRAMES = 6  # frames sampled per video in these tests: enough for a timeline, cheap on 2 cores
@@ -145,10 +146,10 @@ def test_both_endpoints_are_listed_by_name(client):
 @pytest.mark.parametrize(
     ("endpoint", "files", "expected"),
     [
-        ("/detect", ["text_as_video"], ""),
-        ("/detect", ["muted"], "audio"),
-        ("/detect_pair", ["no_face", "voice"], "face"),
-        ("/detect_pair", ["photo", "silence"], "silent"),
+        ("/detect", ["text_as_video"], "not media"),
+        ("/detect", ["muted"], "no audio track"),
+        ("/detect_pair", ["no_face", "voice"], "no face was found"),
+        ("/detect_pair", ["photo", "silence"], "is silent"),
     ],
 )
 def test_bad_media_gives_a_readable_error(client, media, endpoint, files, expected):
@@ -160,7 +161,13 @@ def test_bad_media_gives_a_readable_error(client, media, endpoint, files, expect
     assert expected in message.lower()
     assert "Traceback" not in message and 'File "' not in message
     assert "unexpected" not in message.lower()  # a typed error, not the catch-all apology
+    assert str(upload_area()) not in message  # the visitor sees a file name, not server folders
     assert len(message) > 20
+
+
+def test_missing_media_gives_a_readable_error(client):
+    with pytest.raises(AppError, match="no video was given"):
+        client.predict(None, 0.5, FRAMES, None, api_name="/detect")
 
 
 def test_eight_concurrent_requests_all_succeed(server, media):
@@ -240,7 +247,7 @@ def test_model_tab_loads_a_saved_detector_and_explains_failures(detector, tmp_pa
     spec, header, _info, fusion_update, _threshold_update, _frames, status = handlers.load_model(
         str(family), None
     )
-    assert spec == str(family) and status.startswith("✅")
+    assert spec == str(family) and status.startswith("**Loaded**")
     assert str(family) in header
     assert fusion_update["choices"] == ["adaptive", "late"]
     assert fusion_update["interactive"] is True

@@ -32,7 +32,8 @@ def shown_in_page(action: str) -> Iterator[None]:
         raise
     except MmDeepfakeError as exc:
         log.info("%s refused: %s: %s", action, type(exc).__name__, exc)
-        raise gr.Error(html.escape(str(exc)), title=action, print_exception=False) from None
+        message = html.escape(media.without_upload_folders(str(exc)))
+        raise gr.Error(message, title=action, print_exception=False) from None
     except Exception:
         log.exception("%s failed unexpectedly", action)
         raise gr.Error(
@@ -132,9 +133,9 @@ class Handlers:
         try:
             model = self.store.get(spec)
         except MmDeepfakeError as exc:
-            message = f"❌ Could not load `{html.escape(spec)}`: {html.escape(str(exc))}"
+            message = f"**Could not load** `{html.escape(spec)}`: {html.escape(str(exc))}"
             return (current, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), message)
-        return (spec, *self.model_widgets(model), f"✅ Loaded `{html.escape(spec)}`.")
+        return (spec, *self.model_widgets(model), f"**Loaded** `{html.escape(spec)}`.")
 
     @staticmethod
     def model_widgets(model: LoadedModel) -> tuple:

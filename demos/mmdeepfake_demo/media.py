@@ -8,6 +8,7 @@ checked first: the page only ever reads files that arrived through its own uploa
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,16 @@ def checked_path(path: str | os.PathLike | None, what: str) -> str:
     if not resolved.is_file():
         raise MediaNotFoundError(f"the uploaded {what} is no longer on the server; upload it again")
     return str(resolved)
+
+
+def without_upload_folders(message: str) -> str:
+    """A message with upload-area folders removed from paths, keeping the visitor's file name.
+
+    Library errors name the file they failed on; in the page that is the server's copy of the
+    upload, whose folders mean nothing to the visitor and need not be shown to them.
+    """
+    folders = re.escape(str(upload_area())) + r"/(?:[^/'\"\s]+/)*"
+    return re.sub(folders, "", message)
 
 
 def _crops(frames: Sequence[np.ndarray], faces: Sequence[dict[str, Any]]) -> np.ndarray:

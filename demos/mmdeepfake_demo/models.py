@@ -10,6 +10,7 @@ tens of megabytes and takes seconds to load.
 
 from __future__ import annotations
 
+import html
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -69,7 +70,7 @@ class LoadedModel:
         config = det.config
         lines = [f"**Model:** `{self.spec}`"]
         if self.notice:
-            lines.append(f"> ⚠️ {self.notice}")
+            lines.append(f"> **Notice:** {html.escape(self.notice)}")
         lines.append(
             f"image encoder `{config['image_encoder']}` · audio encoder "
             f"`{config['audio_encoder']}` · fusion {', '.join(f'`{f}`' for f in self.fusions)} · "

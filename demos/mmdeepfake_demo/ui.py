@@ -144,14 +144,14 @@ def build_app(
                     columns=6,
                     height=220,
                     object_fit="contain",
+                    fit_columns=False,
                     elem_id="gallery",
                 )
                 spectrogram = gr.Image(
                     label="Voice spectrogram", type="numpy", elem_id="spectrogram"
                 )
-                with gr.Row():
-                    scores = gr.Markdown(elem_id="scores")
-                    warnings = gr.Markdown(elem_id="warnings")
+                scores = gr.Markdown(elem_id="scores")
+                warnings = gr.Markdown(elem_id="warnings")
                 with gr.Accordion("Prediction (the API's answer)", open=False):
                     prediction = gr.JSON(label="Prediction")
 

@@ -75,9 +75,9 @@ def timeline_figure(pred: dict[str, Any]) -> go.Figure:
         rows=3,
         cols=1,
         shared_xaxes=True,
-        vertical_spacing=0.06,
+        vertical_spacing=0.08,
         row_heights=[0.4, 0.3, 0.3],
-        subplot_titles=("fake probability and consistency", "face emotion", "voice emotion"),
+        subplot_titles=("", "face emotion", "voice emotion"),
     )
     fig.add_scatter(
         x=mids,
@@ -120,12 +120,15 @@ def timeline_figure(pred: dict[str, Any]) -> go.Figure:
             row=row,
             col=1,
         )
-    fig.update_yaxes(range=[0, 1], row=1, col=1)
+    fig.update_yaxes(range=[0, 1], title_text="probability", row=1, col=1)
+    for row in (2, 3):
+        fig.update_yaxes(tickmode="array", tickvals=list(EMOTIONS), row=row, col=1)
     fig.update_xaxes(title_text="time (s)", row=3, col=1)
     fig.update_layout(
-        height=460,
-        margin={"l": 80, "r": 20, "t": 40, "b": 40},
-        legend={"orientation": "h", "y": 1.08, "x": 1, "xanchor": "right"},
+        height=600,
+        title="Per-window fake probability and consistency, face and voice emotions",
+        margin={"l": 90, "r": 20, "t": 80, "b": 40},
+        legend={"orientation": "h", "y": 1.06, "x": 1, "xanchor": "right"},
     )
     return fig
 
@@ -157,7 +160,7 @@ def warnings_markdown(pred: dict[str, Any]) -> str:
     warnings = pred.get("warnings") or []
     if not warnings:
         return "No warnings."
-    return "\n".join(f"- ⚠️ {html.escape(w)}" for w in warnings)
+    return "\n".join(f"- **Warning:** {html.escape(w)}" for w in warnings)
 
 
 def gallery_items(crops: np.ndarray, pred: dict[str, Any]) -> list[tuple[np.ndarray, str]]:
