@@ -1,9 +1,9 @@
 """Examples ready to click: synthetic real and fake clips, and a real photograph with a voice.
 
-The synthetic clips are generated at start-up (a second or two) with the same generator that
-made the starter model's training data, so nothing binary about them is stored in the
-repository: a *real* clip shows one emotion on the face and in the voice, a *fake* one pairs
-different emotions. The photograph is Grace Hopper's portrait from matplotlib's sample data (a
+The synthetic clips are generated at the first start (half a minute on two cores; later starts
+reuse them) with the generator that made the starter model's training data, so no video is
+stored in the repository: a *real* clip shows one emotion on the face and in the voice, a
+*fake* one pairs different emotions. The photograph is Grace Hopper's portrait from matplotlib's sample data (a
 real photograph, public domain). No human speech recording can be shipped or downloaded here,
 so the voice that goes with it is synthesised speech (eSpeak NG, see ``demos/assets/``).
 """
@@ -11,6 +11,7 @@ so the voice that goes with it is synthesised speech (eSpeak NG, see ``demos/ass
 from __future__ import annotations
 
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,8 +45,18 @@ class ExampleSet:
     pair_captions: list[str]
 
 
+def default_folder() -> Path:
+    """Where the examples are kept between runs, so a restart does not generate them again."""
+    from mmdeepfake import __version__
+
+    return Path(tempfile.gettempdir()) / f"mmdeepfake-demo-examples-{__version__}"
+
+
 def prepare_examples(folder: str | Path) -> ExampleSet:
-    """Write the example media into ``folder`` (created if needed) and describe them."""
+    """Write the example media into ``folder`` (created if needed) and describe them.
+
+    Files already there are reused; the clips are deterministic (fixed seeds).
+    """
     from mmdeepfake.data.synth import make_clip
 
     folder = Path(folder)
@@ -53,8 +64,11 @@ def prepare_examples(folder: str | Path) -> ExampleSet:
     videos, captions = [], []
     for stem, face, voice, seed, caption in SYNTHETIC_CLIPS:
         path = folder / f"{stem}.mp4"
-        if not path.is_file():
-            make_clip(path, face, voice, seed=seed, seconds=CLIP_SECONDS)
+        if not path.is_file():  # written under another name first: no half-written examples
+            partial = make_clip(
+                path.with_suffix(".partial.mp4"), face, voice, seed=seed, seconds=CLIP_SECONDS
+            )
+            partial.replace(path)
         videos.append(str(path))
         captions.append(caption)
     photo = folder / "grace_hopper.jpg"

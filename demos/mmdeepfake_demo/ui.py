@@ -8,13 +8,12 @@ than the verdict a visitor waits for).
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import gradio as gr
 
-from mmdeepfake_demo.examples import ExampleSet, prepare_examples
+from mmdeepfake_demo.examples import ExampleSet, default_folder, prepare_examples
 from mmdeepfake_demo.handlers import Handlers
 from mmdeepfake_demo.models import LoadedModel, ModelStore
 
@@ -57,12 +56,13 @@ def build_app(
     Args:
         model: a detector, or a :class:`LoadedModel` (which may carry several fusions).
         examples: example media to offer; by default they are generated into ``examples_dir``
-            (a fresh temporary folder when not given).
+            (a folder under the system's temporary directory, reused across runs, when not
+            given).
     """
     if not isinstance(model, LoadedModel):
         model = LoadedModel(getattr(model, "name", "detector"), {model.fusion_name: model})
     if examples is None:
-        examples = prepare_examples(examples_dir or tempfile.mkdtemp(prefix="mmdeepfake-demo-"))
+        examples = prepare_examples(examples_dir or default_folder())
     handlers = Handlers(ModelStore(model))
     detector = model.default
 
