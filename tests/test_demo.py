@@ -28,7 +28,7 @@ from gradio_client.exceptions import AppError
 
 import media_factory as mf
 from mmdeepfake import EMOTIONS, Detector
-from mmdeepfake.errors import MmDeepfakeError
+from mmdeepfake.errors import CheckpointError, MmDeepfakeError
 from tiny_models import TINY_ARCH
 
 REPO = Path(__file__).resolve().parents[1]
@@ -259,6 +259,52 @@ def test_single_fusion_model_shows_its_fusion_read_only(detector):
 
     update = fusion_dropdown(LoadedModel("tiny", {detector.fusion_name: detector}))
     assert update["interactive"] is False and update["value"] == detector.fusion_name
+
+
+def _app_module():
+    """demos/app.py, the command-line entry, imported under a name of its own."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mmdeepfake_demo_app", REPO / "demos" / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_page_defaults_to_the_starter_and_says_it_is_synthetic(monkeypatch, detector):
+    monkeypatch.setattr(Detector, "starter", classmethod(lambda cls: detector))
+    model = _app_module().initial_model(None)
+    assert model.spec == "starter" and model.notice is None
+    assert STARTER_NOTE in model.describe()
+
+
+def test_page_falls_back_to_an_untrained_detector_with_a_notice(monkeypatch):
+    def missing(cls):
+        raise CheckpointError("the bundled starter model is missing from this installation")
+
+    monkeypatch.setattr(Detector, "starter", classmethod(missing))
+    app_module = _app_module()
+    model = app_module.initial_model(None)
+    text = model.describe()
+    assert model.spec == "untrained"
+    assert "starter model is missing" in text and "No trained model is loaded" in text
+    with pytest.raises(CheckpointError):  # a model asked for by name is not silently replaced
+        app_module.initial_model(str(REPO / "no-such-model"))
+
+
+def test_command_line_reports_an_unloadable_model_without_a_traceback():
+    import subprocess
+
+    result = subprocess.run(
+        [sys.executable, str(REPO / "demos" / "app.py"), "--model", str(REPO / "no-such-model")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "error:" in result.stderr and "no-such-model" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_starter_model_says_it_was_trained_on_synthetic_data():
