@@ -118,3 +118,9 @@ def test_missing_weights_say_how_to_install(tmp_path, monkeypatch):
 def test_weights_load_without_importing_facenet_pytorch(detector):
     assert "facenet_pytorch" not in sys.modules
     assert "torchvision" not in sys.modules
+
+
+def test_detection_restores_the_thread_setting(detector):
+    before = torch.get_num_threads()
+    detector.detect([mf.astronaut()])
+    assert torch.get_num_threads() == before

@@ -18,6 +18,7 @@ import math
 import pickle
 import threading
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -238,6 +239,10 @@ class FaceDetector:
         device: torch device of the networks.
         weights_dir: folder with pnet.pt/rnet.pt/onet.pt (default: the facenet-pytorch wheel).
         redetect_every: when tracking (see `detect`), the full cascade runs on every n-th frame.
+        num_threads: torch intra-op threads while detecting (None: leave the setting alone).
+            The cascade is hundreds of small operations: a second thread makes it only about
+            1.5x faster on an idle 2-core CPU, but 10-20x slower when other processes keep the
+            cores busy (each operation then waits for a descheduled thread), hence 1.
     """
 
     _shared: FaceDetector | None = None
@@ -252,6 +257,7 @@ class FaceDetector:
         factor: float = 0.709,
         weights_dir: str | Path | None = None,
         redetect_every: int = 8,
+        num_threads: int | None = 1,
     ) -> None:
         import torch
 
@@ -261,6 +267,7 @@ class FaceDetector:
         self.factor = factor
         self.redetect_every = max(1, int(redetect_every))
         self.device = torch.device(device)
+        self.num_threads = num_threads
         folder = Path(weights_dir) if weights_dir is not None else mtcnn_weights_dir()
         self.pnet, self.rnet, self.onet = _build_networks()
         for name, net in (("pnet", self.pnet), ("rnet", self.rnet), ("onet", self.onet)):
@@ -305,7 +312,7 @@ class FaceDetector:
             batch = (
                 frames if isinstance(frames, np.ndarray) else np.stack([frames[i] for i in indices])
             )
-            with torch.inference_mode():
+            with self._threads(), torch.inference_mode():
                 found = self._detect_batch(batch, track=track)
             for i, faces in zip(indices, found):
                 results[i] = max(faces, key=_prominence) if faces else None
@@ -317,11 +324,26 @@ class FaceDetector:
 
         results: list[list[FaceBox]] = [[] for _ in frames]
         for indices in self._group_by_shape(frames):
-            with torch.inference_mode():
+            with self._threads(), torch.inference_mode():
                 found = self._detect_batch(np.stack([frames[i] for i in indices]), track=False)
             for i, faces in zip(indices, found):
                 results[i] = sorted(faces, key=_prominence, reverse=True)
         return results
+
+    @contextmanager
+    def _threads(self):
+        """Run with `num_threads` intra-op threads, then restore the caller's setting."""
+        import torch
+
+        before = torch.get_num_threads()
+        if self.num_threads is None or self.num_threads == before or self.device.type != "cpu":
+            yield
+            return
+        torch.set_num_threads(self.num_threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
 
     @staticmethod
     def _group_by_shape(frames: Sequence[np.ndarray]) -> list[list[int]]:
