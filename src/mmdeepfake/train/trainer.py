@@ -364,6 +364,8 @@ class _Run:
             self.optimizer, T_max=max(c.epochs, 1), eta_min=c.lr * 0.05)
         self.guard = MemoryGuard(c.batch_size, budget_bytes=c.memory_budget_bytes,
                                  min_batch_size=c.min_batch_size)
+        # Dropout differs per rank; a resumed run continues the RNG stream of its checkpoint.
+        torch.manual_seed(c.seed * 1000 + self.dist.rank)
         if checkpoint is not None:
             self._restore(checkpoint)
         if self.dist.enabled:
@@ -374,7 +376,6 @@ class _Run:
                 self.detector, device_ids=ids, find_unused_parameters=True)
         else:
             self.model = self.detector
-        torch.manual_seed(c.seed * 1000 + self.dist.rank + self.start_epoch)
 
     def _restore(self, state: dict[str, Any]) -> None:
         self.detector.load_state_dict(state["model"])

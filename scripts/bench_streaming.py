@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+"""Training throughput: the same synthetic data from a local S3 server and from local disk.
+
+In one run: generates a synthetic dataset, writes it to a temporary folder and to a bucket on a
+moto S3 server this script starts on loopback as a separate process (and stops at the end),
+then measures
+
+* ``loader_*``: samples/s of the streaming loader alone (read + decode, no model), and
+* ``train_*``: samples/s of training epochs (same model, batch size, seed) with the trainer,
+
+for local disk, S3 through boto3 and S3 through s3torchconnector (when installed). Each figure
+is the median over ``--repeats`` alternating rounds (the machine may be shared). Also reports the
+peak resident memory of an S3 training run under ``--memory-budget``. The last line printed is
+one JSON object with every figure.
+
+    python scripts/bench_streaming.py --clips 60 --repeats 3 --memory-budget 2GB
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
+                    "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}
+
+
+def loader_rate(storage, index, reader: str, batch_size: int, prefetch: int) -> float:
+    """Samples per second of reading and decoding the training split (no model)."""
+    from mmdeepfake.data.layout import pair_samples
+    from mmdeepfake.data.streaming import build_split_loader
+
+    samples = pair_samples(index, "train", 0)
+    loader = build_split_loader(storage, index, "train", batch_size, prefetch=prefetch,
+                                s3_reader=reader, samples=samples)
+    started = time.perf_counter()
+    n = sum(len(batch["labels"]) for batch in loader if batch["faces"] is not None)
+    return n / (time.perf_counter() - started)
+
+
+def train_rate(source: dict, out_dir: Path, args, reader: str, **extra) -> tuple[float, int]:
+    """Samples/s of the last training epoch, and the run's peak RSS."""
+    from mmdeepfake.train.config import TrainConfig
+    from mmdeepfake.train.trainer import train
+
+    config = TrainConfig.from_sources("tiny", {
+        **source, "output": str(out_dir), "epochs": args.epochs, "batch_size": args.batch_size,
+        "prefetch": args.prefetch, "s3_reader": reader, "plots": False, "seed": 0, **extra})
+    result = train(config, progress=False)
+    return result.history[-1]["samples_per_s"], result.peak_rss_bytes
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clips", type=int, default=60)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--prefetch", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--memory-budget", default="2GB")
+    parser.add_argument("--port", type=int, default=0, help="0: a free port")
+    args = parser.parse_args()
+
+    import logging
+    import socket
+    import subprocess
+    import urllib.request
+
+    logging.basicConfig(level=logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(logging.WARNING)
+    os.environ.update(FAKE_CREDENTIALS)
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE"):
+        os.environ.pop(name, None)
+    port = args.port
+    if not port:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+    endpoint = f"http://127.0.0.1:{port}"
+    # A separate process, like a real S3 endpoint: an in-process server would compete with the
+    # trainer for the GIL and distort the comparison.
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
+                               str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(endpoint, timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    try:
+        from mmdeepfake.data.layout import scan_dataset
+        from mmdeepfake.data.storage import open_storage
+        from mmdeepfake.data.synth import generate_dataset
+
+        with tempfile.TemporaryDirectory(prefix="mmdeepfake-bench-") as tmp:
+            disk = Path(tmp) / "data"
+            generate_dataset(open_storage(disk), clips=args.clips, seed=0)
+            s3 = open_storage("s3://bench-data/dataset/", endpoint_url=endpoint)
+            s3.ensure_bucket()
+            files = [p for p in disk.rglob("*") if p.is_file()]
+            for path in files:
+                s3.write_bytes(path.relative_to(disk).as_posix(), path.read_bytes())
+            readers = ["boto3"]
+            try:
+                import s3torchconnector  # noqa: F401
+
+                readers.append("s3torchconnector")
+            except ImportError:
+                print("s3torchconnector is not installed: measuring boto3 only", flush=True)
+            sources = {"disk": ({"data_dir": str(disk), "prefix": ""}, "boto3")}
+            for reader in readers:
+                sources[f"s3_{reader}"] = ({"bucket": "bench-data", "endpoint_url": endpoint},
+                                           reader)
+            disk_storage = open_storage(disk)
+            disk_index = scan_dataset(disk_storage, "")
+            s3_root = open_storage("s3://bench-data/", endpoint_url=endpoint)
+            s3_index = scan_dataset(s3_root, "dataset/")
+
+            train_rate(sources["disk"][0], Path(tmp) / "warmup", args, "boto3",
+                       max_steps_per_epoch=3)  # first-step kernel set-up, not measured
+            loader: dict[str, list[float]] = {name: [] for name in sources}
+            training: dict[str, list[float]] = {name: [] for name in sources}
+            for round_no in range(args.repeats):
+                for name, (source, reader) in sources.items():
+                    storage, index = ((disk_storage, disk_index) if name == "disk"
+                                      else (s3_root, s3_index))
+                    loader[name].append(loader_rate(storage, index, reader, args.batch_size,
+                                                    args.prefetch))
+                    rate, _ = train_rate(source, Path(tmp) / f"out-{name}-{round_no}", args,
+                                         reader)
+                    training[name].append(rate)
+                    print(f"round {round_no + 1} {name}: loader {loader[name][-1]:.1f} "
+                          f"samples/s, training {rate:.2f} samples/s", flush=True)
+            _, peak = train_rate(sources["s3_boto3"][0], Path(tmp) / "budget", args, "boto3",
+                                 memory_budget=args.memory_budget)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    from mmdeepfake.train.config import parse_size
+
+    result = {
+        "train_samples": len(list(disk_index.keys("frames", "train", "real")))
+        + len(list(disk_index.keys("frames", "train", "fake"))),
+        "batch_size": args.batch_size, "prefetch": args.prefetch, "repeats": args.repeats,
+        **{f"loader_{k}_samples_per_s": round(statistics.median(v), 2) for k, v in loader.items()},
+        **{f"train_{k}_samples_per_s": round(statistics.median(v), 3)
+           for k, v in training.items()},
+        "memory_budget": args.memory_budget,
+        "memory_cap_bytes": int(parse_size(args.memory_budget) * 0.8),
+        "peak_rss_bytes_under_budget": peak,
+    }
+    result["s3_over_disk"] = round(result["train_s3_boto3_samples_per_s"]
+                                   / result["train_disk_samples_per_s"], 3)
+    if "train_s3_s3torchconnector_samples_per_s" in result:
+        result["s3torchconnector_over_boto3_loader"] = round(
+            result["loader_s3_s3torchconnector_samples_per_s"]
+            / result["loader_s3_boto3_samples_per_s"], 3)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
