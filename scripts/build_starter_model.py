@@ -76,13 +76,13 @@ def main() -> int:
                         help="refuse to write a model below this test ROC-AUC")
     args = parser.parse_args()
 
+    import logging
+
     from mmdeepfake.data.storage import open_storage
     from mmdeepfake.data.synth import generate_dataset
     from mmdeepfake.train.config import TrainConfig
     from mmdeepfake.train.hub import build_model_card, load_run_detector
     from mmdeepfake.train.trainer import train
-
-    import logging
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     logging.getLogger("mmdeepfake.train").setLevel(logging.INFO)

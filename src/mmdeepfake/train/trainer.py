@@ -198,7 +198,7 @@ class _LogCapture:
         self.logger = logging.getLogger("mmdeepfake")
         self._old_level = self.logger.level
 
-    def __enter__(self) -> _LogCapture:
+    def __enter__(self) -> _LogCapture:  # noqa: PYI034
         self.logger.setLevel(logging.INFO)
         self.logger.addHandler(self.handler)
         return self
@@ -221,7 +221,7 @@ class _StopFlag:
         self.signal_name: str | None = None
         self._previous: dict[int, Any] = {}
 
-    def __enter__(self) -> _StopFlag:
+    def __enter__(self) -> _StopFlag:  # noqa: PYI034
         import threading
 
         if threading.current_thread() is threading.main_thread():
