@@ -98,7 +98,9 @@ def _assemble(
     warnings: list[str] = []
     if detect_faces:
         detector = detector or faces.FaceDetector.shared()
-        boxes = watch.run("face_detection", detector.detect, frames)
+        # Frames of one video are tracked between detections; unrelated stills are not.
+        track = all(t is not None for t in times)
+        boxes = watch.run("face_detection", detector.detect, frames, track=track)
         kept = [i for i, box in enumerate(boxes) if box is not None]
         if not kept:
             what = "frame" if len(frames) > 1 else "image"
