@@ -65,10 +65,35 @@ def evaluate(detector, data_dir: Path, split: str = "test") -> dict:
             "voice_emotion_accuracy": float(np.mean(voice_ok)), "n": len(labels)}
 
 
+def evaluate_videos(detector, folder: Path, clips: int, seed: int) -> dict:
+    """ROC-AUC of ``detector.predict`` end to end on synthetic mp4 clips (half of them fake).
+
+    This is the path users and the demo take: PyAV decoding, face detection, 16 frames, every
+    voice window of the clip.
+    """
+    from mmdeepfake.data.synth import make_clip
+    from mmdeepfake.evaluate.metrics import compute_metrics
+    from mmdeepfake.labels import EMOTIONS
+
+    rng = np.random.default_rng(seed)
+    labels, probs = [], []
+    for i in range(clips):
+        face = EMOTIONS[rng.integers(len(EMOTIONS))]
+        fake = i % 2 == 1
+        voice = EMOTIONS[(EMOTIONS.index(face) + rng.integers(1, len(EMOTIONS))) % len(EMOTIONS)] if fake else face
+        path = make_clip(folder / f"clip{i:03d}.mp4", face, voice, seed=seed + i, seconds=2.5)
+        labels.append(int(fake))
+        probs.append(detector.predict(str(path)).fake_probability)
+    metrics = compute_metrics(np.asarray(labels), np.asarray(probs), threshold=detector.threshold)
+    return {"roc_auc": metrics["roc_auc"], "accuracy": metrics["accuracy"], "n": clips}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=900, help="training clips (all splits)")
     parser.add_argument("--test-clips", type=int, default=200)
+    parser.add_argument("--video-clips", type=int, default=40,
+                        help="synthetic mp4 clips scored end to end with Detector.predict")
     parser.add_argument("--epochs", type=int, default=14)
     parser.add_argument("--frames-per-clip", type=int, default=3)
     parser.add_argument("--dest", type=Path, default=DEST)
@@ -105,12 +130,14 @@ def main() -> int:
         result = train(config, progress=True)
         detector = load_run_detector(open_storage(out_dir), result.run_id)
         test = evaluate(detector, test_dir)
+        (root / "videos").mkdir()
+        videos = evaluate_videos(detector, root / "videos", args.video_clips, TEST_SEED)
         minutes = (time.time() - started) / 60
-        print(json.dumps({"test": test, "validation": result.best_metrics,
+        print(json.dumps({"test": test, "videos": videos, "validation": result.best_metrics,
                           "minutes": round(minutes, 1)}, indent=2), flush=True)
-        if not test["roc_auc"] >= args.min_auc:
-            print(f"test ROC-AUC {test['roc_auc']:.4f} is below {args.min_auc}; the bundled "
-                  "model was not replaced", file=sys.stderr)
+        if not min(test["roc_auc"], videos["roc_auc"]) >= args.min_auc:
+            print(f"test ROC-AUC {test['roc_auc']:.4f} (pairs), {videos['roc_auc']:.4f} (videos) "
+                  f"is below {args.min_auc}; the bundled model was not replaced", file=sys.stderr)
             return 1
         metadata = dict(detector.metadata)
         metadata.update(
@@ -119,6 +146,9 @@ def main() -> int:
             test_metrics={"dataset": f"mmdeepfake-synth consistency variant, "
                                      f"{args.test_clips} clips, seed {TEST_SEED} (unseen)",
                           **test},
+            video_metrics={"dataset": f"{args.video_clips} mmdeepfake-synth mp4 clips, seed "
+                                      f"{TEST_SEED} (unseen), scored with Detector.predict",
+                           **videos},
             build_command="python scripts/build_starter_model.py",
         )
         detector.with_config(metadata=metadata)
@@ -127,6 +157,8 @@ def main() -> int:
         detector.save_pretrained(staging)
         card = build_model_card(detector.config, repo_id="mmdeepfake starter model")
         card += STARTER_NOTE.format(auc=test["roc_auc"], acc=test["accuracy"], n=test["n"],
+                                    video_auc=videos["roc_auc"], video_acc=videos["accuracy"],
+                                    videos=videos["n"],
                                     seed=TEST_SEED, clips=args.test_clips,
                                     frames=args.frames_per_clip)
         (staging / "README.md").write_text(card)
@@ -144,8 +176,11 @@ STARTER_NOTE = """
 Built with `python scripts/build_starter_model.py` (reproducible: fixed seeds for the data and
 the training). On a synthetic test set it never saw (`mmdeepfake-synth --variant consistency
 --clips {clips} --seed {seed} --frames-per-clip {frames} --splits 0,0,1`, {n} face/voice pairs
-scored as the trainer sees them: centre-cropped frames, one 2 s voice window) it reaches
-**ROC-AUC {auc:.4f}** and accuracy {acc:.4f}.
+scored as the trainer sees them: faces cropped by the face detector, one 2 s voice window) it
+reaches **ROC-AUC {auc:.4f}** and accuracy {acc:.4f}. Scored end to end with
+`Detector.predict` on {videos} synthetic mp4 clips from the same unseen seed (half of them with
+face and voice emotions that disagree), it reaches **ROC-AUC {video_auc:.4f}** and accuracy
+{video_acc:.4f}.
 
 It was trained on synthetic drawn faces and synthetic voices only. It demonstrates the pipeline
 and the emotional-consistency cue; it has never seen a real face, a real voice or a real

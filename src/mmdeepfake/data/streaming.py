@@ -43,6 +43,7 @@ class SkippedSample:
 @dataclass(frozen=True)
 class StreamedSample:
     faces: torch.Tensor  # (3, 224, 224) normalised
+    face_detected: bool  # False: no face found, the image was centre-cropped
     wave: torch.Tensor  # (WINDOW_SAMPLES,)
     label: int
     face_emotion: int
@@ -97,18 +98,20 @@ class _S3ConnectorReader:
         return self._get_client().get_object(self.storage.bucket, full).read()
 
 
-def decode_face(data: bytes) -> torch.Tensor:
-    """Face image bytes -> a normalised (3, 224, 224) tensor.
+def decode_face(data: bytes) -> tuple[torch.Tensor, bool]:
+    """Face image bytes -> a normalised (3, 224, 224) tensor, and whether a face was detected.
 
-    Dataset frames are already face crops, so they are centre-cropped rather than run through
-    the face detector.
+    Dataset frames are face images, but how tightly each source crops them varies; running
+    them through the same detector and crop as ``Detector.predict`` keeps training and
+    inference framing identical. Images where no face is detected are centre-cropped and
+    counted by the trainer.
     """
     from mmdeepfake.media.decode import load_image
-    from mmdeepfake.media.faces import center_crop_face
+    from mmdeepfake.media.faces import crop_main_face
     from mmdeepfake.media.features import IMAGE_SIZE, faces_to_tensor
 
-    face = center_crop_face(load_image(data), size=IMAGE_SIZE)
-    return faces_to_tensor(np.ascontiguousarray(face)[None])[0]
+    face, detected = crop_main_face(load_image(data), size=IMAGE_SIZE)
+    return faces_to_tensor(np.ascontiguousarray(face)[None])[0], detected
 
 
 def decode_voice(data: bytes) -> torch.Tensor:
@@ -189,7 +192,7 @@ class StreamingPairDataset(IterableDataset):
         sample = self.samples[index]
         key = sample.image_key
         try:
-            faces = decode_face(self.reader(key))
+            faces, face_detected = decode_face(self.reader(key))
             key = sample.audio_key
             wave = decode_voice(self.reader(key))
         except KeyNotFoundError as exc:
@@ -199,7 +202,7 @@ class StreamingPairDataset(IterableDataset):
         except Exception as exc:  # noqa: BLE001 - any decoder failure is this sample's fault
             return SkippedSample(key=key, reason=f"{type(exc).__name__}: {exc}")
         return StreamedSample(
-            faces=faces, wave=wave, label=int(sample.label),
+            faces=faces, face_detected=face_detected, wave=wave, label=int(sample.label),
             face_emotion=int(sample.face_emotion), voice_emotion=int(sample.voice_emotion),
             image_key=sample.image_key, audio_key=sample.audio_key,
         )
@@ -230,6 +233,7 @@ def collate_samples(items: list[StreamedSample | SkippedSample]) -> dict[str, An
         batch: dict[str, Any] = {
             "faces": torch.stack([s.faces for s in good]),
             "waves": torch.stack([s.wave for s in good]),
+            "face_detected": torch.tensor([s.face_detected for s in good], dtype=torch.bool),
             "labels": torch.tensor([s.label for s in good], dtype=torch.float32),
             "face_emotions": torch.tensor([s.face_emotion for s in good], dtype=torch.long),
             "voice_emotions": torch.tensor([s.voice_emotion for s in good], dtype=torch.long),

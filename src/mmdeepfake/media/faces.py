@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
@@ -245,7 +245,7 @@ class FaceDetector:
             cores busy (each operation then waits for a descheduled thread), hence 1.
     """
 
-    _shared: FaceDetector | None = None
+    _shared: ClassVar[dict[str, FaceDetector]] = {}
     _shared_lock = threading.Lock()
 
     def __init__(
@@ -289,12 +289,13 @@ class FaceDetector:
             net.to(memory_format=torch.channels_last)
 
     @classmethod
-    def shared(cls) -> FaceDetector:
-        """A process-wide detector with default settings, built on first use."""
+    def shared(cls, device: str | torch.device = "cpu") -> FaceDetector:
+        """A process-wide detector with default settings on `device`, built on first use."""
+        key = str(device)
         with cls._shared_lock:
-            if cls._shared is None:
-                cls._shared = cls()
-            return cls._shared
+            if key not in cls._shared:
+                cls._shared[key] = cls(device=key)
+            return cls._shared[key]
 
     def detect(self, frames: Sequence[np.ndarray], *, track: bool = True) -> list[FaceBox | None]:
         """The main face (largest, weighted by score) of each (H,W,3) uint8 RGB frame, or None.
@@ -593,6 +594,24 @@ def crop_faces(
         cx, cy = (box.x1 + box.x2) / 2, (box.y1 + box.y2) / 2
         crops[i] = _square_crop(frame, cx, cy, side, size)
     return crops
+
+
+def crop_main_face(
+    image: np.ndarray,
+    *,
+    detector: "FaceDetector | None" = None,
+    size: int = 224,
+    margin: float = 0.25,
+) -> tuple[np.ndarray, bool]:
+    """The crop ``predict`` would take of the most confident face, and whether one was found.
+
+    Training crops dataset faces this way so the model sees faces framed exactly as at
+    inference; an image where the detector finds nothing falls back to its central square.
+    """
+    box = (detector or FaceDetector.shared()).detect([image], track=False)[0]
+    if box is None:
+        return center_crop_face(image, size), False
+    return crop_faces([image], [box], size=size, margin=margin)[0], True
 
 
 def center_crop_face(image: np.ndarray, size: int = 224) -> np.ndarray:

@@ -45,7 +45,7 @@ METRIC_COLUMNS = (
     "epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy", "val_auc",
     "val_auc_image", "val_auc_audio", "val_face_emotion_accuracy",
     "val_voice_emotion_accuracy", "lr", "batch_size", "seconds", "samples_per_s",
-    "skipped_samples",
+    "skipped_samples", "faces_not_detected",
 )
 PREDICTION_COLUMNS = (
     "image_key", "audio_key", "label", "fake_logit", "fake_probability", "image_logit",
@@ -481,7 +481,7 @@ class _Run:
             total_steps = min(total_steps, c.max_steps_per_epoch)
         buffer = _BatchBuffer(loader)
         self.model.train()
-        sums = np.zeros(3)  # loss * n, correct, n
+        sums = np.zeros(4)  # loss * n, correct, n, faces not detected
         started = time.perf_counter()
         self._steps_in_epoch = 0
         bar = None
@@ -503,7 +503,7 @@ class _Run:
                 if not D.all_reduce_min(int(ok)):
                     break
                 loss, correct, n = self._step(batch)
-                sums += (loss * n, correct, n)
+                sums += (loss * n, correct, n, int((~batch["face_detected"]).sum()))
                 self._steps_in_epoch += 1
                 self.global_step += 1
                 try:
@@ -531,7 +531,7 @@ class _Run:
                 f"epoch {epoch + 1}; a checkpoint was saved. Continue with --resume "
                 f"{self.out.run_id}"
             )
-        loss_sum, correct, n = D.all_reduce_sum(list(sums))
+        loss_sum, correct, n, no_face = D.all_reduce_sum(list(sums))
         skipped = self._collect_skipped(buffer.skipped, "train")
         lr = self.optimizer.param_groups[0]["lr"]
         self.scheduler.step()
@@ -545,6 +545,7 @@ class _Run:
             "seconds": seconds,
             "samples_per_s": n / seconds if seconds > 0 else math.nan,
             "skipped_samples": skipped + val.pop("skipped"),
+            "faces_not_detected": int(no_face),
             **val,
         }
 
@@ -627,6 +628,9 @@ class _Run:
                      row["train_loss"], row["train_accuracy"], _fmt(row["val_loss"]),
                      _fmt(row["val_accuracy"]), _fmt(row["val_auc"]), row["samples_per_s"],
                      row["skipped_samples"])
+            if row["faces_not_detected"]:
+                log.warning("epoch %d: no face detected in %d training images; they were "
+                            "centre-cropped", epoch + 1, row["faces_not_detected"])
         if not self.best or _score(row) > _score(self.best):
             self.best = dict(row)
             if self.dist.is_main:
