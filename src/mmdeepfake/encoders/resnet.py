@@ -76,6 +76,12 @@ class ResNetBackbone(nn.Module):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_inference_mode_enabled():
+            # Inference (Detector.predict runs under inference_mode) goes channels-last: about
+            # 1.3x faster with oneDNN on CPU, and the layout cuDNN prefers; values agree to
+            # float rounding (~1e-5). Not while training: oneDNN's channels-last backward
+            # crashes for narrow widths (4 and 8) in torch 2.13.
+            x = x.contiguous(memory_format=torch.channels_last)
         x = self.stem(x)
         for stage in self.stages:
             x = stage(x)
