@@ -599,7 +599,7 @@ def crop_faces(
 def crop_main_face(
     image: np.ndarray,
     *,
-    detector: "FaceDetector | None" = None,
+    detector: FaceDetector | None = None,
     size: int = 224,
     margin: float = 0.25,
 ) -> tuple[np.ndarray, bool]:
