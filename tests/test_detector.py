@@ -16,7 +16,6 @@ from mmdeepfake import EMOTIONS, Detector
 from mmdeepfake.errors import CheckpointError, ConfigError, MmDeepfakeError, NoFaceFoundError
 from mmdeepfake.fusion import FUSIONS
 from mmdeepfake.prediction import Prediction
-
 from tiny_models import TINY_ARCH
 
 

@@ -23,7 +23,17 @@ _LAZY = {
     "MmDeepfakeError": "mmdeepfake.errors",
 }
 
-__all__ = ["EMOTIONS", "__version__", *_LAZY]
+__all__ = [
+    "EMOTIONS",
+    "ENCODERS",
+    "FUSIONS",
+    "Detector",
+    "Face",
+    "MmDeepfakeError",
+    "Prediction",
+    "Segment",
+    "__version__",
+]
 
 if TYPE_CHECKING:
     from mmdeepfake.detector import Detector
