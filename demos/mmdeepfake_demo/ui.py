@@ -181,57 +181,36 @@ def build_app(
         views = [emotions_plot, timeline_plot, gallery, spectrogram, scores, warnings]
         limits = {"concurrency_limit": CONCURRENCY_LIMIT, "concurrency_id": "detector"}
 
-        (
-            detect_button.click(
-                handlers.cleared, None, results, queue=False, api_visibility="private"
+        def wire(button, detect_fn, detect_inputs, api_name, explain_fn, explain_inputs):
+            """Clear old results, detect (the named API endpoint), then show the evidence."""
+            (
+                button.click(handlers.cleared, None, results, queue=False, api_visibility="private")
+                .then(detect_fn, detect_inputs, prediction, api_name=api_name, **limits)
+                .success(
+                    handlers.verdict,
+                    prediction,
+                    [verdict, summary],
+                    queue=False,
+                    api_visibility="private",
+                )
+                .success(explain_fn, explain_inputs, views, api_visibility="private", **limits)
             )
-            .then(
-                handlers.detect,
-                [video, threshold, num_frames, fusion, spec],
-                prediction,
-                api_name="detect",
-                **limits,
-            )
-            .success(
-                handlers.verdict,
-                prediction,
-                [verdict, summary],
-                queue=False,
-                api_visibility="private",
-            )
-            .success(
-                handlers.explain_video,
-                [prediction, video, num_frames],
-                views,
-                api_visibility="private",
-                **limits,
-            )
+
+        wire(
+            detect_button,
+            handlers.detect,
+            [video, threshold, num_frames, fusion, spec],
+            "detect",
+            handlers.explain_video,
+            [prediction, video, num_frames],
         )
-        (
-            pair_button.click(
-                handlers.cleared, None, results, queue=False, api_visibility="private"
-            )
-            .then(
-                handlers.detect_pair,
-                [image, audio, threshold, fusion, spec],
-                prediction,
-                api_name="detect_pair",
-                **limits,
-            )
-            .success(
-                handlers.verdict,
-                prediction,
-                [verdict, summary],
-                queue=False,
-                api_visibility="private",
-            )
-            .success(
-                handlers.explain_pair,
-                [prediction, image, audio],
-                views,
-                api_visibility="private",
-                **limits,
-            )
+        wire(
+            pair_button,
+            handlers.detect_pair,
+            [image, audio, threshold, fusion, spec],
+            "detect_pair",
+            handlers.explain_pair,
+            [prediction, image, audio],
         )
         load_button.click(
             handlers.load_model,
