@@ -87,14 +87,7 @@ class Detector(
             dropout=dropout,
         )
         self.config: dict[str, Any] = {
-            "image_encoder": image_encoder,
-            "audio_encoder": audio_encoder,
-            "fusion": fusion,
-            "image_encoder_kwargs": dict(image_encoder_kwargs or {}),
-            "audio_encoder_kwargs": dict(audio_encoder_kwargs or {}),
-            "fusion_kwargs": dict(fusion_kwargs or {}),
-            "embed_dim": embed_dim,
-            "dropout": dropout,
+            **self.model.config,
             "threshold": threshold,
             "temperature": temperature,
             "num_frames": num_frames,
