@@ -34,10 +34,8 @@ PLOT_FOR_PARAM = {
     "dropout": "dropout_analysis",
     "fusion": "fusion_comparison",
 }
-RESULT_COLUMNS = (
-    "param",
-    "value",
-    "run_id",
+# The best epoch's training metrics copied into each sweep row.
+TRAINING_METRICS = (
     "epoch",
     "val_auc",
     "val_accuracy",
@@ -46,6 +44,12 @@ RESULT_COLUMNS = (
     "train_accuracy",
     "val_auc_image",
     "val_auc_audio",
+)
+RESULT_COLUMNS = (
+    "param",
+    "value",
+    "run_id",
+    *TRAINING_METRICS,
     "test_auc",
     "test_accuracy",
     "test_auc_image",
@@ -101,19 +105,7 @@ def _row(param: str, value: Any, result: Any) -> dict[str, Any]:
         "param": param,
         "value": value,
         "run_id": result.run_id,
-        **{
-            k: best.get(k)
-            for k in (
-                "epoch",
-                "val_auc",
-                "val_accuracy",
-                "val_loss",
-                "train_loss",
-                "train_accuracy",
-                "val_auc_image",
-                "val_auc_audio",
-            )
-        },
+        **{k: best.get(k) for k in TRAINING_METRICS},
         "samples_per_s": _mean([h.get("samples_per_s") for h in result.history]),
         "seconds": sum(float(h.get("seconds") or 0.0) for h in result.history),
         "best_model_uri": result.best_model_uri,
