@@ -3,10 +3,13 @@
 
 Generates ``--clips`` short talking-face clips (tests/media_factory.face_video: H.264 + AAC,
 a real face in every frame), then times the whole command, start-up and model loading
-included, with ``--workers 1`` and ``--workers 2``, alternating the two ``--repeats`` times (the
-machine may be shared) and keeping the median. The model is the default full-size detector
-saved to a temporary folder (or ``--model``). The last line printed is one JSON object:
-``clips_per_s_1``, ``clips_per_s_2`` and ``speedup_2_workers``.
+included, with ``--workers 1`` and ``--workers 2`` (each of the two then gets one torch thread),
+and with ``--workers 1 --threads 1``, alternating the three ``--repeats`` times (the machine may
+be shared) and keeping the medians. The model is the default full-size detector saved to a
+temporary folder (or ``--model``). The last line printed is one JSON object:
+``clips_per_s_1``, ``clips_per_s_2`` and ``speedup_2_workers`` (default settings), and
+``clips_per_s_1_one_thread`` with ``speedup_2_workers_same_threads``: two one-thread workers
+against one one-thread worker, which shows how the worker pool itself scales.
 
     python scripts/bench_batch.py --clips 20 --repeats 3
 """
@@ -34,11 +37,19 @@ for i in range({clips}):
 """
 
 
-def run_predict(folder: Path, model: str, workers: int, out: Path, device: str) -> float:
+#: (label, extra arguments) of the timed settings.
+SETTINGS = {
+    "1": ["--workers", "1"],
+    "2": ["--workers", "2"],
+    "1_one_thread": ["--workers", "1", "--threads", "1"],
+}
+
+
+def run_predict(folder: Path, model: str, setting: list[str], out: Path, device: str) -> float:
     """Wall seconds of one `mmdeepfake-predict` run over every clip in `folder`."""
     command = [sys.executable, "-m", "mmdeepfake.cli.predict", str(folder), "--model", model,
-               "--workers", str(workers), "--device", device, "--format", "jsonl",
-               "--out", str(out), "--no-progress"]
+               *setting, "--device", device, "--format", "jsonl", "--out", str(out),
+               "--no-progress"]
     started = time.perf_counter()
     subprocess.run(command, check=True)
     seconds = time.perf_counter() - started
@@ -75,12 +86,12 @@ def main() -> int:
             subprocess.run([sys.executable, "-c", save], check=True)
 
         load_before = [round(x, 2) for x in os.getloadavg()]
-        times: dict[int, list[float]] = {1: [], 2: []}
+        times: dict[str, list[float]] = {name: [] for name in SETTINGS}
         for round_no in range(args.repeats):
-            for workers in (1, 2):
-                seconds = run_predict(folder, model, workers, Path(tmp) / "out.jsonl", args.device)
-                times[workers].append(seconds)
-                print(f"round {round_no + 1}, {workers} worker(s): {seconds:.1f} s, "
+            for name, setting in SETTINGS.items():
+                seconds = run_predict(folder, model, setting, Path(tmp) / "out.jsonl", args.device)
+                times[name].append(seconds)
+                print(f"round {round_no + 1}, {' '.join(setting)}: {seconds:.1f} s, "
                       f"{args.clips / seconds:.2f} clips/s (load {os.getloadavg()[0]:.2f})",
                       flush=True)
         load_after = [round(x, 2) for x in os.getloadavg()]
@@ -89,17 +100,22 @@ def main() -> int:
         "clips": args.clips,
         "clip_size": f"{width}x{height}",
         "device": args.device,
+        "cpu_count": os.cpu_count(),
         "repeats": args.repeats,
-        "seconds_1": round(statistics.median(times[1]), 2),
-        "seconds_2": round(statistics.median(times[2]), 2),
-        "clips_per_s_1": round(args.clips / statistics.median(times[1]), 3),
-        "clips_per_s_2": round(args.clips / statistics.median(times[2]), 3),
         "load_average_before": load_before,
         "load_average_after": load_after,
     }
+    for name in SETTINGS:
+        result[f"seconds_{name}"] = round(statistics.median(times[name]), 2)
+        result[f"clips_per_s_{name}"] = round(args.clips / statistics.median(times[name]), 3)
     result["speedup_2_workers"] = round(result["clips_per_s_2"] / result["clips_per_s_1"], 3)
+    result["speedup_2_workers_same_threads"] = round(
+        result["clips_per_s_2"] / result["clips_per_s_1_one_thread"], 3
+    )
     print(f"1 worker {result['clips_per_s_1']:.2f} clips/s, 2 workers "
           f"{result['clips_per_s_2']:.2f} clips/s: speedup {result['speedup_2_workers']:.2f}x")
+    print(f"1 worker on 1 thread {result['clips_per_s_1_one_thread']:.2f} clips/s: 2 one-thread "
+          f"workers are {result['speedup_2_workers_same_threads']:.2f}x that")
     print(json.dumps(result))
     return 0
 

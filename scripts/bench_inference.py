@@ -109,8 +109,8 @@ def main() -> int:
         import torch
 
         from mmdeepfake import Detector, evidence
-        from mmdeepfake import detector as detector_lib
         from mmdeepfake.media import features
+        from mmdeepfake.threads import torch_threads
 
         if args.model:
             detector = Detector.from_pretrained(args.model)
@@ -158,7 +158,7 @@ def main() -> int:
                 sync()
                 image_times.append(time.perf_counter() - started)
                 started = time.perf_counter()
-                with detector_lib._single_thread(device):
+                with torch_threads(1, device):
                     detector.model.encode_audio(waves)
                 sync()
                 audio_times.append(time.perf_counter() - started)

@@ -55,6 +55,19 @@ def test_folder_scan_jsonl_with_error_records(model_dir, clips):
     assert "1 of 3 inputs failed" in result.stderr
 
 
+def test_worker_processes_give_the_same_records_in_order(model_dir, clips):
+    one = run_predict(str(clips), "--model", str(model_dir), "--num-frames", "4", "--threads", "2")
+    two = run_predict(str(clips), "--model", str(model_dir), "--num-frames", "4", "--workers", "2",
+                      "--threads", "1")
+    assert one.returncode == two.returncode == 1, two.stderr
+    first, second = ([json.loads(line) for line in r.stdout.splitlines()] for r in (one, two))
+    assert [r["source"] for r in first] == [r["source"] for r in second]
+    for a, b in zip(first, second):
+        assert a["error"] == b["error"]
+        if a["error"] is None:
+            assert a["fake_probability"] == pytest.approx(b["fake_probability"], abs=1e-4)
+
+
 def test_csv_output_file_and_success_exit(tmp_path, model_dir, clips):
     out = tmp_path / "results.csv"
     result = run_predict(str(clips / "a.mp4"), "--model", str(model_dir), "--num-frames", "2",
@@ -95,6 +108,7 @@ def test_s3_prefix_is_streamed(s3_bucket, model_dir, clips):
         (["does-not-exist.mp4"], "does-not-exist.mp4"),
         (["--model", "/no/such/model", "x.mp4"], "does not exist"),
         ([], "nothing to score"),
+        (["--threads", "0", "x.mp4"], "--threads must be at least 1"),
     ],
 )
 def test_user_mistakes_exit_cleanly(args, message, model_dir):

@@ -139,7 +139,10 @@ def test_predict_video_returns_every_field(detector, face_clip):
     assert len(pred.faces) == 16 and not pred.warnings
     x1, y1, x2, y2 = pred.faces[0].box
     assert 0 <= x1 < x2 <= 320 and 0 <= y1 < y2 <= 240
-    assert set(pred.timings) >= {"decode", "face_detection", "features", "model", "fusion"}
+    stages = {"decode", "face_detection", "audio_decode", "features", "image_encoder",
+              "audio_encoder", "fusion"}
+    assert set(pred.timings) == stages | {"total"}
+    assert pred.timings["total"] >= pred.timings["decode"] + pred.timings["image_encoder"]
 
 
 def test_predict_video_from_bytes_matches_path(detector, face_clip):

@@ -26,6 +26,7 @@ from mmdeepfake.media.decode import (
     load_audio,
     load_image,
     load_video,
+    load_video_audio,
     resample,
 )
 
@@ -111,17 +112,35 @@ def test_video_without_audio(tmp_path):
     path = mf.face_video(tmp_path / "mute.mp4", seconds=0.4, size=(64, 64), with_audio=False)
     with pytest.raises(NoAudioTrackError, match="no audio track"):
         load_video(path)
+    with pytest.raises(NoAudioTrackError, match="no audio track"):
+        load_video_audio(path)
     clip = load_video(path, num_frames=4, require_audio=False)
     assert clip.audio is None and len(clip.frames) == 4
     with pytest.raises(NoAudioTrackError):
         load_audio(path)
+    with pytest.raises(NoAudioTrackError, match="no audio track"):
+        load_video_audio(np.zeros((4, 8, 8, 3), np.uint8))
 
 
 def test_video_with_silent_track(tmp_path):
     frames = np.zeros((10, 32, 32, 3), np.uint8)
     path = mf.write_video(tmp_path / "silent.mp4", frames, audio=np.zeros(6400, np.float32))
-    with pytest.raises(SilentAudioError, match="silent"):
-        load_video(path)
+    for loader in (load_video, load_video_audio):
+        with pytest.raises(SilentAudioError, match="The audio track of .* is silent"):
+            loader(path)
+
+
+def test_frames_and_audio_track_read_apart_match_one_read(tmp_path):
+    """What `predict` reads on two threads equals what one `load_video` call gives."""
+    path = mf.face_video(tmp_path / "clip.mp4", seconds=1.2, size=(96, 64))
+    whole = load_video(path, num_frames=6)
+    frames_only = load_video(path.read_bytes(), num_frames=6, decode_audio=False)
+    assert frames_only.audio is None
+    np.testing.assert_array_equal(frames_only.frames, whole.frames)
+    np.testing.assert_array_equal(frames_only.frame_times, whole.frame_times)
+    np.testing.assert_array_equal(load_video_audio(path), whole.audio)
+    with pytest.raises(UnsupportedMediaError):
+        load_video_audio(mf.write_audio(tmp_path / "voice.wav", mf.voice_like(0.5)))
 
 
 # --- audio -------------------------------------------------------------------------------------

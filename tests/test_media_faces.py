@@ -75,6 +75,29 @@ def test_tracking_matches_full_detection_on_a_clip(detector):
         assert iou(a, (b.x1, b.y1, b.x2, b.y2)) > 0.7
 
 
+@pytest.mark.parametrize("count", [3, 16, 20])
+@pytest.mark.parametrize("track", [True, False])
+def test_two_threads_find_what_one_thread_finds(detector, count, track):
+    """With a 2-thread budget the frames are split between two threads; nothing may change."""
+    frames = mf.face_frames(count, size=(320, 240))
+    frames[count // 2] = 0  # a frame without a face in the middle
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = detector.detect(frames, track=track)
+        torch.set_num_threads(2)
+        two = detector.detect(frames, track=track)
+    finally:
+        torch.set_num_threads(before)
+    assert [b is None for b in one] == [b is None for b in two]
+    assert one[count // 2] is None
+    for a, b in zip(one, two):
+        if a is not None:
+            assert (a.x1, a.y1, a.x2, a.y2, a.score) == pytest.approx(
+                (b.x1, b.y1, b.x2, b.y2, b.score), abs=1e-3
+            )
+
+
 def test_tracking_falls_back_when_the_face_moves_away(detector):
     frames = mf.face_frames(9, size=(480, 240), face_height=150)
     frames[1:] = np.roll(frames[1:], 200, axis=2)  # the face jumps far from frame 0's box

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+import time
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from mmdeepfake.media import features
 from mmdeepfake.media.decode import MediaSource
 from mmdeepfake.model import EmotionConsistencyModel, ModelOutput
 from mmdeepfake.prediction import Face, Prediction, Segment
+from mmdeepfake.threads import may_overlap, run_alongside, torch_threads
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -260,30 +261,44 @@ class Detector(
             raise ConfigError(f"threshold must be between 0 and 1, got {threshold}")
         if abstain_below is not None and not 0.5 <= abstain_below <= 1.0:
             raise ConfigError(f"abstain_below must be between 0.5 and 1, got {abstain_below}")
-        evidence = self._gather(video, image, images, audio, num_frames, detect_faces)
+        started = time.perf_counter()
+        see, hear = self._plan(video, image, images, audio, num_frames, detect_faces)
+        caller_threads = torch.get_num_threads()
+        sight, (voice, audio_out) = run_alongside(
+            lambda: self._listen(hear, caller_threads), see, overlap=may_overlap(self.device)
+        )
+        evidence = evidence_lib.combine(sight, voice)
         source = _describe_source(video if video is not None else (image if image is not None else images))
-        return self._score(evidence, threshold, abstain_below, source)
+        return self._score(evidence, audio_out, threshold, abstain_below, source, started)
 
-    def _gather(self, video, image, images, audio, num_frames, detect_faces) -> evidence_lib.Evidence:
+    def _plan(
+        self, video, image, images, audio, num_frames, detect_faces
+    ) -> tuple[Callable[[], evidence_lib.Sight], Callable[[], evidence_lib.Voice]]:
+        """Check the arguments; return the two halves of the work: (see, hear)."""
         stills = [image] if image is not None else list(images or [])
         if image is not None and images:
             raise ConfigError("give either image= or images=, not both")
+        faces = self._face_detector()
         if video is not None:
             if stills or audio is not None:
                 raise ConfigError("give either a video, or image(s) with audio, not both")
             frames = int(num_frames or self.config["num_frames"])
             if frames < 1:
                 raise ConfigError(f"num_frames must be at least 1, got {frames}")
-            return evidence_lib.from_video(
-                video, num_frames=frames, detect_faces=detect_faces, detector=self._face_detector()
+            return (
+                lambda: evidence_lib.sight_from_video(
+                    video, num_frames=frames, detect_faces=detect_faces, detector=faces
+                ),
+                lambda: evidence_lib.voice_from_video(video),
             )
         if not stills or audio is None:
             raise ConfigError(
                 "predict needs a video with sound, or a face image (image= or images=) together "
                 "with a voice recording (audio=)"
             )
-        return evidence_lib.from_pair(
-            stills, audio, detect_faces=detect_faces, detector=self._face_detector()
+        return (
+            lambda: evidence_lib.sight_from_images(stills, detect_faces=detect_faces, detector=faces),
+            lambda: evidence_lib.voice_from_recording(audio),
         )
 
     def _face_detector(self):
@@ -292,12 +307,38 @@ class Detector(
 
         return FaceDetector.shared(self.device)
 
+    def _listen(
+        self, hear: Callable[[], evidence_lib.Voice], caller_threads: int
+    ) -> tuple[evidence_lib.Voice, EncoderOutput]:
+        """The voice half, on a helper thread: decode the audio, cut it, run the voice encoder.
+
+        One intra-op thread (see `_encode`); the caller's count is restored afterwards, because
+        changing it here also changes the default of threads that start later.
+        """
+        voice = hear()
+        device = self.device
+        with torch.inference_mode(), torch_threads(1, device, restore=caller_threads):
+            start = time.perf_counter()
+            waves = _to_device(features.waves_to_windows(voice.wave, voice.windows), device)
+            voice.timings["features"] = _elapsed(start, device)
+            start = time.perf_counter()
+            audio_out = self.model.encode_audio(waves)
+            voice.timings["audio_encoder"] = _elapsed(start, device)
+        return voice, audio_out
+
     def _encode(
         self, faces: torch.Tensor, waves: torch.Tensor
     ) -> tuple[EncoderOutput, EncoderOutput]:
-        """Both encoders' forward passes, as predict runs them (benchmarks time this alone)."""
+        """Both encoders' forward passes, one after the other (benchmarks time this alone).
+
+        The ResNet's large convolutions use every intra-op thread. The voice encoder's LSTM
+        steps and the fusion head are many tiny operations: a second thread barely speeds them
+        up on an idle CPU, but when another process holds a core every operation waits for the
+        descheduled thread (measured on 2 cores with one busy: voice encoder 1.7 s with 2
+        threads, 0.09 s with 1), so they run on one.
+        """
         image_out = self.model.encode_image(faces)
-        with _single_thread(faces.device):
+        with torch_threads(1, faces.device):
             audio_out = self.model.encode_audio(waves)
         return image_out, audio_out
 
@@ -305,24 +346,24 @@ class Detector(
     def _score(
         self,
         ev: evidence_lib.Evidence,
+        audio_out: EncoderOutput,
         threshold: float,
         abstain_below: float | None,
         source: str | None,
+        started: float,
     ) -> Prediction:
-        import time
-
+        """Encode the faces, fuse them with the encoded voice, and explain the verdict."""
         device = self.device
         start = time.perf_counter()
         face_batch = _to_device(features.faces_to_tensor(ev.crops), device)
-        wave_batch = _to_device(features.waves_to_windows(ev.wave, ev.windows), device)
-        ev.timings["features"] = _elapsed(start, device)
+        ev.timings["features"] = ev.timings.get("features", 0.0) + _elapsed(start, device)
 
         start = time.perf_counter()
-        image_out, audio_out = self._encode(face_batch, wave_batch)
-        ev.timings["model"] = _elapsed(start, device)
+        image_out = self.model.encode_image(face_batch)
+        ev.timings["image_encoder"] = _elapsed(start, device)
 
         start = time.perf_counter()
-        with _single_thread(device):
+        with torch_threads(1, device):
             out = self.model.fuse(image_out.pool(ev.groups), audio_out)
         ev.timings["fusion"] = _elapsed(start, device)
 
@@ -385,28 +426,11 @@ class Detector(
             warnings=list(ev.warnings),
             source=source,
             duration=round(float(ev.duration), 3),
-            timings={k: round(v, 4) for k, v in ev.timings.items()},
+            timings={
+                **{k: round(v, 4) for k, v in ev.timings.items()},
+                "total": round(time.perf_counter() - started, 4),
+            },
         )
-
-
-@contextmanager
-def _single_thread(device: torch.device) -> Iterator[None]:
-    """Run small CPU work (the voice encoder's LSTM steps, the fusion head) on one thread.
-
-    These are many tiny operations: a second intra-op thread barely speeds them up on an idle
-    CPU, but when another process holds a core every operation waits for the descheduled
-    thread (measured on 2 cores with one busy: voice encoder 1.7 s with 2 threads, 0.09 s with
-    1). The ResNet's large convolutions keep every thread. The caller's setting is restored.
-    """
-    before = torch.get_num_threads()
-    if device.type != "cpu" or before == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _to_device(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -418,8 +442,6 @@ def _to_device(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 def _elapsed(start: float, device: torch.device) -> float:
     """Seconds since `start`, after the device finished its queued work (honest GPU timings)."""
-    import time
-
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return time.perf_counter() - start

@@ -1,8 +1,10 @@
 """Turn user media into the evidence the model scores: face crops, voice windows, a timeline.
 
 A video gives both modalities at once; a face image (or several) plus a voice recording gives
-them separately. Either way the result is an :class:`Evidence`: the face crops found, the voice
-cut into fixed windows, and for every window the faces that belong to it. Segments follow the
+them separately. Each half is gathered on its own, the face crops as a :class:`Sight` and the
+voice as a :class:`Voice` (independent work, so a caller can run the two concurrently), and
+:func:`combine` joins them into an :class:`Evidence`: the face crops found, the voice cut into
+fixed windows, and for every window the faces that belong to it. Segments follow the
 voice windows because a voice window is the smallest unit the audio encoder scores; each segment
 is paired with the faces seen during it (for a video) or with every face (for still images).
 """
@@ -17,6 +19,30 @@ import numpy as np
 
 from mmdeepfake.errors import NoFaceFoundError
 from mmdeepfake.media import decode, faces, features
+
+
+@dataclass
+class Sight:
+    """The visual half: the main face of each analysed frame or image."""
+
+    crops: np.ndarray  # (F, 224, 224, 3) uint8 face crops, one per frame with a face
+    face_frames: list[int]  # index of the source frame of each crop
+    face_times: list[float | None]  # time of each crop in the clip, None for still images
+    boxes: list[faces.FaceBox]  # detector boxes of each crop (whole image when not detected)
+    frames_analysed: int
+    duration: float | None  # of the video; None for still images
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Voice:
+    """The audio half: the voice and the fixed windows the audio encoder scores."""
+
+    wave: np.ndarray  # mono float32 at features.SAMPLE_RATE
+    windows: list[tuple[int, int]]  # sample ranges of the voice windows
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -63,12 +89,9 @@ def from_video(
     detector: faces.FaceDetector | None = None,
 ) -> Evidence:
     """Sample frames and the audio track of a video and find the face in each frame."""
-    watch = _Stopwatch()
-    clip = watch.run(
-        "decode", decode.load_video, source, num_frames=num_frames, sample_rate=features.SAMPLE_RATE
-    )
-    times = [float(t) for t in clip.frame_times]
-    return _assemble(list(clip.frames), times, clip.audio, clip.duration, detect_faces, detector, watch)
+    voice = voice_from_video(source)
+    sight = sight_from_video(source, num_frames=num_frames, detect_faces=detect_faces, detector=detector)
+    return combine(sight, voice)
 
 
 def from_pair(
@@ -79,22 +102,88 @@ def from_pair(
     detector: faces.FaceDetector | None = None,
 ) -> Evidence:
     """Load still face images and a separate voice recording."""
+    voice = voice_from_recording(audio)
+    return combine(sight_from_images(images, detect_faces=detect_faces, detector=detector), voice)
+
+
+def sight_from_video(
+    source: decode.MediaSource,
+    *,
+    num_frames: int,
+    detect_faces: bool = True,
+    detector: faces.FaceDetector | None = None,
+) -> Sight:
+    """Sample `num_frames` frames of a video (not its audio) and find the face in each."""
+    watch = _Stopwatch()
+    clip = watch.run("decode", decode.load_video, source, num_frames=num_frames, decode_audio=False)
+    times = [float(t) for t in clip.frame_times]
+    return _find_faces(list(clip.frames), times, clip.duration, detect_faces, detector, watch)
+
+
+def sight_from_images(
+    images: Sequence[decode.MediaSource],
+    *,
+    detect_faces: bool = True,
+    detector: faces.FaceDetector | None = None,
+) -> Sight:
+    """Load still face images and find the face in each."""
     watch = _Stopwatch()
     frames = watch.run("decode", lambda: [decode.load_image(image) for image in images])
-    wave = watch.run("decode", decode.load_audio, audio, sample_rate=features.SAMPLE_RATE)
-    duration = len(wave) / features.SAMPLE_RATE
-    return _assemble(frames, [None] * len(frames), wave, duration, detect_faces, detector, watch)
+    return _find_faces(frames, [None] * len(frames), None, detect_faces, detector, watch)
 
 
-def _assemble(
+def voice_from_video(source: decode.MediaSource) -> Voice:
+    """The audio track of a video, cut into voice windows."""
+    watch = _Stopwatch()
+    wave = watch.run("audio_decode", decode.load_video_audio, source, sample_rate=features.SAMPLE_RATE)
+    return _cut_voice(wave, watch)
+
+
+def voice_from_recording(audio: decode.MediaSource) -> Voice:
+    """A voice recording (file, bytes or 16 kHz array), cut into voice windows."""
+    watch = _Stopwatch()
+    wave = watch.run("audio_decode", decode.load_audio, audio, sample_rate=features.SAMPLE_RATE)
+    return _cut_voice(wave, watch)
+
+
+def combine(sight: Sight, voice: Voice) -> Evidence:
+    """Join the two halves, pairing every voice window with the faces seen during it."""
+    duration = sight.duration if sight.duration is not None else len(voice.wave) / features.SAMPLE_RATE
+    evidence = Evidence(
+        crops=sight.crops,
+        face_frames=sight.face_frames,
+        face_times=sight.face_times,
+        boxes=sight.boxes,
+        wave=voice.wave,
+        windows=voice.windows,
+        groups=[],
+        frames_analysed=sight.frames_analysed,
+        duration=duration,
+        warnings=sight.warnings + voice.warnings,
+        timings={**sight.timings, **voice.timings},
+    )
+    evidence.groups = _group_faces_by_window(evidence)
+    return evidence
+
+
+def _cut_voice(wave: np.ndarray, watch: _Stopwatch) -> Voice:
+    warnings: list[str] = []
+    if len(wave) < features.WINDOW_SAMPLES:
+        warnings.append(
+            f"the voice lasts {len(wave) / features.SAMPLE_RATE:.1f} s, shorter than one "
+            f"{features.WINDOW_SECONDS:.1f} s analysis window; it was padded"
+        )
+    return Voice(wave=wave, windows=features.audio_windows(wave), warnings=warnings, timings=watch.timings)
+
+
+def _find_faces(
     frames: list[np.ndarray],
     times: list[float | None],
-    wave: np.ndarray,
-    duration: float,
+    duration: float | None,
     detect_faces: bool,
     detector: faces.FaceDetector | None,
     watch: _Stopwatch,
-) -> Evidence:
+) -> Sight:
     warnings: list[str] = []
     if detect_faces:
         detector = detector or faces.FaceDetector.shared()
@@ -121,28 +210,16 @@ def _assemble(
         kept_boxes = [
             faces.FaceBox(0.0, 0.0, float(f.shape[1]), float(f.shape[0]), 1.0) for f in frames
         ]
-    windows = features.audio_windows(wave)
-    if len(wave) < features.WINDOW_SAMPLES:
-        warnings.append(
-            f"the voice lasts {len(wave) / features.SAMPLE_RATE:.1f} s, shorter than one "
-            f"{features.WINDOW_SECONDS:.1f} s analysis window; it was padded"
-        )
-    face_times = [times[i] for i in kept]
-    evidence = Evidence(
+    return Sight(
         crops=crops,
         face_frames=kept,
-        face_times=face_times,
+        face_times=[times[i] for i in kept],
         boxes=kept_boxes,
-        wave=wave,
-        windows=windows,
-        groups=[],
         frames_analysed=len(frames),
         duration=duration,
         warnings=warnings,
+        timings=watch.timings,
     )
-    evidence.groups = _group_faces_by_window(evidence)
-    evidence.timings = watch.timings
-    return evidence
 
 
 def _group_faces_by_window(evidence: Evidence) -> list[list[int]]:

@@ -42,6 +42,12 @@ class Prediction:
     detector to abstain on low-confidence results). Emotion distributions are averaged over the
     analysed frames and audio windows; ``consistency`` is ``1 - JSD(face, voice) / ln 2``, so 1
     means the face and the voice express the same emotion.
+
+    ``timings`` gives the seconds spent in each stage: ``decode`` (frames or images),
+    ``face_detection`` (with the crops), ``image_encoder``, and ``audio_decode`` and
+    ``audio_encoder`` for the voice; ``features`` (pixels and samples to tensors) and ``fusion``;
+    ``total`` is the wall time of the whole call. The voice stages run alongside the visual ones
+    on CPUs with two or more threads, so the stages can add up to more than ``total``.
     """
 
     label: Verdict

@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-frames", type=int, help="frames sampled per video")
     parser.add_argument("--endpoint-url", help="S3 endpoint URL (for S3-compatible servers)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    parser.add_argument("--threads", type=int,
+                        help="torch threads per worker (default: CPU cores / workers); with 2 or "
+                             "more, each clip's voice and faces are also processed at once")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -142,13 +145,12 @@ def score_jobs(jobs: list[Job], args: argparse.Namespace) -> Iterator[dict]:
     options = {k: v for k, v in (("threshold", args.threshold), ("num_frames", args.num_frames)) if v is not None}
     work = [(job, options) for job in jobs]
     if args.workers <= 1:
-        _init_worker(args.model, args.device, None, args.endpoint_url)
+        _init_worker(args.model, args.device, args.threads, args.endpoint_url)
         yield from map(_score, work)
         return
     import multiprocessing
 
-    cpu = os.cpu_count() or 1
-    threads = max(1, cpu // args.workers)
+    threads = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
     context = multiprocessing.get_context("spawn")
     with context.Pool(
         args.workers, initializer=_init_worker,
@@ -191,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if args.workers < 1:
         raise ConfigError("--workers must be at least 1")
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError("--threads must be at least 1")
     jobs = expand_inputs(args.inputs, args.pair, args.endpoint_url)
     from tqdm import tqdm
 

@@ -556,6 +556,7 @@ def load_video(
     num_frames: int = 16,
     sample_rate: int = 16000,
     require_audio: bool = True,
+    decode_audio: bool = True,
 ) -> VideoClip:
     """Sample `num_frames` frames evenly over a video, and decode its audio track.
 
@@ -563,12 +564,13 @@ def load_video(
     keyframe before each target and decodes forward; it keeps decoding instead when no keyframe
     lies between its position and the target, so no frame is decoded twice. Clips shorter than
     `num_frames` frames give each of their frames once. An array (N,H,W,3) is taken as frames at
-    25 fps without audio.
+    25 fps without audio. With ``decode_audio=False`` the audio track is left alone (``audio`` is
+    None): a caller that reads it separately, with `load_video_audio`, can do so concurrently.
     """
     if num_frames < 1:
         raise ValueError("num_frames must be at least 1")
     if isinstance(source, np.ndarray):
-        return _clip_from_array(source, num_frames, sample_rate, require_audio)
+        return _clip_from_array(source, num_frames, sample_rate, require_audio and decode_audio)
     name = _describe(source)
     _, checked = _expect(source, ("video",))
     import av
@@ -576,21 +578,54 @@ def load_video(
     try:
         with av.open(_open_input(checked), "r") as container:  # type: ignore[arg-type]
             vstream = next(s for s in container.streams.video if not _is_cover_art(s))
-            audio = None
-            if container.streams.audio:
-                wave, rate = _decode_audio_stream(container, container.streams.audio[0], name)
-                audio = resample(wave, rate, sample_rate) if wave.size else None
-            if audio is None and require_audio:
+            audio = _video_audio(container, name, sample_rate) if decode_audio else None
+            if audio is None and decode_audio and require_audio:
                 raise NoAudioTrackError(_no_audio_message(name))
             frames, times, duration, fps = _sample_frames(container, vstream, num_frames, name)
     except av.error.FFmpegError as exc:
-        raise CorruptMediaError(
-            f"{name} is a video that cannot be decoded ({_reason(exc)}); it is probably "
-            "truncated or damaged. Re-export or re-download it."
-        ) from None
+        raise _undecodable_video(name, exc) from None
     if audio is not None and require_audio:
         check_not_silent(audio, f"The audio track of {name}")
     return VideoClip(frames, times, audio, sample_rate, duration, fps)
+
+
+def load_video_audio(source: MediaSource, *, sample_rate: int = 16000) -> np.ndarray:
+    """The audio track of a video as float32 mono at `sample_rate`, checked like `load_video`.
+
+    Raises NoAudioTrackError without a (non-empty) audio track, SilentAudioError for silence.
+    """
+    name = _describe(source)
+    if isinstance(source, np.ndarray):
+        raise NoAudioTrackError(
+            "An array of frames has no audio track. Give the voice separately (audio=...)."
+        )
+    _, checked = _expect(source, ("video",))
+    import av
+
+    try:
+        with av.open(_open_input(checked), "r") as container:  # type: ignore[arg-type]
+            audio = _video_audio(container, name, sample_rate)
+    except av.error.FFmpegError as exc:
+        raise _undecodable_video(name, exc) from None
+    if audio is None:
+        raise NoAudioTrackError(_no_audio_message(name))
+    check_not_silent(audio, f"The audio track of {name}")
+    return audio
+
+
+def _video_audio(container, name: str, sample_rate: int) -> np.ndarray | None:
+    """The first audio stream of an open container at `sample_rate`; None if it has none."""
+    if not container.streams.audio:
+        return None
+    wave, rate = _decode_audio_stream(container, container.streams.audio[0], name)
+    return resample(wave, rate, sample_rate) if wave.size else None
+
+
+def _undecodable_video(name: str, exc: BaseException) -> CorruptMediaError:
+    return CorruptMediaError(
+        f"{name} is a video that cannot be decoded ({_reason(exc)}); it is probably "
+        "truncated or damaged. Re-export or re-download it."
+    )
 
 
 def _clip_from_array(

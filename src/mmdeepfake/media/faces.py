@@ -18,7 +18,6 @@ import math
 import pickle
 import threading
 from collections.abc import Sequence
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -306,45 +305,24 @@ class FaceDetector:
         O-Net, and fall back to the full cascade when nothing is confirmed there. Pass
         track=False for unrelated images of the same size.
         """
-        import torch
-
         results: list[FaceBox | None] = [None] * len(frames)
         for indices in self._group_by_shape(frames):
             batch = (
                 frames if isinstance(frames, np.ndarray) else np.stack([frames[i] for i in indices])
             )
-            with self._threads(), torch.inference_mode():
-                found = self._detect_batch(batch, track=track)
+            found = self._detect_in_parts(batch, track)
             for i, faces in zip(indices, found):
                 results[i] = max(faces, key=_prominence) if faces else None
         return results
 
     def detect_all(self, frames: Sequence[np.ndarray]) -> list[list[FaceBox]]:
         """Every face found in each frame (full cascade on every frame), most prominent first."""
-        import torch
-
         results: list[list[FaceBox]] = [[] for _ in frames]
         for indices in self._group_by_shape(frames):
-            with self._threads(), torch.inference_mode():
-                found = self._detect_batch(np.stack([frames[i] for i in indices]), track=False)
+            found = self._detect_in_parts(np.stack([frames[i] for i in indices]), track=False)
             for i, faces in zip(indices, found):
                 results[i] = sorted(faces, key=_prominence, reverse=True)
         return results
-
-    @contextmanager
-    def _threads(self):
-        """Run with `num_threads` intra-op threads, then restore the caller's setting."""
-        import torch
-
-        before = torch.get_num_threads()
-        if self.num_threads is None or self.num_threads == before or self.device.type != "cpu":
-            yield
-            return
-        torch.set_num_threads(self.num_threads)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(before)
 
     @staticmethod
     def _group_by_shape(frames: Sequence[np.ndarray]) -> list[list[int]]:
@@ -374,27 +352,73 @@ class FaceDetector:
             scale = size[0] / height
         return x.float().contiguous(memory_format=torch.channels_last), scale
 
-    def _detect_batch(self, frames: np.ndarray, track: bool) -> list[list[FaceBox]]:
-        """All faces of each frame of a same-size batch, in original pixel coordinates."""
+    def _detect_in_parts(self, frames: np.ndarray, track: bool) -> list[list[FaceBox]]:
+        """`_detect_batch` on two halves of the frames at once, one on a helper thread.
+
+        The cascade is single-threaded (see `num_threads`), so on CPU the halves go to two cores
+        when the caller allows torch two or more threads. Each frame's faces depend only on that
+        frame and, when tracking, on its nearest anchor frame, so a half holds whole anchors with
+        the frames tracked from them and the result is the same as in one batch.
+        """
+        import torch
+
+        from mmdeepfake.threads import may_overlap, run_alongside, torch_threads
+
+        anchors = self._anchors(len(frames), track)
+        cut = self._split_point(len(frames), anchors)
+        caller_threads = torch.get_num_threads()
+
+        def detect(start: int, end: int) -> list[list[FaceBox]]:
+            mine = [a - start for a in anchors if start <= a < end]
+            limit = torch_threads(self.num_threads, self.device, restore=caller_threads)
+            with limit, torch.inference_mode():
+                return self._detect_batch(frames[start:end], mine)
+
+        if cut is None or not may_overlap(self.device) or self.device.type != "cpu":
+            return detect(0, len(frames))
+        first, second = run_alongside(
+            lambda: detect(cut, len(frames)), lambda: detect(0, cut)
+        )
+        return first + second
+
+    def _anchors(self, count: int, track: bool) -> list[int]:
+        """Frames that go through the full cascade: every `redetect_every`-th, or all of them."""
+        step = self.redetect_every if track else 1
+        return list(range(0, count, step))
+
+    @staticmethod
+    def _nearest(frame: int, anchors: list[int]) -> int:
+        return min(anchors, key=lambda a: abs(a - frame))
+
+    def _split_point(self, count: int, anchors: list[int]) -> int | None:
+        """First frame of the second half: the halves split the anchors, each frame following
+        its nearest anchor; None when there are fewer than two anchors."""
+        if len(anchors) < 2:
+            return None
+        boundary = anchors[(len(anchors) + 1) // 2]
+        return next(i for i in range(count) if self._nearest(i, anchors) == boundary)
+
+    def _detect_batch(self, frames: np.ndarray, anchors: list[int]) -> list[list[FaceBox]]:
+        """All faces of each frame of a same-size batch, in original pixel coordinates.
+
+        `anchors` go through the full cascade; every other frame is searched around the faces
+        of its nearest anchor and goes through the full cascade only if nothing is found there.
+        """
         import torch
 
         images, scale = self._downscale(frames)
         count = len(frames)
-        if track and count > 1:
-            anchors = list(range(0, count, self.redetect_every))
-            boxes, ids, scores = self._cascade(images, scale, anchors)
-            others = [i for i in range(count) if i not in set(anchors)]
-            if others:
-                nearest = {i: min(anchors, key=lambda a: abs(a - i)) for i in others}
-                proposals, proposal_ids = _track_proposals(boxes, ids, nearest)
-                tracked = self._verify(images, proposals, proposal_ids)
-                missing = sorted(set(others) - set(tracked[1].tolist()))
-                parts = [(boxes, ids, scores), tracked]
-                if missing:
-                    parts.append(self._cascade(images, scale, missing))
-                boxes, ids, scores = (torch.cat(p) for p in zip(*parts))
-        else:
-            boxes, ids, scores = self._cascade(images, scale, list(range(count)))
+        boxes, ids, scores = self._cascade(images, scale, anchors)
+        others = [i for i in range(count) if i not in set(anchors)]
+        if others:
+            nearest = {i: self._nearest(i, anchors) for i in others}
+            proposals, proposal_ids = _track_proposals(boxes, ids, nearest)
+            tracked = self._verify(images, proposals, proposal_ids)
+            missing = sorted(set(others) - set(tracked[1].tolist()))
+            parts = [(boxes, ids, scores), tracked]
+            if missing:
+                parts.append(self._cascade(images, scale, missing))
+            boxes, ids, scores = (torch.cat(p) for p in zip(*parts))
         boxes = boxes / scale
         full_h, full_w = frames.shape[1:3]
         boxes[:, 0::2] = boxes[:, 0::2].clamp(0, full_w)
