@@ -7,6 +7,7 @@ import socket
 
 import pytest
 
+from mmdeepfake.data import streaming
 from mmdeepfake.data.storage import (
     KeyNotFoundError,
     LocalStorage,
@@ -14,7 +15,8 @@ from mmdeepfake.data.storage import (
     open_storage,
     parse_uri,
 )
-from mmdeepfake.errors import BucketNotFoundError, CredentialsError, StorageError
+from mmdeepfake.data.streaming import make_reader
+from mmdeepfake.errors import BucketNotFoundError, ConfigError, CredentialsError, StorageError
 
 
 def _round_trip(storage) -> None:
@@ -170,3 +172,40 @@ def test_s3_large_writes_use_multipart(s3_bucket, monkeypatch):
     head = s3_bucket.server.client().head_object(Bucket=s3_bucket.name, Key="big.bin")
     assert "-" in head["ETag"]  # multipart ETags end in -<parts>
     assert storage.read_bytes("big.bin") == data
+
+
+# --- readers used by training (boto3, and the CRT client of s3torchconnector) ----------------
+
+
+@pytest.mark.parametrize("backend", ["boto3", "s3torchconnector", "auto"])
+def test_readers_read_objects_and_raise_typed_errors(s3_bucket, backend):
+    storage = open_storage(s3_bucket.uri("data/"), endpoint_url=s3_bucket.endpoint_url)
+    storage.write_bytes("clips/a.bin", b"payload")
+    read = make_reader(storage, backend)
+    assert read("clips/a.bin") == b"payload"
+    with pytest.raises(KeyNotFoundError, match="data/clips/missing.bin does not exist"):
+        read("clips/missing.bin")
+    missing_bucket = open_storage("s3://no-such-bucket/", endpoint_url=s3_bucket.endpoint_url)
+    with pytest.raises(BucketNotFoundError, match="no-such-bucket does not exist"):
+        make_reader(missing_bucket, backend)("clips/a.bin")
+
+
+def test_crt_reader_reports_refused_credentials(s3_bucket):
+    storage = open_storage(s3_bucket.uri(), endpoint_url=s3_bucket.endpoint_url)
+    storage.write_bytes("a.bin", b"payload")
+    read = make_reader(storage, "s3torchconnector")
+    refused = pytest.raises(CredentialsError, match="AWS_ACCESS_KEY_ID")
+    with s3_bucket.server.enforce_credentials(), refused:
+        read("a.bin")
+
+
+def test_auto_reader_prefers_the_crt_client_and_falls_back_to_boto3(s3_bucket, tmp_path,
+                                                                     monkeypatch):
+    s3 = open_storage(s3_bucket.uri(), endpoint_url=s3_bucket.endpoint_url)
+    local = open_storage(str(tmp_path))
+    assert make_reader(s3, "auto") != s3.read_bytes  # s3torchconnector is in the train extra
+    assert make_reader(local, "auto") == local.read_bytes
+    monkeypatch.setattr(streaming, "_connector_installed", lambda: False)
+    assert make_reader(s3, "auto") == s3.read_bytes
+    with pytest.raises(ConfigError, match="s3_reader must be one of"):
+        make_reader(s3, "curl")

@@ -197,7 +197,7 @@ def score_split(
     seed: int = 0,
     num_workers: int = 0,
     prefetch: int = 8,
-    s3_reader: str = "boto3",
+    s3_reader: str = "auto",
     progress: bool = False,
 ) -> SplitScores:
     """Run the detector, its ablations and permutations over every pair of ``split``."""

@@ -74,7 +74,7 @@ class TrainConfig:
     seed: int = 0
     num_workers: int = 0
     prefetch: int = 16
-    s3_reader: str = "boto3"
+    s3_reader: str = "auto"
     device: str = "auto"
     memory_budget: str | None = None
     resume: str | None = None
@@ -107,8 +107,8 @@ class TrainConfig:
             raise ConfigError(f"lr must be positive, got {self.lr!r}")
         if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
             raise ConfigError("max_steps_per_epoch must be at least 1 when given")
-        if self.s3_reader not in ("boto3", "s3torchconnector"):
-            raise ConfigError("s3_reader must be boto3 or s3torchconnector")
+        if self.s3_reader not in ("auto", "boto3", "s3torchconnector"):
+            raise ConfigError("s3_reader must be auto, boto3 or s3torchconnector")
         if not isinstance(self.model, dict):
             raise ConfigError("model must be a mapping of Detector keyword arguments")
         parse_size(self.memory_budget)
