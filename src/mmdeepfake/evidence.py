@@ -12,11 +12,13 @@ is paired with the faces seen during it (for a video) or with every face (for st
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
+from mmdeepfake.encoders.base import EncoderOutput
 from mmdeepfake.errors import NoFaceFoundError
 from mmdeepfake.media import decode, faces, features
 
@@ -135,15 +137,17 @@ def sight_from_images(
 def voice_from_video(source: decode.MediaSource) -> Voice:
     """The audio track of a video, cut into voice windows."""
     watch = _Stopwatch()
-    wave = watch.run("audio_decode", decode.load_video_audio, source, sample_rate=features.SAMPLE_RATE)
-    return _cut_voice(wave, watch)
+    audio = watch.run(
+        "audio_decode", decode.read_video_audio, source, sample_rate=features.SAMPLE_RATE
+    )
+    return _cut_voice(audio, watch)
 
 
 def voice_from_recording(audio: decode.MediaSource) -> Voice:
     """A voice recording (file, bytes or 16 kHz array), cut into voice windows."""
     watch = _Stopwatch()
-    wave = watch.run("audio_decode", decode.load_audio, audio, sample_rate=features.SAMPLE_RATE)
-    return _cut_voice(wave, watch)
+    decoded = watch.run("audio_decode", decode.read_audio, audio, sample_rate=features.SAMPLE_RATE)
+    return _cut_voice(decoded, watch)
 
 
 def combine(sight: Sight, voice: Voice) -> Evidence:
@@ -166,8 +170,9 @@ def combine(sight: Sight, voice: Voice) -> Evidence:
     return evidence
 
 
-def _cut_voice(wave: np.ndarray, watch: _Stopwatch) -> Voice:
-    warnings: list[str] = []
+def _cut_voice(audio: decode.DecodedAudio, watch: _Stopwatch) -> Voice:
+    wave = audio.wave
+    warnings = list(audio.warnings)
     if len(wave) < features.WINDOW_SAMPLES:
         warnings.append(
             f"the voice lasts {len(wave) / features.SAMPLE_RATE:.1f} s, shorter than one "
@@ -235,3 +240,36 @@ def _group_faces_by_window(evidence: Evidence) -> list[list[int]]:
             inside = [int(np.argmin(np.abs(times - (start + end) / 2)))]
         groups.append(inside)
     return groups
+
+
+#: Voice windows encoded per forward pass: bounds the spectrograms and activations in memory
+#: (about 2 minutes of audio), whatever the length of the recording.
+ENCODE_BATCH_WINDOWS = 64
+
+
+def window_batches(
+    voice: Voice | Evidence, batch_windows: int = ENCODE_BATCH_WINDOWS
+) -> Iterator[torch.Tensor]:
+    """The voice windows as (B, WINDOW_SAMPLES) tensors of at most `batch_windows` rows."""
+    for start in range(0, len(voice.windows), batch_windows):
+        chunk = voice.windows[start : start + batch_windows]
+        yield features.waves_to_windows(voice.wave, chunk)
+
+
+def encode_in_batches(
+    encode: Callable[[torch.Tensor], EncoderOutput],
+    batches: Iterator[torch.Tensor],
+) -> EncoderOutput:
+    """Run `encode` over window batches and join the outputs row-wise (as one call would give).
+
+    Only one batch of windows, and its spectrograms and activations, is in memory at a time;
+    the joined output holds the per-window embeddings, tokens and logits.
+    """
+    parts = [encode(batch) for batch in batches]
+    if len(parts) == 1:
+        return parts[0]
+    return EncoderOutput(
+        embedding=torch.cat([p.embedding for p in parts]),
+        tokens=torch.cat([p.tokens for p in parts]),
+        emotion_logits=torch.cat([p.emotion_logits for p in parts]),
+    )
