@@ -148,18 +148,14 @@ def decode_with_soundfile(
         if announced is not None and announced > max_seconds:
             raise MediaTooLargeError(too_long_message(name, announced, max_seconds))
         sink = AudioSink(name, handle.samplerate, sample_rate, max_seconds, announced)
-        stopped = None
         while True:
             try:
                 block = handle.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
-            except (sf.LibsndfileError, RuntimeError) as exc:
-                stopped = exc
-                break
+            except (sf.LibsndfileError, RuntimeError):
+                return None  # damaged mid-way (garbage in an mp3): PyAV resyncs past it
             if not len(block):
                 break
             sink.push(block)
-    if sink.seen == 0:
-        return None if stopped is not None else DecodedAudio(sink.finish(), sample_rate)
     return DecodedAudio(sink.finish(), sample_rate, truncation_notes(sink, announced))
 
 
