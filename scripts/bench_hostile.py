@@ -141,13 +141,9 @@ def run_case(case: str, runner: str, spec: dict, src: Path, limit: int, timeout:
         args = [sys.executable, "-c", CHILD, case, model, str(spec.get("video", "-")),
                 str(spec.get("image", "-")), str(spec.get("audio", "-"))]
 
-    def limit_memory() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-        os.setsid()
-
     started = time.perf_counter()
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, preexec_fn=limit_memory)
+    proc = subprocess.Popen([*_limited(limit), *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
         timed_out = False
@@ -160,6 +156,14 @@ def run_case(case: str, runner: str, spec: dict, src: Path, limit: int, timeout:
     return {"case": case, "outcome": _outcome(runner, proc.returncode, stdout, stderr, timed_out,
                                               timeout),
             "peak_rss_mb": round(usage.ru_maxrss / 1024), "seconds": round(seconds, 1)}
+
+
+def _limited(limit: int) -> list[str]:
+    """A command prefix that caps the address space of what it then executes (exec keeps it)."""
+    code = ("import os, resource, sys; "
+            f"resource.setrlimit(resource.RLIMIT_AS, ({limit}, {limit})); "
+            "os.execv(sys.argv[1], sys.argv[1:])")
+    return [sys.executable, "-c", code]
 
 
 def _outcome(runner, status, stdout, stderr, timed_out, timeout) -> str:
@@ -192,7 +196,7 @@ def main() -> None:
     args = parser.parse_args()
     inputs = make_inputs(args.work)
     rows = []
-    for case, (runner, spec) in inputs.items():
+    for case in inputs:
         if args.cases and case not in args.cases:
             continue
         # RUSAGE_CHILDREN keeps the largest child so far: measure each case in a fresh parent.

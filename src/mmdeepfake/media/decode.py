@@ -473,12 +473,23 @@ def load_audio(
 
 def check_not_silent(wave: np.ndarray, name: str = "The audio") -> None:
     """Raise SilentAudioError when `wave` carries no usable signal (RMS below SILENCE_RMS)."""
-    rms = float(np.sqrt(np.mean(np.square(wave, dtype=np.float64)))) if wave.size else 0.0
+    rms = _rms(wave)
     if not np.isfinite(rms) or rms < SILENCE_RMS:
         raise SilentAudioError(
             f"{name} is silent (RMS {rms:.1e}, below {SILENCE_RMS:.0e}): there is no voice to "
             "analyse. Check the recording level or the microphone, or pass another file."
         )
+
+
+def _rms(wave: np.ndarray, block: int = 1 << 20) -> float:
+    """Root mean square in float64, a block at a time (no float64 copy of an hour of audio)."""
+    if not wave.size:
+        return 0.0
+    total = 0.0
+    for start in range(0, wave.size, block):
+        piece = wave[start : start + block].astype(np.float64)
+        total += float(np.dot(piece, piece))
+    return float(np.sqrt(total / wave.size))
 
 
 def _audio_from_array(
