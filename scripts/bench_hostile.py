@@ -171,7 +171,8 @@ def _outcome(runner, status, stdout, stderr, timed_out, timeout) -> str:
         return f"hung: killed after {timeout:.0f} s"
     if status is not None and status < 0:
         return f"killed by signal {-status} ({signal.Signals(-status).name})"
-    if "MemoryError" in stderr or "std::bad_alloc" in stderr or "Cannot allocate" in stderr:
+    if any(sign in stderr for sign in ("MemoryError", "bad_alloc", "annot allocate",
+                                       "can't allocate")):
         return "out of memory (MemoryError under the address-space limit)"
     if runner == "cli":
         records = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]

@@ -26,7 +26,8 @@ import torch
 import media_factory as mf
 from mmdeepfake import Detector
 from mmdeepfake.errors import CorruptMediaError, MediaTooLargeError, UnsupportedMediaError
-from mmdeepfake.evidence import Voice, encode_in_batches, window_batches
+from mmdeepfake.evidence import Voice, encode_in_batches, fuse_in_batches, window_batches
+from mmdeepfake.fusion import FUSIONS
 from mmdeepfake.media import decode, limits
 from mmdeepfake.media.audio import AudioSink
 from mmdeepfake.prediction import Prediction
@@ -273,9 +274,28 @@ def test_voice_windows_are_encoded_in_bounded_batches():
     assert len(voice.windows) == 8 and [len(b) for b in batches] == [3, 3, 2]
     with torch.inference_mode():
         whole = det.model.encode_audio(features.waves_to_windows(wave, voice.windows))
-        joined = encode_in_batches(det.model.encode_audio, iter(batches))
+        joined = encode_in_batches(det.model.encode_audio, iter(batches), len(voice.windows))
     for field in ("embedding", "tokens", "emotion_logits"):
         torch.testing.assert_close(getattr(joined, field), getattr(whole, field))
+
+
+@pytest.mark.parametrize("fusion", FUSIONS.names())
+def test_segments_fused_in_batches_match_one_call(fusion):
+    torch.manual_seed(0)
+    det = Detector(fusion=fusion, **TINY_ARCH).eval()
+    with torch.inference_mode():
+        faces = det.model.encode_image(torch.randn(3, 3, 224, 224))
+        voices = det.model.encode_audio(torch.randn(7, 32512) * 0.1)
+        groups = [[0], [0, 1], [1], [2], [1, 2], [2], [0, 2]]
+        one = det.model.fuse(faces.pool(groups), voices)
+        batched = fuse_in_batches(det.model.fuse, faces, groups, voices, batch_windows=3)
+    for field in ("fake_logit", "face_emotion_logits", "voice_emotion_logits", "consistency"):
+        torch.testing.assert_close(getattr(batched, field), getattr(one, field))
+    assert batched.modality_logits.keys() == one.modality_logits.keys()
+    for name in one.modality_logits:
+        torch.testing.assert_close(batched.modality_logits[name], one.modality_logits[name])
+    if one.fusion_weights is not None:
+        torch.testing.assert_close(batched.fusion_weights, one.fusion_weights)
 
 
 # --- 4. pixel bombs ------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import torch
 from mmdeepfake.encoders.base import EncoderOutput
 from mmdeepfake.errors import NoFaceFoundError
 from mmdeepfake.media import decode, faces, features
+from mmdeepfake.model import ModelOutput
 
 
 @dataclass
@@ -260,17 +261,65 @@ def window_batches(
 def encode_in_batches(
     encode: Callable[[torch.Tensor], EncoderOutput],
     batches: Iterator[torch.Tensor],
+    rows: int,
 ) -> EncoderOutput:
     """Run `encode` over window batches and join the outputs row-wise (as one call would give).
 
     Only one batch of windows, and its spectrograms and activations, is in memory at a time;
-    the joined output holds the per-window embeddings, tokens and logits.
+    the outputs are copied into tensors of `rows` rows allocated once, so joining them does
+    not hold every part and the joined copy at the same time.
     """
-    parts = [encode(batch) for batch in batches]
+    joined: EncoderOutput | None = None
+    start = 0
+    for batch in batches:
+        part = encode(batch)
+        if joined is None:
+            joined = EncoderOutput(
+                *(part_field.new_empty((rows, *part_field.shape[1:])) for part_field in _fields(part))
+            )
+        end = start + len(part)
+        for whole, piece in zip(_fields(joined), _fields(part)):
+            whole[start:end] = piece
+        start = end
+    if joined is None or start != rows:
+        raise ValueError(f"encode_in_batches expected {rows} rows, the batches gave {start}")
+    return joined
+
+
+def _fields(out: EncoderOutput) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return out.embedding, out.tokens, out.emotion_logits
+
+
+#: Segments fused per call: the face view pooled per segment (tokens included) is built for this
+#: many segments at a time, not for the hours of a long recording at once.
+FUSE_BATCH_WINDOWS = 64
+
+
+def fuse_in_batches(
+    fuse: Callable[[EncoderOutput, EncoderOutput], ModelOutput],
+    image_out: EncoderOutput,
+    groups: Sequence[Sequence[int]],
+    audio_out: EncoderOutput,
+    batch_windows: int = FUSE_BATCH_WINDOWS,
+) -> ModelOutput:
+    """``fuse(image_out.pool(groups), audio_out)``, computed `batch_windows` segments at a time.
+
+    Every fusion scores each segment on its own, so the rows are the same as in one call.
+    """
+    parts = []
+    for start in range(0, len(groups), batch_windows):
+        end = start + batch_windows
+        audio_part = EncoderOutput(*(f[start:end] for f in _fields(audio_out)))
+        parts.append(fuse(image_out.pool(groups[start:end]), audio_part))
     if len(parts) == 1:
         return parts[0]
-    return EncoderOutput(
-        embedding=torch.cat([p.embedding for p in parts]),
-        tokens=torch.cat([p.tokens for p in parts]),
-        emotion_logits=torch.cat([p.emotion_logits for p in parts]),
+    names = parts[0].modality_logits or {}
+    weights = [p.fusion_weights for p in parts]
+    return ModelOutput(
+        fake_logit=torch.cat([p.fake_logit for p in parts]),
+        face_emotion_logits=torch.cat([p.face_emotion_logits for p in parts]),
+        voice_emotion_logits=torch.cat([p.voice_emotion_logits for p in parts]),
+        consistency=torch.cat([p.consistency for p in parts]),
+        modality_logits={k: torch.cat([p.modality_logits[k] for p in parts]) for k in names},
+        fusion_weights=None if weights[0] is None else torch.cat(weights),
     )
