@@ -30,5 +30,3 @@ MAX_DECODED_FRAME_PIXELS = 1920 * 1080
 #: ... and further when needed so that all sampled frames together stay under this many
 #: pixels (RGB, 384 MB at most; 256 frames of about 960 x 540 each).
 MAX_VIDEO_PIXELS = 128 * 1024**2
-#: Largest number of frames sampled from one video.
-MAX_FRAMES = 256
