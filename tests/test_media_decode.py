@@ -20,7 +20,7 @@ from mmdeepfake.errors import (
     SilentAudioError,
     UnsupportedMediaError,
 )
-from mmdeepfake.media import decode
+from mmdeepfake.media import decode, limits
 from mmdeepfake.media.decode import (
     detect_media_kind,
     load_audio,
@@ -253,7 +253,7 @@ def test_missing_and_empty(tmp_path):
 
 def test_file_size_limit(tmp_path, monkeypatch):
     path = mf.write_audio(tmp_path / "t.wav", mf.tone())
-    monkeypatch.setattr(decode, "MAX_FILE_BYTES", 1000)
+    monkeypatch.setattr(limits, "MAX_FILE_BYTES", 1000)
     with pytest.raises(MediaTooLargeError, match="limit"):
         load_audio(path)
 

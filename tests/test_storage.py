@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import pickle
 import socket
 
@@ -16,7 +17,14 @@ from mmdeepfake.data.storage import (
     parse_uri,
 )
 from mmdeepfake.data.streaming import make_reader
-from mmdeepfake.errors import BucketNotFoundError, ConfigError, CredentialsError, StorageError
+from mmdeepfake.errors import (
+    BucketNotFoundError,
+    ConfigError,
+    CredentialsError,
+    MediaTooLargeError,
+    StorageError,
+)
+from mmdeepfake.media import limits
 
 
 def _round_trip(storage) -> None:
@@ -209,3 +217,48 @@ def test_auto_reader_prefers_the_crt_client_and_falls_back_to_boto3(s3_bucket, t
     assert make_reader(s3, "auto") == s3.read_bytes
     with pytest.raises(ConfigError, match="s3_reader must be one of"):
         make_reader(s3, "curl")
+
+
+# --- hostile keys and sizes ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["boto3", "s3torchconnector"])
+def test_objects_over_the_size_cap_are_refused(s3_bucket, tmp_path, monkeypatch, backend):
+    storage = S3Storage(s3_bucket.name, "data/", endpoint_url=s3_bucket.endpoint_url)
+    storage.write_bytes("big.wav", b"x" * 5000)
+    storage.write_bytes("small.wav", b"x" * 500)
+    monkeypatch.setattr(limits, "MAX_FILE_BYTES", 1000)
+    read = make_reader(storage, backend)
+    with pytest.raises(MediaTooLargeError, match="was not downloaded"):
+        read("big.wav")
+    assert read("small.wav") == b"x" * 500
+    assert storage.read_bytes("big.wav", max_bytes=10_000) == b"x" * 5000
+    local = LocalStorage(tmp_path)
+    local.write_bytes("big.wav", b"x" * 5000)
+    with pytest.raises(MediaTooLargeError):
+        local.read_bytes("big.wav")
+
+
+def test_listing_skips_keys_with_dotdot(s3_bucket, caplog):
+    client = s3_bucket.server.client()
+    for key in ("in/a.mp4", "in/x/../../escape.mp4", "in/b.mp4"):
+        client.put_object(Bucket=s3_bucket.name, Key=key, Body=b"v")
+    storage = open_storage(s3_bucket.uri("in/"), endpoint_url=s3_bucket.endpoint_url)
+    with caplog.at_level(logging.WARNING, logger="mmdeepfake.data"):
+        assert storage.list() == ["a.mp4", "b.mp4"]
+    assert "in/x/../../escape.mp4" in caplog.text
+
+
+def test_uri_naming_one_object_lists_that_object(s3_bucket):
+    client = s3_bucket.server.client()
+    client.put_object(Bucket=s3_bucket.name, Key="in/clips/a.mp4", Body=b"v")
+    client.put_object(Bucket=s3_bucket.name, Key="in/clips/a.mp4.bak", Body=b"w")
+    storage = open_storage(s3_bucket.uri("in/clips/a.mp4"), endpoint_url=s3_bucket.endpoint_url)
+    assert storage.list() == ["a.mp4"]
+    assert storage.uri("a.mp4") == s3_bucket.uri("in/clips/a.mp4")
+    assert storage.read_bytes("a.mp4") == b"v"
+    top = open_storage(s3_bucket.uri("top.mp4"), endpoint_url=s3_bucket.endpoint_url)
+    client.put_object(Bucket=s3_bucket.name, Key="top.mp4", Body=b"t")
+    assert top.list() == ["top.mp4"] and top.uri("top.mp4") == s3_bucket.uri("top.mp4")
+    missing = open_storage(s3_bucket.uri("in/none.mp4"), endpoint_url=s3_bucket.endpoint_url)
+    assert missing.list() == []

@@ -319,10 +319,11 @@ class Detector(
         device = self.device
         with torch.inference_mode(), torch_threads(1, device, restore=caller_threads):
             start = time.perf_counter()
-            waves = _to_device(features.waves_to_windows(voice.wave, voice.windows), device)
-            voice.timings["features"] = _elapsed(start, device)
-            start = time.perf_counter()
-            audio_out = self.model.encode_audio(waves)
+            # Windows are cut and encoded in bounded batches: memory does not grow with duration.
+            batches = (_to_device(b, device) for b in evidence_lib.window_batches(voice))
+            audio_out = evidence_lib.encode_in_batches(
+                self.model.encode_audio, batches, len(voice.windows)
+            )
             voice.timings["audio_encoder"] = _elapsed(start, device)
         return voice, audio_out
 
@@ -364,7 +365,7 @@ class Detector(
 
         start = time.perf_counter()
         with torch_threads(1, device):
-            out = self.model.fuse(image_out.pool(ev.groups), audio_out)
+            out = evidence_lib.fuse_in_batches(self.model.fuse, image_out, ev.groups, audio_out)
         ev.timings["fusion"] = _elapsed(start, device)
 
         temperature = self.temperature

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -82,14 +83,20 @@ class Prediction:
         return max(self.voice_emotions, key=self.voice_emotions.__getitem__)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dictionary of every field."""
+        """A JSON-serialisable dictionary of every field; a non-finite number becomes None.
+
+        Strict JSON has no NaN or Infinity (``json.dumps`` would write bare ``NaN``, which other
+        parsers refuse), so a value that is not a finite number is reported as missing.
+        """
         data = asdict(self)
         data["confidence"] = self.confidence
         data["face_emotion"] = self.face_emotion
         data["voice_emotion"] = self.voice_emotion
-        return data
+        return _finite(data)
 
     def to_json(self, **kwargs: Any) -> str:
+        """`to_dict` as strict JSON (``allow_nan=False``: never a bare NaN or Infinity)."""
+        kwargs.setdefault("allow_nan", False)
         return json.dumps(self.to_dict(), **kwargs)
 
     def summary(self) -> str:
@@ -99,3 +106,14 @@ class Prediction:
             f"face looks {self.face_emotion}, voice sounds {self.voice_emotion}, "
             f"consistency {self.consistency:.2f}"
         )
+
+
+def _finite(value: Any) -> Any:
+    """`value` with every float that is NaN or infinite replaced by None, recursively."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_finite(item) for item in value)
+    return value

@@ -12,13 +12,20 @@ stays light, and every botocore failure a person can fix is turned into a typed
 from __future__ import annotations
 
 import io
+import logging
 import os
 import shutil
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from mmdeepfake.errors import BucketNotFoundError, CredentialsError, StorageError
+from mmdeepfake.errors import (
+    BucketNotFoundError,
+    CredentialsError,
+    MediaTooLargeError,
+    StorageError,
+)
+from mmdeepfake.media import limits
 
 __all__ = [
     "KeyNotFoundError",
@@ -47,6 +54,8 @@ _CREDENTIAL_CODES = {
 }
 _MISSING_KEY_CODES = {"NoSuchKey", "404", "NotFound"}
 
+log = logging.getLogger("mmdeepfake.data")
+
 
 class KeyNotFoundError(StorageError):
     """A key that does not exist in the storage (a missing file or object)."""
@@ -60,8 +69,12 @@ class Storage(ABC):
         """Every key under ``prefix`` (recursively), sorted, relative to the storage root."""
 
     @abstractmethod
-    def read_bytes(self, key: str) -> bytes:
-        """The whole content of ``key``, read into memory."""
+    def read_bytes(self, key: str, *, max_bytes: int | None = None) -> bytes:
+        """The whole content of ``key``, read into memory.
+
+        Objects over `max_bytes` (default ``media.limits.MAX_FILE_BYTES``) raise
+        MediaTooLargeError from their size alone, before any of their content is read.
+        """
 
     @abstractmethod
     def open_stream(self, key: str) -> BinaryIO:
@@ -131,9 +144,10 @@ class LocalStorage(Storage):
                     keys.append(key)
         return sorted(keys)
 
-    def read_bytes(self, key: str) -> bytes:
+    def read_bytes(self, key: str, *, max_bytes: int | None = None) -> bytes:
         path = self._path(key)
         try:
+            check_size(str(path), path.stat().st_size, max_bytes)
             return path.read_bytes()
         except FileNotFoundError:
             raise KeyNotFoundError(f"{path} does not exist; check the path and the dataset prefix")
@@ -242,6 +256,13 @@ class S3Storage(Storage):
             raise _translate(exc, self, what, key) from exc
 
     def list(self, prefix: str = "") -> list[str]:
+        """Keys under ``prefix``, relative to the storage's own prefix.
+
+        A key that no storage could read back (one with a ``..`` part, which S3 allows) is
+        skipped with a warning. When the storage's URI names one object rather than a folder
+        (``s3://bucket/clips/a.mp4``) and nothing lies under it as a folder, the storage is
+        re-rooted at the object's folder and the listing is that one object.
+        """
         paginator = self.client.get_paginator("list_objects_v2")
         full = self._key(prefix)
         keys: list[str] = []
@@ -250,16 +271,37 @@ class S3Storage(Storage):
             for page in paginator.paginate(Bucket=self.bucket, Prefix=full):
                 for item in page.get("Contents", ()):
                     name = item["Key"]
-                    if not name.endswith("/"):
-                        keys.append(name[len(self.prefix) :])
+                    if name.endswith("/"):
+                        continue
+                    if ".." in name.split("/"):
+                        log.warning("skipping s3://%s/%s: a key with a '..' part cannot be "
+                                    "read safely; rename the object", self.bucket, name)
+                        continue
+                    keys.append(name[len(self.prefix) :])
 
         self._call("list", prefix, collect)
+        if not keys and not prefix and self.prefix:
+            return self._single_object()
         return sorted(keys)
 
-    def read_bytes(self, key: str) -> bytes:
+    def _single_object(self) -> list[str]:
+        """[name] when the prefix is in fact one object's key (re-rooting at its folder)."""
+        key = self.prefix.rstrip("/")
+        try:
+            self._call("check", key, self.client.head_object, Bucket=self.bucket, Key=key)
+        except KeyNotFoundError:
+            return []
+        folder, _, name = key.rpartition("/")
+        self.prefix = folder + "/" if folder else ""
+        return [name]
+
+    def read_bytes(self, key: str, *, max_bytes: int | None = None) -> bytes:
         def fetch() -> bytes:
-            body = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+            body = response["Body"]
             try:
+                # The size comes with the response headers: the body is not read when too large.
+                check_size(self.uri(key), int(response.get("ContentLength", 0)), max_bytes)
                 return body.read()
             finally:
                 body.close()
@@ -316,6 +358,17 @@ class S3Storage(Storage):
         except Exception as exc:
             if _error_code(exc) != "BucketAlreadyOwnedByYou":
                 raise _translate(exc, self, "create bucket", None) from exc
+
+
+def check_size(where: str, size: int, max_bytes: int | None = None) -> None:
+    """MediaTooLargeError when an object of `size` bytes is over `max_bytes`."""
+    limit = limits.MAX_FILE_BYTES if max_bytes is None else int(max_bytes)
+    if size > limit:
+        raise MediaTooLargeError(
+            f"{where} is {size / 1024**2:,.1f} MB, over the {limit / 1024**2:,.0f} MB limit; it "
+            "was not downloaded. Trim or re-encode it, or raise "
+            "mmdeepfake.media.limits.MAX_FILE_BYTES if you need it whole."
+        )
 
 
 def _normalise_prefix(prefix: str) -> str:

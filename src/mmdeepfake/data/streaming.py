@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from mmdeepfake.data.storage import KeyNotFoundError, S3Storage, Storage
+from mmdeepfake.data.storage import KeyNotFoundError, S3Storage, Storage, check_size
 from mmdeepfake.errors import (
     BucketNotFoundError,
     ConfigError,
@@ -32,6 +32,7 @@ from mmdeepfake.errors import (
     MmDeepfakeError,
     StorageError,
 )
+from mmdeepfake.media import limits
 
 log = logging.getLogger("mmdeepfake.train")
 
@@ -122,10 +123,14 @@ class _S3ConnectorReader:
         from s3torchconnectorclient import S3Exception
 
         full = self.storage.prefix + key
+        limit = limits.MAX_FILE_BYTES
         try:
-            return self._get_client().get_object(self.storage.bucket, full).read()
+            # Read one byte past the cap at most: an oversized object is refused, not held.
+            data = self._get_client().get_object(self.storage.bucket, full).read(limit + 1)
         except S3Exception as exc:
             raise _connector_error(exc, self.storage, key) from exc
+        check_size(self.storage.uri(key), len(data), limit)
+        return data
 
 
 def _connector_error(exc: Exception, storage: S3Storage, key: str) -> StorageError:

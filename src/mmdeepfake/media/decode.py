@@ -7,17 +7,39 @@ content rather than its name, and every failure of the underlying decoders becom
 
 Video is sampled, not decoded in full: `num_frames` timestamps are spread evenly over the clip
 and the decoder seeks to the keyframe before each one, then decodes forward to it, so the cost
-depends on the number of frames asked for rather than the length of the clip.
+depends on the number of frames asked for rather than the length of the clip. Frames are scaled
+down while they are converted to RGB, so the memory they take is bounded whatever their stored
+size, and turned upright per the display matrix (phone clips), as images are per EXIF.
+
+The limits (duration, pixels, sample rates, file size) live in :mod:`mmdeepfake.media.limits`.
 """
 
 from __future__ import annotations
+
+__all__ = [
+    "MAX_AUDIO_SECONDS",
+    "MAX_FILE_BYTES",
+    "MAX_IMAGE_PIXELS",
+    "DecodedAudio",
+    "MediaWarning",
+    "VideoClip",
+    "check_not_silent",
+    "detect_media_kind",
+    "load_audio",
+    "load_image",
+    "load_video",
+    "load_video_audio",
+    "read_audio",
+    "read_video_audio",
+    "resample",
+]
 
 import io
 import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 
@@ -29,21 +51,17 @@ from mmdeepfake.errors import (
     SilentAudioError,
     UnsupportedMediaError,
 )
-
-if TYPE_CHECKING:
-    import av.container
+from mmdeepfake.media import audio as audio_lib
+from mmdeepfake.media import limits
+from mmdeepfake.media.audio import DecodedAudio
+from mmdeepfake.media.limits import MAX_AUDIO_SECONDS, MAX_FILE_BYTES, MAX_IMAGE_PIXELS
+from mmdeepfake.media.resampling import resample
 
 MediaSource = str | os.PathLike | bytes | bytearray | np.ndarray
 MediaKind = Literal["image", "audio", "video"]
 
-#: Largest file (or byte string) accepted, in bytes.
-MAX_FILE_BYTES = 2 * 1024**3
-#: Largest image accepted, in pixels (width x height): about a 9000 x 9000 photograph.
-MAX_IMAGE_PIXELS = 80_000_000
 #: Audio whose RMS stays below this (about -80 dBFS) is treated as silence.
 SILENCE_RMS = 1e-4
-#: Longest audio decoded, in seconds (an hour of 16 kHz float32 is 230 MB).
-MAX_AUDIO_SECONDS = 3600.0
 
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 _AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".m4a", ".aac", ".opus", ".wma"}
@@ -79,9 +97,10 @@ def _check_path(source: str | os.PathLike) -> Path:
         raise CorruptMediaError(
             f"{_describe(source)} is empty (0 bytes). Re-export or re-download it."
         )
-    if size > MAX_FILE_BYTES:
+    if size > limits.MAX_FILE_BYTES:
         raise MediaTooLargeError(
-            f"{_describe(source)} is {size / 1024**3:.1f} GiB, over the {MAX_FILE_BYTES / 1024**3:.0f}"
+            f"{_describe(source)} is {size / 1024**3:.1f} GiB, over the "
+            f"{limits.MAX_FILE_BYTES / 1024**3:.0f}"
             " GiB limit. Trim or re-encode it to a smaller file."
         )
     return path
@@ -90,10 +109,10 @@ def _check_path(source: str | os.PathLike) -> Path:
 def _check_bytes(data: bytes | bytearray) -> bytes:
     if len(data) == 0:
         raise CorruptMediaError("The given media is empty (0 bytes). Pass the file's full content.")
-    if len(data) > MAX_FILE_BYTES:
+    if len(data) > limits.MAX_FILE_BYTES:
         raise MediaTooLargeError(
             f"The given media is {len(data) / 1024**3:.1f} GiB, over the "
-            f"{MAX_FILE_BYTES / 1024**3:.0f} GiB limit. Trim or re-encode it."
+            f"{limits.MAX_FILE_BYTES / 1024**3:.0f} GiB limit. Trim or re-encode it."
         )
     return bytes(data)
 
@@ -266,7 +285,21 @@ def _article(kind: str) -> str:
     return "a" if kind == "video" else "an"
 
 
+def _check_array(array: np.ndarray) -> None:
+    """Arrays of numbers with something in them; anything else is refused before use."""
+    if array.dtype.kind not in "iuf":
+        raise UnsupportedMediaError(
+            f"An array of {array.dtype} values is not media. Pass numbers: images as (H,W,3) "
+            "uint8, audio as (S,) float, video frames as (N,H,W,3) uint8."
+        )
+    if array.size == 0:
+        raise CorruptMediaError(
+            f"The given array of shape {array.shape} is empty. Pass an array with content."
+        )
+
+
 def _kind_of_array(array: np.ndarray) -> MediaKind:
+    _check_array(array)
     if array.ndim == 1 or (array.ndim == 2 and min(array.shape) <= 8):
         return "audio"
     if array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (1, 3, 4)):
@@ -296,13 +329,14 @@ def _expect(source: MediaSource, wanted: tuple[MediaKind, ...]) -> tuple[MediaKi
 # --- images --------------------------------------------------------------------------------------
 
 
-def load_image(source: MediaSource, *, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+def load_image(source: MediaSource, *, max_pixels: int | None = None) -> np.ndarray:
     """Decode an image to an (H, W, 3) uint8 RGB array, upright per its EXIF orientation.
 
     Transparent images are composited on white; greyscale, palette and 16-bit images are
     converted. Images over `max_pixels` raise MediaTooLargeError before their pixels are
-    decoded (decompression-bomb guard).
+    decoded (decompression-bomb guard; default ``limits.MAX_IMAGE_PIXELS``).
     """
+    max_pixels = limits.MAX_IMAGE_PIXELS if max_pixels is None else int(max_pixels)
     if isinstance(source, np.ndarray):
         return _array_to_rgb(source)
     _, checked = _expect(source, ("image",))
@@ -354,6 +388,7 @@ def _pil_to_rgb(image) -> np.ndarray:
 
 
 def _array_to_rgb(array: np.ndarray) -> np.ndarray:
+    _check_array(array)
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[..., 0]
     if array.ndim == 2:
@@ -365,13 +400,54 @@ def _array_to_rgb(array: np.ndarray) -> np.ndarray:
     array = array[..., :3]
     if array.dtype != np.uint8:
         array = np.asarray(array, dtype=np.float32)
-        if array.size and float(np.nanmax(array)) <= 1.0:
+        if not np.isfinite(array).all():
+            raise CorruptMediaError(
+                "The given image array contains NaN or infinite values. Pass finite pixel "
+                "values (uint8 0-255 or float 0-1)."
+            )
+        if float(array.max()) <= 1.0:
             array = array * 255.0
-        array = np.clip(np.nan_to_num(array), 0, 255).round().astype(np.uint8)
+        array = np.clip(array, 0, 255).round().astype(np.uint8)
     return np.ascontiguousarray(array)
 
 
 # --- audio ---------------------------------------------------------------------------------------
+
+
+class MediaWarning(UserWarning):
+    """Something was wrong with the media but a result could still be computed from it."""
+
+
+def read_audio(
+    source: MediaSource,
+    *,
+    sample_rate: int = 16000,
+    source_rate: int | None = None,
+    check_silence: bool = True,
+    max_seconds: float | None = None,
+) -> DecodedAudio:
+    """Decode audio to float32 mono at `sample_rate`, with notes on damage found on the way.
+
+    Files go through soundfile (wav/flac/ogg/mp3/aiff) and otherwise PyAV (m4a/aac/opus, and the
+    audio track of a video file), block by block. Arrays are taken as sampled at `source_rate`
+    (default `sample_rate`); integer arrays are scaled from their full range, (S, C) or (C, S)
+    arrays are mixed down. Recordings longer than `max_seconds` (default
+    ``limits.MAX_AUDIO_SECONDS``) raise MediaTooLargeError, from the header when it tells the
+    length; rates outside [MIN_SAMPLE_RATE, MAX_SAMPLE_RATE] and NaN, infinite or absurdly loud
+    samples raise typed errors; silence raises SilentAudioError unless `check_silence` is false.
+    """
+    max_seconds = limits.MAX_AUDIO_SECONDS if max_seconds is None else float(max_seconds)
+    name = _describe(source)
+    if isinstance(source, np.ndarray):
+        decoded = _audio_from_array(source, name, source_rate or sample_rate, sample_rate, max_seconds)
+    else:
+        kind, checked = _expect(source, ("audio", "video"))
+        decoded = _decode_audio_file(checked, name, kind, sample_rate, max_seconds)  # type: ignore[arg-type]
+    if decoded.wave.size == 0:
+        raise CorruptMediaError(f"{name} contains no audio samples. Pass a non-empty recording.")
+    if check_silence:
+        check_not_silent(decoded.wave, name)
+    return decoded
 
 
 def load_audio(
@@ -380,31 +456,24 @@ def load_audio(
     sample_rate: int = 16000,
     source_rate: int | None = None,
     check_silence: bool = True,
+    max_seconds: float | None = None,
 ) -> np.ndarray:
-    """Decode audio to float32 mono at `sample_rate`.
-
-    Files go through soundfile (wav/flac/ogg/mp3/aiff) and otherwise PyAV (m4a/aac/opus, and the
-    audio track of a video file). Arrays are taken as sampled at `source_rate` (default
-    `sample_rate`); integer arrays are scaled from their full range, (S, C) or (C, S) arrays are
-    mixed down. Raises SilentAudioError for silence unless `check_silence` is false.
-    """
-    name = _describe(source)
-    if isinstance(source, np.ndarray):
-        wave, rate = _array_to_mono(source), source_rate or sample_rate
-    else:
-        kind, checked = _expect(source, ("audio", "video"))
-        wave, rate = _decode_audio_file(checked, name, kind)  # type: ignore[arg-type]
-    if wave.size == 0:
-        raise CorruptMediaError(f"{name} contains no audio samples. Pass a non-empty recording.")
-    wave = resample(wave, rate, sample_rate)
-    if check_silence:
-        check_not_silent(wave, name)
-    return wave
+    """`read_audio`'s wave alone; its notes on damaged input are issued as MediaWarning."""
+    decoded = read_audio(
+        source,
+        sample_rate=sample_rate,
+        source_rate=source_rate,
+        check_silence=check_silence,
+        max_seconds=max_seconds,
+    )
+    for note in decoded.warnings:
+        warnings.warn(note, MediaWarning, stacklevel=2)
+    return decoded.wave
 
 
 def check_not_silent(wave: np.ndarray, name: str = "The audio") -> None:
     """Raise SilentAudioError when `wave` carries no usable signal (RMS below SILENCE_RMS)."""
-    rms = float(np.sqrt(np.mean(np.square(wave, dtype=np.float64)))) if wave.size else 0.0
+    rms = _rms(wave)
     if not np.isfinite(rms) or rms < SILENCE_RMS:
         raise SilentAudioError(
             f"{name} is silent (RMS {rms:.1e}, below {SILENCE_RMS:.0e}): there is no voice to "
@@ -412,47 +481,52 @@ def check_not_silent(wave: np.ndarray, name: str = "The audio") -> None:
         )
 
 
-def _array_to_mono(array: np.ndarray) -> np.ndarray:
+def _rms(wave: np.ndarray, block: int = 1 << 20) -> float:
+    """Root mean square in float64, a block at a time (no float64 copy of an hour of audio)."""
+    if not wave.size:
+        return 0.0
+    total = 0.0
+    for start in range(0, wave.size, block):
+        piece = wave[start : start + block].astype(np.float64)
+        total += float(np.dot(piece, piece))
+    return float(np.sqrt(total / wave.size))
+
+
+def _audio_from_array(
+    array: np.ndarray, name: str, rate: int, sample_rate: int, max_seconds: float
+) -> DecodedAudio:
+    _check_array(array)
     if array.ndim == 2:
         # Channels are the short axis: (S, C) from soundfile, (C, S) from PyAV or torch.
-        axis = 1 if array.shape[1] <= array.shape[0] else 0
-        array = (
-            array.mean(axis=axis)
-            if np.issubdtype(array.dtype, np.floating)
-            else array.astype(np.float64).mean(axis=axis).astype(array.dtype)
-        )
-    if array.ndim != 1:
+        if array.shape[0] < array.shape[1]:
+            array = array.T
+    elif array.ndim != 1:
         raise UnsupportedMediaError(
             f"An audio array must be (S,) or (S, channels); got shape {array.shape}."
         )
-    if np.issubdtype(array.dtype, np.integer):
-        info = np.iinfo(array.dtype)
-        wave = (array.astype(np.float32) - (info.max + info.min + 1) / 2) / (
-            (info.max + 1 - info.min) / 2
-        )
-    else:
-        wave = np.nan_to_num(array.astype(np.float32))
-    return np.ascontiguousarray(wave, dtype=np.float32)
+    seconds = array.shape[0] / rate if rate > 0 else 0.0
+    if seconds > max_seconds:
+        raise MediaTooLargeError(audio_lib.too_long_message(name, seconds, max_seconds))
+    sink = audio_lib.AudioSink(name, rate, sample_rate, max_seconds, seconds)
+    for start in range(0, array.shape[0], audio_lib.BLOCK_FRAMES):
+        sink.push(array[start : start + audio_lib.BLOCK_FRAMES])
+    return DecodedAudio(sink.finish(), sample_rate)
 
 
 def _decode_audio_file(
-    source: str | os.PathLike | bytes, name: str, kind: str
-) -> tuple[np.ndarray, int]:
+    source: str | os.PathLike | bytes, name: str, kind: str, sample_rate: int, max_seconds: float
+) -> DecodedAudio:
     if kind == "audio":
-        import soundfile as sf
-
-        try:
-            data, rate = sf.read(_open_input(source), dtype="float32", always_2d=True)
-            return _array_to_mono(data), int(rate)
-        except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):
-            pass  # not a libsndfile format (m4a, opus in mp4...), or damaged: PyAV decides
+        decoded = audio_lib.decode_with_soundfile(
+            _open_input(source), name, sample_rate, max_seconds
+        )
+        if decoded is not None:
+            return decoded
     import av
 
     try:
         with av.open(_open_input(source), "r") as container:
-            if not container.streams.audio:
-                raise NoAudioTrackError(_no_audio_message(name))
-            return _decode_audio_stream(container, container.streams.audio[0], name)
+            return audio_lib.decode_with_pyav(container, name, sample_rate, max_seconds)
     except av.error.FFmpegError as exc:
         raise CorruptMediaError(
             f"{name} has audio that cannot be decoded ({_reason(exc)}); it is probably "
@@ -465,74 +539,6 @@ def _no_audio_message(name: str) -> str:
         f"{name} has no audio track, so there is no voice to compare with the face. Pass a clip "
         "with sound, or give the voice separately (audio=...)."
     )
-
-
-def _decode_audio_stream(
-    container: av.container.InputContainer, stream, name: str
-) -> tuple[np.ndarray, int]:
-    """Decode one audio stream to mono float32 at its own rate (the caller resamples)."""
-    import av
-
-    rate = stream.codec_context.sample_rate or stream.rate or 16000
-    # Planar float at the stream's own layout; channels are averaged here, because libswresample
-    # downmixes stereo at -3 dB per channel, which would make stereo files 3 dB louder than mono.
-    mixer = av.AudioResampler(format="fltp", rate=rate)
-    chunks: list[np.ndarray] = []
-    total, limit = 0, int(MAX_AUDIO_SECONDS * rate)
-    for packet in container.demux(stream):
-        try:
-            frames = packet.decode()
-        except av.error.InvalidDataError:
-            continue  # one damaged packet: keep the rest of the track
-        for frame in frames:
-            for planar in mixer.resample(frame):
-                chunk = planar.to_ndarray().mean(axis=0)
-                chunks.append(chunk)
-                total += chunk.size
-        if total > limit:
-            raise MediaTooLargeError(
-                f"{name} has more than {MAX_AUDIO_SECONDS / 60:.0f} minutes of audio. "
-                "Cut it into shorter pieces."
-            )
-    for planar in mixer.resample(None):
-        chunks.append(planar.to_ndarray().mean(axis=0))
-    wave = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
-    return wave, int(rate)
-
-
-def resample(wave: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
-    """Band-limited polyphase resampling with a Hann-windowed sinc (no torchaudio needed).
-
-    The rates are reduced by their gcd to `up`/`down`; each of the `up` output phases is a
-    FIR filter (cutoff 0.99 x the lower Nyquist, 6 zero crossings) applied with one strided
-    conv1d, which is exact for integer ratios and fast for the usual 44.1/48 kHz -> 16 kHz.
-    """
-    if orig_rate == new_rate or wave.size == 0:
-        return np.ascontiguousarray(wave, dtype=np.float32)
-    if orig_rate <= 0 or new_rate <= 0:
-        raise UnsupportedMediaError(f"Invalid sample rates {orig_rate} -> {new_rate}.")
-    import math
-
-    import torch
-
-    g = math.gcd(int(orig_rate), int(new_rate))
-    down, up = int(orig_rate) // g, int(new_rate) // g
-    zero_crossings, rolloff = 6, 0.99
-    cutoff = min(down, up) * rolloff
-    width = math.ceil(zero_crossings * down / cutoff)
-    idx = torch.arange(-width, width + down, dtype=torch.float64)[None] / down
-    t = (-torch.arange(up, dtype=torch.float64)[:, None] / up + idx) * cutoff
-    t = t.clamp(-zero_crossings, zero_crossings)
-    window = torch.cos(t * math.pi / zero_crossings / 2) ** 2
-    t = t * math.pi
-    kernel = torch.where(t == 0, torch.ones_like(t), torch.sin(t) / t) * window * cutoff / down
-    x = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))[None, None]
-    x = torch.nn.functional.pad(x, (width, width + down))
-    with torch.inference_mode():
-        y = torch.nn.functional.conv1d(x, kernel.float()[:, None], stride=down)
-    y = y[0].t().reshape(-1)
-    n_out = math.ceil(up * wave.size / down)
-    return y[:n_out].numpy().astype(np.float32, copy=True)
 
 
 # --- video ---------------------------------------------------------------------------------------
@@ -557,6 +563,8 @@ def load_video(
     sample_rate: int = 16000,
     require_audio: bool = True,
     decode_audio: bool = True,
+    max_frame_pixels: int | None = None,
+    max_total_pixels: int | None = None,
 ) -> VideoClip:
     """Sample `num_frames` frames evenly over a video, and decode its audio track.
 
@@ -566,11 +574,20 @@ def load_video(
     `num_frames` frames give each of their frames once. An array (N,H,W,3) is taken as frames at
     25 fps without audio. With ``decode_audio=False`` the audio track is left alone (``audio`` is
     None): a caller that reads it separately, with `load_video_audio`, can do so concurrently.
+
+    Frames stored larger than `max_frame_pixels` (default ``limits.MAX_FRAME_PIXELS``) raise
+    MediaTooLargeError before any is decoded; the others are scaled down while converted to RGB,
+    to at most ``limits.MAX_DECODED_FRAME_PIXELS`` each and `max_total_pixels` (default
+    ``limits.MAX_VIDEO_PIXELS``) for all of them. Frames are turned upright per the stream's
+    display matrix (the rotation phones record).
     """
     if num_frames < 1:
         raise ValueError("num_frames must be at least 1")
+    caps = _PixelCaps.of(num_frames, max_frame_pixels, max_total_pixels)
     if isinstance(source, np.ndarray):
-        return _clip_from_array(source, num_frames, sample_rate, require_audio and decode_audio)
+        return _clip_from_array(
+            source, num_frames, sample_rate, require_audio and decode_audio, caps
+        )
     name = _describe(source)
     _, checked = _expect(source, ("video",))
     import av
@@ -578,22 +595,32 @@ def load_video(
     try:
         with av.open(_open_input(checked), "r") as container:  # type: ignore[arg-type]
             vstream = next(s for s in container.streams.video if not _is_cover_art(s))
-            audio = _video_audio(container, name, sample_rate) if decode_audio else None
+            size = caps.decoded_size(vstream.codec_context.width, vstream.codec_context.height, name)
+            audio = None
+            if decode_audio:
+                audio = _video_audio(container, name, sample_rate, limits.MAX_AUDIO_SECONDS)
             if audio is None and decode_audio and require_audio:
                 raise NoAudioTrackError(_no_audio_message(name))
-            frames, times, duration, fps = _sample_frames(container, vstream, num_frames, name)
+            frames, times, duration, fps = _sample_frames(
+                container, vstream, num_frames, name, size, caps
+            )
     except av.error.FFmpegError as exc:
         raise _undecodable_video(name, exc) from None
-    if audio is not None and require_audio:
-        check_not_silent(audio, f"The audio track of {name}")
-    return VideoClip(frames, times, audio, sample_rate, duration, fps)
+    wave = None if audio is None else audio.wave
+    if wave is not None and require_audio:
+        check_not_silent(wave, f"The audio track of {name}")
+    return VideoClip(frames, times, wave, sample_rate, duration, fps)
 
 
-def load_video_audio(source: MediaSource, *, sample_rate: int = 16000) -> np.ndarray:
-    """The audio track of a video as float32 mono at `sample_rate`, checked like `load_video`.
+def read_video_audio(
+    source: MediaSource, *, sample_rate: int = 16000, max_seconds: float | None = None
+) -> DecodedAudio:
+    """The audio track of a video as float32 mono at `sample_rate`, with notes on damage.
 
-    Raises NoAudioTrackError without a (non-empty) audio track, SilentAudioError for silence.
+    Raises NoAudioTrackError without a (non-empty) audio track, SilentAudioError for silence,
+    MediaTooLargeError past `max_seconds` (default ``limits.MAX_AUDIO_SECONDS``).
     """
+    max_seconds = limits.MAX_AUDIO_SECONDS if max_seconds is None else float(max_seconds)
     name = _describe(source)
     if isinstance(source, np.ndarray):
         raise NoAudioTrackError(
@@ -604,21 +631,62 @@ def load_video_audio(source: MediaSource, *, sample_rate: int = 16000) -> np.nda
 
     try:
         with av.open(_open_input(checked), "r") as container:  # type: ignore[arg-type]
-            audio = _video_audio(container, name, sample_rate)
+            audio = _video_audio(container, name, sample_rate, max_seconds)
     except av.error.FFmpegError as exc:
         raise _undecodable_video(name, exc) from None
     if audio is None:
         raise NoAudioTrackError(_no_audio_message(name))
-    check_not_silent(audio, f"The audio track of {name}")
+    check_not_silent(audio.wave, f"The audio track of {name}")
     return audio
 
 
-def _video_audio(container, name: str, sample_rate: int) -> np.ndarray | None:
+def load_video_audio(source: MediaSource, *, sample_rate: int = 16000) -> np.ndarray:
+    """`read_video_audio`'s wave alone; its notes on damage are issued as MediaWarning."""
+    audio = read_video_audio(source, sample_rate=sample_rate)
+    for note in audio.warnings:
+        warnings.warn(note, MediaWarning, stacklevel=2)
+    return audio.wave
+
+
+def _video_audio(
+    container, name: str, sample_rate: int, max_seconds: float
+) -> DecodedAudio | None:
     """The first audio stream of an open container at `sample_rate`; None if it has none."""
     if not container.streams.audio:
         return None
-    wave, rate = _decode_audio_stream(container, container.streams.audio[0], name)
-    return resample(wave, rate, sample_rate) if wave.size else None
+    audio = audio_lib.decode_with_pyav(container, name, sample_rate, max_seconds)
+    return audio if audio.wave.size else None
+
+
+@dataclass(frozen=True)
+class _PixelCaps:
+    """The pixel limits of one `load_video` call."""
+
+    frame: int  # largest stored frame accepted
+    decoded: int  # largest frame returned
+
+    @classmethod
+    def of(cls, num_frames: int, max_frame: int | None, max_total: int | None) -> _PixelCaps:
+        frame = limits.MAX_FRAME_PIXELS if max_frame is None else int(max_frame)
+        total = limits.MAX_VIDEO_PIXELS if max_total is None else int(max_total)
+        return cls(frame, max(1, min(limits.MAX_DECODED_FRAME_PIXELS, frame, total // num_frames)))
+
+    def check(self, width: int, height: int, name: str) -> None:
+        if width * height > self.frame:
+            raise MediaTooLargeError(
+                f"{name} has {width}x{height} frames ({width * height / 1e6:.0f} million pixels), "
+                f"over the limit of {self.frame / 1e6:.1f} million pixels per frame "
+                "(mmdeepfake.media.limits.MAX_FRAME_PIXELS). Scale the video down first, or pass "
+                "a larger max_frame_pixels if you trust the file."
+            )
+
+    def decoded_size(self, width: int, height: int, name: str) -> tuple[int, int] | None:
+        """(width, height) to convert frames to, or None to keep them as stored."""
+        self.check(width, height, name)
+        if width <= 0 or height <= 0 or width * height <= self.decoded:
+            return None
+        scale = (self.decoded / (width * height)) ** 0.5
+        return max(2, int(width * scale)), max(2, int(height * scale))
 
 
 def _undecodable_video(name: str, exc: BaseException) -> CorruptMediaError:
@@ -629,12 +697,14 @@ def _undecodable_video(name: str, exc: BaseException) -> CorruptMediaError:
 
 
 def _clip_from_array(
-    frames: np.ndarray, num_frames: int, sample_rate: int, require_audio: bool
+    frames: np.ndarray, num_frames: int, sample_rate: int, require_audio: bool, caps: _PixelCaps
 ) -> VideoClip:
+    _check_array(frames)
     if frames.ndim != 4 or frames.shape[3] != 3 or frames.shape[0] == 0:
         raise UnsupportedMediaError(
             f"Video frames must be a (N,H,W,3) uint8 array; got shape {frames.shape}."
         )
+    caps.check(frames.shape[2], frames.shape[1], "The given array of frames")
     if require_audio:
         raise NoAudioTrackError(
             "An array of frames has no audio track. Give the voice separately (audio=...) or "
@@ -643,8 +713,9 @@ def _clip_from_array(
     fps = 25.0
     n = frames.shape[0]
     picks = np.unique(((np.arange(num_frames) + 0.5) * n / num_frames).astype(int).clip(0, n - 1))
+    size = caps.decoded_size(frames.shape[2], frames.shape[1], "The given array of frames")
     return VideoClip(
-        frames=np.stack([_array_to_rgb(frames[i]) for i in picks]),
+        frames=np.stack([_fit_frame(_array_to_rgb(frames[i]), size) for i in picks]),
         frame_times=picks / fps,
         audio=None,
         sample_rate=sample_rate,
@@ -653,12 +724,26 @@ def _clip_from_array(
     )
 
 
+def _fit_frame(frame: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    """An RGB frame scaled down to `size` (width, height) with area averaging."""
+    if size is None:
+        return frame
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(frame).resize(size, Image.BOX), dtype=np.uint8)
+
+
 #: Without a seek index, seek only when the next target is further ahead than this (seconds).
 _SEEK_GAP_WITHOUT_INDEX = 2.0
 
 
-def _sample_frames(container, stream, num_frames: int, name: str):
-    """Seek-and-decode sampling of `num_frames` frames; returns frames, times, duration, fps."""
+def _sample_frames(
+    container, stream, num_frames: int, name: str, size: tuple[int, int] | None, caps: _PixelCaps
+):
+    """Seek-and-decode sampling of `num_frames` frames; returns frames, times, duration, fps.
+
+    Frames are converted to RGB at `size` (width, height; None keeps the stored size), upright.
+    """
     time_base = stream.time_base
     fps = float(stream.average_rate or stream.guessed_rate or 25)
     start = stream.start_time if stream.start_time is not None else 0
@@ -705,9 +790,14 @@ def _sample_frames(container, stream, num_frames: int, name: str):
             continue
         key = chosen.pts if chosen.pts is not None else len(picked)
         if key not in picked:
-            picked[key] = chosen.to_ndarray(format="rgb24")
+            picked[key] = _frame_to_rgb(chosen, size, caps, name)
     if not picked:
         raise CorruptMediaError(f"{name} has no decodable video frames. Re-export the video.")
+    if len({frame.shape for frame in picked.values()}) > 1:
+        raise CorruptMediaError(
+            f"{name} changes its frame size or rotation mid-stream; mmdeepfake needs frames of "
+            "one size. Re-export the video."
+        )
     keys = sorted(picked)
     times = (
         np.array([max(0.0, float((k - start) * time_base)) for k in keys])
@@ -715,6 +805,19 @@ def _sample_frames(container, stream, num_frames: int, name: str):
         else np.arange(len(keys)) * frame_step
     )
     return np.stack([picked[k] for k in keys]), times, float(duration), fps
+
+
+def _frame_to_rgb(frame, size: tuple[int, int] | None, caps: _PixelCaps, name: str) -> np.ndarray:
+    """One decoded frame as upright (H, W, 3) uint8 RGB, scaled down to `size`."""
+    caps.check(frame.width, frame.height, name)  # a stream may change size mid-way
+    if size is None and frame.width * frame.height > caps.decoded:
+        size = caps.decoded_size(frame.width, frame.height, name)
+    if size is None:
+        rgb = frame.to_ndarray(format="rgb24")
+    else:
+        rgb = frame.to_ndarray(format="rgb24", width=size[0], height=size[1], interpolation="AREA")
+    turns = round((frame.rotation or 0) / 90) % 4  # counter-clockwise quarter turns to display
+    return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
 
 
 def _should_seek(position: int | None, target: int, keyframes: list[int], time_base) -> bool:

@@ -6,6 +6,12 @@ children at every step (psutil), halves the batch size when usage climbs past th
 change, and raises :class:`~mmdeepfake.errors.MemoryBudgetError` when usage stays above the cap
 at the smallest batch size, so the trainer can save a checkpoint and stop cleanly instead of
 being killed by the kernel's OOM killer with nothing saved.
+
+Memory also climbs between steps, while the data loader decodes the next samples (a long
+recording, a large image); a background thread samples every ``sample_interval`` seconds, and
+each step's decision uses the peak seen since the previous step, not only the value at the
+step. A ``--memory-budget`` larger than the machine's memory is clamped to it with a warning,
+since a cap the machine cannot reach protects nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +20,9 @@ import csv
 import gc
 import io
 import logging
+import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,6 +30,8 @@ from mmdeepfake.errors import MemoryBudgetError
 
 CAP_FRACTION = 0.80
 TARGET_FRACTION = 0.70
+#: Seconds between background samples (while the data loader works between steps).
+SAMPLE_INTERVAL = 0.25
 
 log = logging.getLogger("mmdeepfake.train")
 
@@ -80,8 +90,16 @@ class MemoryGuard:
         min_batch_size: int = 1,
         patience: int = 3,
         rss_fn: Callable[[], int] = process_tree_rss,
+        sample_interval: float | None = None,
     ) -> None:
-        self.limit_bytes = int(budget_bytes) if budget_bytes else machine_memory()
+        machine = machine_memory()
+        if budget_bytes and int(budget_bytes) > machine:
+            log.warning(
+                "memory guard: --memory-budget %s is more than this machine's %s; using %s",
+                format_bytes(int(budget_bytes)), format_bytes(machine), format_bytes(machine),
+            )
+            budget_bytes = machine
+        self.limit_bytes = int(budget_bytes) if budget_bytes else machine
         self.budget_given = budget_bytes is not None
         self.cap_bytes = int(self.limit_bytes * CAP_FRACTION)
         self.target_bytes = int(self.limit_bytes * TARGET_FRACTION)
@@ -94,6 +112,20 @@ class MemoryGuard:
         self._over_cap = 0
         self._last_trigger = 0
         self._t0 = time.monotonic()
+        self._peak_between = 0  # highest background sample since the last step
+        self._lock = threading.Lock()
+        # Background sampling measures this process; a custom rss_fn (tests) is only called
+        # at steps unless an interval is given.
+        if sample_interval is None and rss_fn is process_tree_rss:
+            sample_interval = SAMPLE_INTERVAL
+        if sample_interval:
+            _start_sampler(self, float(sample_interval))
+
+    def sample_between_steps(self) -> None:
+        """Record the current memory as a candidate peak for the next step's decision."""
+        rss = int(self.rss_fn())
+        with self._lock:
+            self._peak_between = max(self._peak_between, rss)
 
     @property
     def peak_bytes(self) -> int:
@@ -111,7 +143,9 @@ class MemoryGuard:
         Raises MemoryBudgetError when usage has stayed above the cap for `patience` samples
         with the batch size already at its minimum.
         """
-        rss = int(self.rss_fn())
+        with self._lock:
+            rss = max(int(self.rss_fn()), self._peak_between)
+            self._peak_between = 0
         self.samples.append(MemorySample(step, time.monotonic() - self._t0, rss, self.batch_size))
         climbing = rss > self._last_trigger * 1.02
         over_cap = rss > self.cap_bytes
@@ -157,3 +191,24 @@ class MemoryGuard:
 
     def samples_for_plot(self) -> list[dict]:
         return [{"step": s.step, "time": s.time, "rss_bytes": s.rss_bytes} for s in self.samples]
+
+
+def _start_sampler(guard: MemoryGuard, interval: float) -> None:
+    """A daemon thread calling ``guard.sample_between_steps`` until the guard is collected."""
+    import psutil
+
+    ref = weakref.ref(guard)
+
+    def run() -> None:
+        while True:
+            time.sleep(interval)
+            current = ref()
+            if current is None:
+                return
+            try:
+                current.sample_between_steps()
+            except psutil.Error as exc:  # a worker exiting while it is measured: next sample
+                log.debug("memory guard: background sample failed: %s", exc)
+            del current
+
+    threading.Thread(target=run, name="mmdeepfake-memory-sampler", daemon=True).start()
