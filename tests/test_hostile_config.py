@@ -1,0 +1,292 @@
+"""Model folders and settings crafted to exhaust memory, run pickles, or wait on a dead network.
+
+Each loader is driven the way an attacker would: a real folder with a real config.json and
+real weights, one field changed. Loads that could allocate run in a subprocess under a memory
+watch (psutil), so a regression fails the test instead of taking the machine down.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import torch
+
+from mmdeepfake import Detector
+from mmdeepfake.config_check import MAX_NUM_FRAMES
+from mmdeepfake.errors import CheckpointError, ConfigError, HubUnreachableError
+from tiny_models import TINY_ARCH
+
+REPO = Path(__file__).resolve().parents[1]
+MEMORY_CAP = 1_500_000_000  # the watch kills a child above this resident size
+TINY_VIT = {
+    "model_type": "vit",
+    "image_size": 32,
+    "patch_size": 8,
+    "hidden_size": 16,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "intermediate_size": 32,
+    "id2label": {"0": "happy", "1": "sad"},
+    "label2id": {"happy": 0, "sad": 1},
+}
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("saved")
+    Detector(**TINY_ARCH).save_pretrained(folder)
+    return folder
+
+
+def _copy_with(saved: Path, dest: Path, change) -> Path:
+    """A copy of a saved detector whose config.json went through ``change``."""
+    dest.mkdir()
+    (dest / "model.safetensors").write_bytes((saved / "model.safetensors").read_bytes())
+    config = json.loads((saved / "config.json").read_text())
+    change(config)
+    (dest / "config.json").write_text(json.dumps(config))
+    return dest
+
+
+def _load_in_watched_child(folder: Path) -> tuple[dict, int]:
+    """Run Detector.from_pretrained(folder) in a child; return its report and peak RSS."""
+    script = textwrap.dedent(
+        f"""
+        import json, resource
+        from mmdeepfake import Detector
+        from mmdeepfake.errors import MmDeepfakeError
+        try:
+            Detector.from_pretrained({str(folder)!r})
+            report = {{"error": None}}
+        except MmDeepfakeError as exc:
+            report = {{"error": type(exc).__name__, "message": str(exc)}}
+        report["maxrss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print(json.dumps(report))
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    child = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env=env,
+    )
+    watched = psutil.Process(child.pid)
+    peak = 0
+    deadline = time.monotonic() + 300  # a hang is a failure, not a wait
+    while child.poll() is None:
+        try:
+            peak = max(peak, watched.memory_info().rss)
+        except psutil.NoSuchProcess:
+            break
+        if peak > MEMORY_CAP or time.monotonic() > deadline:
+            child.kill()
+            child.wait()
+            pytest.fail(f"loading {folder} took {peak} bytes or ran past the deadline")
+        time.sleep(0.05)
+    out, err = child.communicate()
+    assert child.returncode == 0, err
+    report = json.loads(out.strip().splitlines()[-1])
+    return report, max(peak, report["maxrss_kb"] * 1024)
+
+
+# --- config.json that asks for a huge model ------------------------------------------------------
+
+
+def test_a_huge_width_is_refused_before_anything_is_built(saved, tmp_path):
+    folder = _copy_with(
+        saved, tmp_path / "wide", lambda c: c["image_encoder_kwargs"].update(width=100_000)
+    )
+    assert (folder / "config.json").stat().st_size < 2048
+    report, peak = _load_in_watched_child(folder)
+    assert report["error"] == "ConfigError"
+    assert "image_encoder_kwargs.width" in report["message"]
+    assert peak < 800_000_000  # torch and mmdeepfake imported, no weights
+
+
+def test_a_width_in_range_but_too_many_parameters_is_refused(saved, tmp_path):
+    # width 512 is within the per-field bound but builds ~700 million parameters (2.8 GB).
+    folder = _copy_with(
+        saved, tmp_path / "big", lambda c: c["image_encoder_kwargs"].update(width=512)
+    )
+    report, peak = _load_in_watched_child(folder)
+    assert report["error"] == "ConfigError"
+    assert "parameters" in report["message"]
+    assert peak < 800_000_000
+
+
+def test_a_config_larger_than_its_weights_is_refused_from_the_header(saved, tmp_path):
+    # width 64 is a real ResNet-18 (45 MB); the weights on disk are for width 8.
+    folder = _copy_with(
+        saved, tmp_path / "mismatch", lambda c: c["image_encoder_kwargs"].update(width=64)
+    )
+    with pytest.raises(CheckpointError, match=r"stages\.0\.0\..* is \(8,\) in the weights"):
+        Detector.from_pretrained(folder)
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("num_frames", 0, "num_frames must be between 1 and 256"),
+        ("num_frames", 100_000_000, "num_frames must be between 1 and 256"),
+        ("threshold", 1.5, "threshold must be a number between 0 and 1"),
+        ("embed_dim", "32", "embed_dim must be a whole number"),
+        ("image_encoder", "no-such-encoder", "image_encoder must be one of"),
+        ("surprise", 1, "unknown detector settings"),
+    ],
+)
+def test_config_values_are_checked_with_a_message(saved, tmp_path, field, value, message):
+    folder = _copy_with(saved, tmp_path / "bad", lambda c: c.update({field: value}))
+    with pytest.raises(ConfigError, match=message):
+        Detector.from_pretrained(folder)
+
+
+@pytest.mark.parametrize("num_frames", [0, -1, MAX_NUM_FRAMES + 1, int(1e8), 2.5])
+def test_num_frames_is_bounded_in_the_constructor(num_frames):
+    with pytest.raises(ConfigError, match="num_frames"):
+        Detector(**TINY_ARCH, num_frames=num_frames)
+
+
+def test_num_frames_is_bounded_when_changed_later():
+    detector = Detector(**TINY_ARCH)
+    with pytest.raises(ConfigError, match="num_frames"):
+        detector.with_config(num_frames=0)
+    assert detector.with_config(num_frames=MAX_NUM_FRAMES).config["num_frames"] == MAX_NUM_FRAMES
+
+
+# --- hf encoders: only safetensors, only hub ids from a config ---------------------------------
+
+
+class _Marker:
+    """Unpickling this touches a file: proof that a pickle ran."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (self.path,))
+
+
+def _hf_model_folder(folder: Path, weights: object) -> Path:
+    """A transformers model folder whose only weights are a pytorch_model.bin (a pickle)."""
+    import transformers
+
+    folder.mkdir()
+    config = transformers.AutoConfig.for_model(**TINY_VIT)
+    config.save_pretrained(folder)
+    torch.save(weights, folder / "pytorch_model.bin")
+    return folder
+
+
+@pytest.fixture
+def hf_detector(tmp_path) -> Path:
+    """A saved detector with an offline-built hf_image encoder."""
+    folder = tmp_path / "hf-detector"
+    Detector(
+        image_encoder="hf_image",
+        image_encoder_kwargs={"config": TINY_VIT, "pretrained": False},
+        audio_encoder_kwargs=TINY_ARCH["audio_encoder_kwargs"],
+        embed_dim=32,
+    ).save_pretrained(folder)
+    return folder
+
+
+def _point_at(detector: Path, model_id: str) -> None:
+    config = json.loads((detector / "config.json").read_text())
+    config["image_encoder_kwargs"] = {"model_id": model_id}
+    (detector / "config.json").write_text(json.dumps(config))
+
+
+def test_a_config_naming_a_local_folder_is_not_followed(hf_detector, tmp_path, monkeypatch):
+    marker = tmp_path / "pickle-ran"
+    _hf_model_folder(tmp_path / "evil", {"weights": _Marker(marker)})
+    monkeypatch.chdir(hf_detector)
+    for spelling in ("../evil", str(tmp_path / "evil")):
+        _point_at(hf_detector, spelling)
+        with pytest.raises(ConfigError, match="local folders named inside a config"):
+            Detector.from_pretrained(hf_detector)
+    # A hub-id-shaped name that exists as a folder here is a local folder too.
+    (hf_detector / "owner").mkdir()
+    (tmp_path / "evil").rename(hf_detector / "owner" / "evil")
+    _point_at(hf_detector, "owner/evil")
+    with pytest.raises(ConfigError, match="local folders named inside a config"):
+        Detector.from_pretrained(hf_detector)
+    assert not marker.exists()
+
+
+def test_a_pickle_is_never_loaded_even_from_a_folder_the_caller_names(hf_detector, tmp_path):
+    marker = tmp_path / "pickle-ran"
+    evil = _hf_model_folder(tmp_path / "evil", {"weights": _Marker(marker)})
+    with pytest.raises(CheckpointError, match="model.safetensors"):
+        Detector.from_pretrained(hf_detector, image_encoder_kwargs={"model_id": str(evil)})
+    assert not marker.exists()
+
+
+def test_plain_tensor_pickles_are_refused_too(hf_detector, tmp_path):
+    """A pytorch_model.bin of plain tensors would load with torch's weights_only unpickler;
+    mmdeepfake still refuses it: weights come from safetensors alone."""
+    import transformers
+
+    model = transformers.AutoModelForImageClassification.from_config(
+        transformers.AutoConfig.for_model(**TINY_VIT)
+    )
+    benign = _hf_model_folder(tmp_path / "benign", model.state_dict())
+    with pytest.raises(CheckpointError, match="model.safetensors"):
+        Detector.from_pretrained(hf_detector, image_encoder_kwargs={"model_id": str(benign)})
+
+
+# --- the hub out of reach ----------------------------------------------------------------------
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # closed again when the block ends: connections refused
+
+
+def _offline_env(cache: Path) -> dict[str, str]:
+    """The hub out of reach: HF_ENDPOINT points at a closed loopback port, and HF_HUB_OFFLINE
+    is unset, so the hub client really tries the network (and is refused)."""
+    env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}
+    env.update(
+        HF_ENDPOINT=f"http://127.0.0.1:{_closed_port()}",
+        HF_HUB_CACHE=str(cache),
+        PYTHONPATH=str(REPO / "src"),
+    )
+    return env
+
+
+def test_an_unreachable_hub_fails_fast_with_advice(tmp_path):
+    script = textwrap.dedent(
+        """
+        import json, time
+        from mmdeepfake import Detector, model_files
+        from mmdeepfake.errors import HubUnreachableError
+        started = time.monotonic()
+        try:
+            Detector.from_pretrained("user/name")
+        except HubUnreachableError as exc:
+            print(json.dumps({"elapsed": time.monotonic() - started, "message": str(exc),
+                              "bound": (model_files.HUB_RETRIES + 1) * model_files.HUB_TIMEOUT_S
+                              + model_files.HUB_RETRIES * model_files.HUB_RETRY_WAIT_S}))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+        env=_offline_env(tmp_path / "cache"), check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    # Bounded by the call's own retry settings (huggingface_hub alone waits about 23 s).
+    assert report["elapsed"] < report["bound"] + 2.0
+    assert "not reachable" in report["message"]
+    assert "Detector.from_pretrained('./my-model')" in report["message"]
+    assert "Retrying" not in result.stderr
