@@ -22,7 +22,7 @@ import torch
 
 from mmdeepfake import Detector
 from mmdeepfake.config_check import MAX_NUM_FRAMES
-from mmdeepfake.errors import CheckpointError, ConfigError, HubUnreachableError
+from mmdeepfake.errors import CheckpointError, ConfigError
 from tiny_models import TINY_ARCH
 
 REPO = Path(__file__).resolve().parents[1]
