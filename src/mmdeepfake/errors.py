@@ -97,6 +97,10 @@ class MediaTooLargeError(MediaError):
     """A file or image beyond the size limits (for example a decompression bomb)."""
 
 
+class MediaUnreadableError(MediaError):
+    """A file the system refuses to read: permission denied, a path too long, an I/O error."""
+
+
 # --- storage and data --------------------------------------------------------------------------
 
 
@@ -131,6 +135,10 @@ class HubUnreachableError(CheckpointError):
 
 class ConfigError(MmDeepfakeError):
     """An invalid configuration value, preset name or command-line flag combination."""
+
+
+class WorkerDiedError(MmDeepfakeError):
+    """A worker process ended without answering (killed, or out of memory)."""
 
 
 class MemoryBudgetError(MmDeepfakeError):
