@@ -290,3 +290,155 @@ def test_an_unreachable_hub_fails_fast_with_advice(tmp_path):
     assert "not reachable" in report["message"]
     assert "Detector.from_pretrained('./my-model')" in report["message"]
     assert "Retrying" not in result.stderr
+
+
+# --- the command line: flags, output, interrupts, unreadable inputs, dying workers --------------
+
+
+def _predict(*args: str, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "mmdeepfake.cli.predict", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **kwargs,
+    )
+
+
+def _finish(process: subprocess.Popen) -> tuple[int, str, str]:
+    out, err = process.communicate(timeout=600)
+    return process.returncode, out, err
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    import media_factory as mf
+
+    return mf.face_video(tmp_path_factory.mktemp("clip") / "face.mp4", seconds=2.0)
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--num-frames", "0"], "argument --num-frames: must be between 1 and 256, got 0"),
+        (["--num-frames", "100000000"], "argument --num-frames: must be between 1 and 256"),
+        (["--threshold", "1.5"], "argument --threshold: must be between 0 and 1, got 1.5"),
+        (["--threshold", "nan"], "argument --threshold: must be between 0 and 1"),
+        (["--device", "gpu"], "argument --device: 'gpu' is not a device"),
+        (["--endpoint-url", "localhost:9000"], "argument --endpoint-url: 'localhost:9000' is not"),
+        (["--workers", "100000"], "argument --workers: 100000 is more than this machine can run"),
+        (["--workers", "0"], "argument --workers: must be at least 1, got 0"),
+    ],
+)
+def test_bad_flags_are_one_line_usage_errors(flags, message, saved, clip):
+    code, out, err = _finish(_predict(str(clip), "--model", str(saved), *flags))
+    assert code == 2
+    assert err.splitlines() == [err.strip()] and message in err
+    assert out == ""
+
+
+def test_an_unwritable_output_is_refused_before_scoring(saved, clip, tmp_path):
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("a file, so nothing can be created under it")
+    for fmt in ("jsonl", "json", "csv"):
+        code, _out, err = _finish(_predict(
+            str(clip), "--model", "/no/such/model", "--format", fmt,
+            "--out", str(not_a_folder / "results"),
+        ))
+        # The model is not even looked for: the output is checked first.
+        assert code == 2 and err.strip().startswith("error: cannot write --out"), err
+        assert "nothing was scored" in err and len(err.splitlines()) == 1
+
+
+def test_an_oserror_on_one_input_is_a_record_and_the_batch_goes_on(saved, clip, tmp_path):
+    too_long = tmp_path / ("x" * 300 + ".mp4")  # a file name beyond the system's 255 bytes
+    code, out, err = _finish(_predict(
+        str(too_long), str(clip), "--model", str(saved), "--num-frames", "2",
+    ))
+    assert code == 1, err
+    bad, good = (json.loads(line) for line in out.splitlines())
+    assert bad["error_type"] in ("MediaUnreadableError", "MediaNotFoundError")
+    assert "name too long" in bad["error"].lower() or "not found" in bad["error"].lower()
+    assert good["error"] is None and good["label"] in ("real", "fake")
+    assert "Traceback" not in err
+
+
+def test_face_advice_names_the_flag_not_the_python_argument(saved, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    import media_factory as mf
+
+    sky = np.zeros((120, 160, 3), dtype=np.uint8)
+    sky[..., 2] = 200
+    Image.fromarray(sky).save(tmp_path / "sky.png")
+    mf.write_audio(tmp_path / "voice.wav", mf.voice_like(seconds=2.0))
+    pair = ["--pair", str(tmp_path / "sky.png"), str(tmp_path / "voice.wav"), "--model", str(saved)]
+    code, out, err = _finish(_predict(*pair))
+    (record,) = [json.loads(line) for line in out.splitlines()]
+    assert code == 1 and record["error_type"] == "NoFaceFoundError"
+    assert "--no-detect-faces" in record["error"] and "detect_faces=False" not in record["error"]
+    code, out, err = _finish(_predict(*pair, "--no-detect-faces"))
+    assert code == 0, err
+
+
+def _wait_for_lines(path: Path, count: int, process: subprocess.Popen, limit_s: float = 300):
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if path.exists() and len(path.read_text().splitlines()) >= count:
+            return
+        if process.poll() is not None:
+            pytest.fail(f"the run ended early: {process.communicate()}")
+        time.sleep(0.1)
+    pytest.fail(f"{path} never reached {count} lines")
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "json"])
+def test_ctrl_c_keeps_the_finished_records(saved, clip, tmp_path, fmt):
+    import signal
+
+    out = tmp_path / f"results.{fmt}"
+    progress = tmp_path / "progress.jsonl"  # a second run's file, to know when one record is done
+    inputs = [str(clip)] * 12
+    args = ["--model", str(saved), "--num-frames", "8", "--no-progress"]
+    if fmt == "jsonl":
+        run = _predict(*inputs, *args, "--out", str(out))
+        _wait_for_lines(out, 1, run)
+    else:
+        run = _predict(*inputs, *args, "--format", "json", "--out", str(out))
+        # The JSON document appears only at the end; wait as long as one record takes.
+        probe = _predict(str(clip), *args, "--out", str(progress))
+        _wait_for_lines(progress, 1, probe)
+        probe.wait()
+        assert not out.exists()
+    run.send_signal(signal.SIGINT)
+    code, _, err = _finish(run)
+    assert code == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    if fmt == "jsonl":
+        records = [json.loads(line) for line in out.read_text().splitlines()]
+    else:
+        records = json.loads(out.read_text())
+    assert 1 <= len(records) < len(inputs)
+    assert all(r["error"] is None and r["label"] in ("real", "fake") for r in records)
+    assert f"{len(records)} finished records" in err
+
+
+def test_a_killed_worker_costs_only_the_input_it_held(saved, clip, tmp_path):
+    out = tmp_path / "results.jsonl"
+    inputs = [str(clip)] * 6
+    run = _predict(*inputs, "--model", str(saved), "--num-frames", "16", "--workers", "2",
+                   "--threads", "1", "--no-progress", "--out", str(out))
+    _wait_for_lines(out, 1, run)
+    workers = [
+        child for child in psutil.Process(run.pid).children()
+        if "spawn_main" in " ".join(child.cmdline())
+    ]
+    assert len(workers) == 2
+    workers[0].kill()  # SIGKILL, as the out-of-memory killer would
+    code, _, err = _finish(run)
+    assert code == 1, err
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["source"] for r in records] == inputs
+    died = [r for r in records if r["error"]]
+    assert len(died) == 1 and died[0]["error_type"] == "WorkerDiedError"
+    assert "killed by signal 9" in died[0]["error"]
+    assert "1 of 6 inputs failed" in err

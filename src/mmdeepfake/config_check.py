@@ -284,7 +284,10 @@ def header_shapes(path: Path) -> dict[str, tuple[int, ...]]:
         with path.open("rb") as stream:
             (length,) = struct.unpack("<Q", stream.read(8))
             if length > MAX_HEADER_BYTES:
-                raise CheckpointError(f"{path} has a {length}-byte header; it is not a detector")
+                raise CheckpointError(
+                    f"could not load {path}: its header claims {length} bytes, so it is not "
+                    "the safetensors file of a detector"
+                )
             header = json.loads(stream.read(length))
         return {
             name: tuple(int(d) for d in entry["shape"])
@@ -300,7 +303,9 @@ def header_shapes(path: Path) -> dict[str, tuple[int, ...]]:
         KeyError,
         AttributeError,
     ) as exc:
-        raise CheckpointError(f"{path} is not a readable safetensors file: {exc}") from exc
+        raise CheckpointError(
+            f"could not load {path}: it is not a readable safetensors file ({exc})"
+        ) from exc
 
 
 def check_weights_match(

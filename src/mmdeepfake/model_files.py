@@ -118,6 +118,6 @@ def _download(repo_id: str, name: str, offline: bool, force: bool, options: dict
         if not offline:
             raise
         raise HubUnreachableError(
-            f"the Hugging Face Hub is not reachable (or HF_HUB_OFFLINE is set) and {repo_id!r} "
-            "is not in the local cache."
+            f"could not load the hub repo id {repo_id!r}: the Hugging Face Hub is not reachable "
+            "(or HF_HUB_OFFLINE is set) and the repo is not in the local cache."
         ) from exc
