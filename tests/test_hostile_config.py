@@ -442,3 +442,139 @@ def test_a_killed_worker_costs_only_the_input_it_held(saved, clip, tmp_path):
     assert len(died) == 1 and died[0]["error_type"] == "WorkerDiedError"
     assert "killed by signal 9" in died[0]["error"]
     assert "1 of 6 inputs failed" in err
+
+
+# --- the demo page: only the models its operator offers -------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def offered(tmp_path_factory, saved) -> dict[str, Path]:
+    """A models folder the operator offers, and detectors outside it that must stay unreachable."""
+    root = tmp_path_factory.mktemp("demo")
+    models = root / "models"
+    models.mkdir()
+    _copy_with(saved, models / "mine", lambda c: None)
+    _copy_with(saved, models / "wide", lambda c: c["image_encoder_kwargs"].update(width=512))
+    _copy_with(saved, root / "outside", lambda c: None)
+    (models / "link").symlink_to(root / "outside")
+    return {"models": models, "outside": root / "outside"}
+
+
+@pytest.fixture(scope="module")
+def demo(offered, saved):
+    """demos/app.py as an operator starts it, on a free port; yields its URL."""
+    pytest.importorskip("gradio")
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    server = subprocess.Popen(
+        [sys.executable, str(REPO / "demos" / "app.py"), "--model", str(saved),
+         "--models-dir", str(offered["models"]), "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        cwd=offered["models"].parent,
+    )
+    for line in server.stdout:  # the page prints its URL once it serves
+        if "demo running at" in line:
+            break
+    else:
+        pytest.fail("the demo exited before serving")
+    yield f"http://127.0.0.1:{port}/"
+    server.terminate()
+    server.wait(timeout=30)
+
+
+def _call_hidden(url: str, api_name: str, data: list) -> list:
+    """Call an endpoint the page hides from its API listing, as a raw HTTP client can."""
+    import httpx
+
+    config = httpx.get(f"{url}config", timeout=30).json()
+    (fn_index,) = [d["id"] for d in config["dependencies"] if d.get("api_name") == api_name]
+    session = os.urandom(8).hex()
+    joined = httpx.post(
+        f"{url}gradio_api/queue/join",
+        json={"data": data, "fn_index": fn_index, "session_hash": session},
+        timeout=30,
+    )
+    assert joined.status_code == 200, joined.text
+    with httpx.stream(
+        "GET", f"{url}gradio_api/queue/data", params={"session_hash": session}, timeout=300
+    ) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("data:"):
+                message = json.loads(line[5:])
+                if message.get("msg") == "process_completed":
+                    return message["output"]["data"]
+    pytest.fail("no answer from the hidden endpoint")
+
+
+def _load_status(url: str, spec: str) -> str:
+    return _call_hidden(url, "load_model", [spec, None])[-1]
+
+
+def test_demo_loads_a_folder_under_models_dir(demo):
+    status = _load_status(demo, "mine")
+    assert status.startswith("**Loaded** `mine`")
+
+
+def test_demo_refuses_everything_else_without_revealing_what_exists(demo, offered, tmp_path):
+    outside = offered["outside"]
+    refusals = {
+        spec: _load_status(demo, spec)
+        for spec in (
+            str(outside), str(tmp_path / "no-such-folder"),  # exists / does not exist
+            "../outside", "link", "mine/../../outside", "~/.ssh", "/root/.ssh", "/etc",
+            "user/name",  # a hub id, without --allow-hub
+        )
+    }
+    for spec, status in refusals.items():
+        assert "is not a model this page offers" in status, (spec, status)
+        assert "Loaded" not in status
+    # The same words for a folder that exists and one that does not: nothing to probe with.
+    exists, missing = refusals[str(outside)], refusals[str(tmp_path / "no-such-folder")]
+    assert exists.replace(str(outside), "X") == missing.replace(str(tmp_path / "no-such-folder"), "X")
+    assert "does not load Hugging Face Hub ids" in refusals["user/name"]
+    assert str(offered["models"]) not in "".join(refusals.values())
+
+
+def test_demo_refuses_a_crafted_folder_under_models_dir_without_building_it(demo, offered):
+    status = _load_status(demo, "wide")
+    assert "Could not load" in status and "parameters" in status
+    assert str(offered["models"]) not in status
+
+
+def test_demo_escapes_error_messages_in_the_api(demo, tmp_path):
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    bogus = tmp_path / "<b>bold<b>.mp4"
+    bogus.write_text("not a video\n")
+    client = Client(demo, verbose=False)
+    with pytest.raises(AppError) as caught:
+        client.predict(handle_file(str(bogus)), 0.5, 4, None, api_name="/detect")
+    message = str(caught.value)
+    # Gradio drops "<" and ">" from upload names; the quotes around the name are what is left
+    # to escape, and they must come back as entities.
+    assert "&#x27;bboldb.mp4&#x27;" in message and "'" not in message
+
+
+def test_hub_ids_only_with_allow_hub(saved):
+    """The hub is unreachable here (HF_HUB_OFFLINE=1), so an allowed id fails at the download,
+    with advice worded for the page."""
+    sys.path.insert(0, str(REPO / "demos"))
+    from mmdeepfake_demo.handlers import Handlers
+    from mmdeepfake_demo.models import LoadedModel, ModelCatalog, ModelStore
+
+    initial = LoadedModel("tiny", {"mid": Detector.from_pretrained(saved)})
+    assert ModelCatalog(allow_hub=True).resolve("user/name") == "user/name"
+    with pytest.raises(CheckpointError, match="not a model this page offers"):
+        ModelCatalog(allow_hub=False).resolve("user/name")
+    handlers = Handlers(ModelStore(initial, catalog=ModelCatalog(allow_hub=True)))
+    status = handlers.load_model("user/name", None)[-1]
+    assert "Hugging Face Hub is not reachable" in status
+    assert "Pick a model this page offers" in status
+    assert "Detector.from_pretrained" not in status

@@ -247,7 +247,8 @@ class ModelStore:
                 model = dataclasses.replace(load_model(target), spec=spec)
             except MmDeepfakeError as exc:
                 raise CheckpointError(
-                    f"could not load {spec!r}: {exc.message.replace(target, spec)}"
+                    f"could not load {spec!r}: {exc.message.replace(target, spec)}",
+                    hint=exc.hint,
                 ) from exc
             except Exception as exc:  # a broken checkpoint can fail in many ways below us
                 log.warning("loading %s failed", target, exc_info=True)
