@@ -149,7 +149,7 @@ def test_config_values_are_checked_with_a_message(saved, tmp_path, field, value,
         Detector.from_pretrained(folder)
 
 
-@pytest.mark.parametrize("num_frames", [0, -1, MAX_NUM_FRAMES + 1, int(1e8), 2.5])
+@pytest.mark.parametrize("num_frames", [0, -1, MAX_NUM_FRAMES + 1, int(1e8), 2.5, float("nan")])
 def test_num_frames_is_bounded_in_the_constructor(num_frames):
     with pytest.raises(ConfigError, match="num_frames"):
         Detector(**TINY_ARCH, num_frames=num_frames)
@@ -560,6 +560,16 @@ def test_demo_escapes_error_messages_in_the_api(demo, tmp_path):
     # Gradio drops "<" and ">" from upload names; the quotes around the name are what is left
     # to escape, and they must come back as entities.
     assert "&#x27;bboldb.mp4&#x27;" in message and "'" not in message
+
+
+@pytest.mark.parametrize("num_frames", [0, 100_000_000])
+def test_demo_api_bounds_num_frames(demo, clip, num_frames):
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    client = Client(demo, verbose=False)
+    with pytest.raises(AppError, match="num_frames must be between 1 and 256"):
+        client.predict(handle_file(str(clip)), 0.5, num_frames, None, api_name="/detect")
 
 
 def test_hub_ids_only_with_allow_hub(saved):

@@ -73,7 +73,12 @@ _MAX_ITEMS = 4096
 
 def check_num_frames(value: Any, name: str = "num_frames") -> int:
     """``value`` as a frame count in [MIN_NUM_FRAMES, MAX_NUM_FRAMES] (ConfigError otherwise)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value != int(value)
+    ):
         raise ConfigError(f"{name} must be a whole number of frames, got {value!r}")
     if not MIN_NUM_FRAMES <= value <= MAX_NUM_FRAMES:
         raise ConfigError(
@@ -138,7 +143,8 @@ def check_config(
         value = checked.get(key)
         if value is not None and not isinstance(value, dict):
             raise ConfigError(f"{key} must be a JSON object, got {type(value).__name__}")
-        _check_values(value or {}, key, depth=0)
+        if key != "metadata":  # free-form facts, never built from; the file size bounds them
+            _check_values(value or {}, key, depth=0)
     if "embed_dim" in checked:
         _check_int(checked["embed_dim"], "embed_dim")
     if "dropout" in checked:
