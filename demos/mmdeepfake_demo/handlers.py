@@ -16,7 +16,6 @@ from typing import Any
 
 import gradio as gr
 
-from mmdeepfake.config_check import check_num_frames
 from mmdeepfake.errors import LOCAL_MODEL_FOLDER, MmDeepfakeError, render
 from mmdeepfake_demo import media, views
 from mmdeepfake_demo.models import LoadedModel, ModelStore
@@ -76,8 +75,7 @@ class Handlers:
         with shown_in_page("Cannot analyse this video"):
             path = media.checked_path(video, "video")
             detector = self.store.get(spec).detector(fusion)
-            frames = check_num_frames(num_frames)  # API callers are not held by the slider
-            pred = detector.predict(path, threshold=float(threshold), num_frames=frames)
+            pred = detector.predict(path, threshold=float(threshold), num_frames=int(num_frames))
             return pred.to_dict()
 
     def detect_pair(
@@ -106,7 +104,7 @@ class Handlers:
     def explain_video(self, pred: dict[str, Any], video: str, num_frames: float) -> tuple:
         with shown_in_page("Cannot draw the explanation"):
             path = media.checked_path(video, "video")
-            crops, wave = media.video_media(path, pred, check_num_frames(num_frames))
+            crops, wave = media.video_media(path, pred, int(num_frames))
             return self._explanation(pred, crops, wave)
 
     def explain_pair(self, pred: dict[str, Any], image: str, audio: str) -> tuple:
