@@ -252,7 +252,9 @@ class ModelStore:
                 ) from exc
             except Exception as exc:  # a broken checkpoint can fail in many ways below us
                 log.warning("loading %s failed", target, exc_info=True)
-                raise CheckpointError(f"could not load {spec!r}; the details are in the server log") from exc
+                raise CheckpointError(
+                    f"could not load {spec!r}; the details are in the server log"
+                ) from exc
             for detector in model.detectors.values():
                 detector.name = spec
             self._models[spec] = model

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 import re
 import struct
@@ -75,7 +76,7 @@ def check_num_frames(value: Any, name: str = "num_frames") -> int:
     """``value`` as a frame count in [MIN_NUM_FRAMES, MAX_NUM_FRAMES] (ConfigError otherwise)."""
     if (
         isinstance(value, bool)
-        or not isinstance(value, (int, float))
+        or not isinstance(value, numbers.Real)
         or not math.isfinite(value)
         or value != int(value)
     ):
@@ -89,7 +90,7 @@ def check_num_frames(value: Any, name: str = "num_frames") -> int:
 
 def check_probability(value: Any, name: str) -> float:
     """``value`` as a float in [0, 1] (ConfigError otherwise, NaN included)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
         raise ConfigError(f"{name} must be a number between 0 and 1, got {value!r}")
     return float(value)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import numbers
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -73,7 +74,9 @@ class Detector(
     ) -> None:
         super().__init__()
         threshold = check_probability(threshold, "threshold")
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
+        if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
+            raise ConfigError(f"temperature must be a number, got {temperature!r}")
+        if not temperature > 0:
             raise ConfigError(f"temperature must be positive, got {temperature!r}")
         num_frames = check_num_frames(num_frames)
         self.model = EmotionConsistencyModel(

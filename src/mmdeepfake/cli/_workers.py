@@ -18,7 +18,9 @@ from typing import Any, Self
 from mmdeepfake.errors import MmDeepfakeError, WorkerDiedError
 
 
-def _serve(conn: Connection, initializer: Callable[..., None], initargs: tuple, fn: Callable) -> None:
+def _serve(
+    conn: Connection, initializer: Callable[..., None], initargs: tuple, fn: Callable
+) -> None:
     """Worker process: set up, say so, then answer one item at a time until told to stop."""
     # Ctrl-C reaches the whole process group; the parent decides what happens to the run.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

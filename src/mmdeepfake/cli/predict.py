@@ -216,20 +216,28 @@ def _score(job_and_options: tuple[Job, dict]) -> dict:
     except MmDeepfakeError as exc:
         return _error_record(job, exc)
     except OSError as exc:  # permission denied, a path too long, an I/O error: this input only
-        reason = exc.strerror or str(exc)
-        return _error_record(job, MediaUnreadableError(f"cannot read {exc.filename or job.source}: {reason}"))
+        what = exc.filename or job.source
+        unreadable = MediaUnreadableError(f"cannot read {what}: {exc.strerror or exc}")
+        return _error_record(job, unreadable)
 
 
 def _error_record(job: Job, exc: MmDeepfakeError) -> dict:
-    return {"source": job.source, "error": render(exc, CLI_ADVICE), "error_type": type(exc).__name__}
+    """The record of an input that failed; the message's advice is worded for this command."""
+    message = render(exc, CLI_ADVICE)
+    return {"source": job.source, "error": message, "error_type": type(exc).__name__}
 
 
 def _worker_died(job_and_options: tuple[Job, dict], exitcode: int | None) -> dict:
-    how = f"was killed by signal {-exitcode}" if exitcode and exitcode < 0 else f"exited ({exitcode})"
-    return _error_record(job_and_options[0], WorkerDiedError(
-        f"the worker process scoring this input {how}, for example out of memory; the other "
-        "inputs were scored"
-    ))
+    """The record of an input whose worker process ended while scoring it."""
+    if exitcode is not None and exitcode < 0:
+        how = f"was killed by signal {-exitcode}"
+    else:
+        how = f"exited with status {exitcode}"
+    died = WorkerDiedError(
+        f"the worker process scoring this input {how} (for example, out of memory); the run "
+        "went on with the other inputs"
+    )
+    return _error_record(job_and_options[0], died)
 
 
 def _read(source: str, endpoint_url: str | None):
@@ -247,7 +255,11 @@ def _read(source: str, endpoint_url: str | None):
 
 def score_jobs(jobs: list[Job], args: argparse.Namespace) -> Iterator[dict]:
     """Score every job, in order, in this process or in a pool of worker processes."""
-    options: dict = {k: v for k, v in (("threshold", args.threshold), ("num_frames", args.num_frames)) if v is not None}
+    options: dict = {
+        k: v
+        for k, v in (("threshold", args.threshold), ("num_frames", args.num_frames))
+        if v is not None
+    }
     if not args.detect_faces:
         options["detect_faces"] = False
     work = [(job, options) for job in jobs]
@@ -261,7 +273,8 @@ def score_jobs(jobs: list[Job], args: argparse.Namespace) -> Iterator[dict]:
 
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
     initargs = (args.model, args.device, threads, args.endpoint_url)
-    with WorkerPool(args.workers, _init_worker, initargs, multiprocessing.get_context("spawn")) as pool:
+    context = multiprocessing.get_context("spawn")
+    with WorkerPool(args.workers, _init_worker, initargs, context) as pool:
         yield from pool.imap(_score, work, on_death=_worker_died)
 
 
@@ -282,7 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sink.close()
         where = args.out or "standard output"
-        print(f"interrupted: {len(sink.records)} finished records written to {where}", file=sys.stderr)
+        done = len(sink.records)
+        print(f"interrupted: {done} finished records written to {where}", file=sys.stderr)
         return 130
     except BaseException:
         if sink.records:
@@ -303,7 +317,8 @@ def main(argv: list[str] | None = None) -> int:
 def _run(jobs: list[Job], args: argparse.Namespace, sink: RecordSink) -> None:
     from tqdm import tqdm
 
-    progress = tqdm(total=len(jobs), unit="clip", disable=args.no_progress or len(jobs) < 2, file=sys.stderr)
+    quiet = args.no_progress or len(jobs) < 2
+    progress = tqdm(total=len(jobs), unit="clip", disable=quiet, file=sys.stderr)
     with progress, closing(score_jobs(jobs, args)) as records:  # closing: stop workers on Ctrl-C
         for record in records:
             sink.add(record)
