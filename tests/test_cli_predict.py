@@ -108,7 +108,7 @@ def test_s3_prefix_is_streamed(s3_bucket, model_dir, clips):
         (["does-not-exist.mp4"], "does-not-exist.mp4"),
         (["--model", "/no/such/model", "x.mp4"], "does not exist"),
         ([], "nothing to score"),
-        (["--threads", "0", "x.mp4"], "--threads must be at least 1"),
+        (["--threads", "0", "x.mp4"], "argument --threads: must be at least 1"),
     ],
 )
 def test_user_mistakes_exit_cleanly(args, message, model_dir):

@@ -38,7 +38,13 @@ sys.path.insert(0, str(REPO / "demos"))
 from mmdeepfake_demo import build_app, launch
 from mmdeepfake_demo.handlers import Handlers
 from mmdeepfake_demo.media import upload_area
-from mmdeepfake_demo.models import STARTER_NOTE, LoadedModel, ModelStore, load_model
+from mmdeepfake_demo.models import (
+    STARTER_NOTE,
+    LoadedModel,
+    ModelCatalog,
+    ModelStore,
+    load_model,
+)
 
 FRAMES = 6  # frames sampled per video in these tests: enough for a timeline, cheap on 2 cores
 
@@ -234,10 +240,13 @@ def test_api_callers_cannot_name_server_files_instead_of_uploading(server):
 
 
 def test_model_tab_loads_a_saved_detector_and_explains_failures(detector, tmp_path):
-    store = ModelStore(LoadedModel("tiny", {detector.fusion_name: detector}))
+    store = ModelStore(
+        LoadedModel("tiny", {detector.fusion_name: detector}),
+        catalog=ModelCatalog(models_dir=tmp_path),
+    )
     handlers = Handlers(store)
 
-    missing = handlers.load_model(str(tmp_path / "nowhere"), None)
+    missing = handlers.load_model("nowhere", None)
     assert missing[0] is None  # the session keeps its model
     assert "Could not load" in missing[-1]
 
@@ -245,10 +254,10 @@ def test_model_tab_loads_a_saved_detector_and_explains_failures(detector, tmp_pa
     for fusion in ("late", "adaptive"):
         Detector(fusion=fusion, **TINY_ARCH).save_pretrained(family / fusion)
     spec, header, _info, fusion_update, _threshold_update, _frames, status = handlers.load_model(
-        str(family), None
+        "family", None
     )
-    assert spec == str(family) and status.startswith("**Loaded**")
-    assert str(family) in header
+    assert spec == "family" and status.startswith("**Loaded**")
+    assert "`family`" in header and str(tmp_path) not in header
     assert fusion_update["choices"] == ["adaptive", "late"]
     assert fusion_update["interactive"] is True
     assert store.get(spec).detector("late").fusion_name == "late"

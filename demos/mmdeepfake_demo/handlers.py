@@ -16,11 +16,23 @@ from typing import Any
 
 import gradio as gr
 
-from mmdeepfake.errors import MmDeepfakeError
+from mmdeepfake.errors import LOCAL_MODEL_FOLDER, MmDeepfakeError, render
 from mmdeepfake_demo import media, views
 from mmdeepfake_demo.models import LoadedModel, ModelStore
 
 log = logging.getLogger("mmdeepfake_demo")
+
+# How the page words the remedies errors name by hint (mmdeepfake.errors): only remedies a
+# visitor can act on here; the page has no face-detection switch, so that hint says nothing.
+PAGE_ADVICE: dict[str, str] = {
+    LOCAL_MODEL_FOLDER: "Pick a model this page offers in the Model tab.",
+}
+
+
+def page_message(exc: MmDeepfakeError) -> str:
+    """The error as the page shows it: its message with page advice, HTML-escaped (Gradio
+    renders messages as HTML, also in what API callers receive)."""
+    return html.escape(media.without_upload_folders(render(exc, PAGE_ADVICE)))
 
 
 @contextmanager
@@ -32,8 +44,7 @@ def shown_in_page(action: str) -> Iterator[None]:
         raise
     except MmDeepfakeError as exc:
         log.info("%s refused: %s: %s", action, type(exc).__name__, exc)
-        message = html.escape(media.without_upload_folders(str(exc)))
-        raise gr.Error(message, title=action, print_exception=False) from None
+        raise gr.Error(page_message(exc), title=action, print_exception=False) from None
     except Exception:
         log.exception("%s failed unexpectedly", action)
         raise gr.Error(
@@ -129,11 +140,11 @@ class Handlers:
         """Switch this page session to another model; the message says what happened."""
         spec = (spec or "").strip()
         if not spec:
-            raise gr.Error("Type a local folder or a Hugging Face Hub id first.", title="No model")
+            raise gr.Error("Type the name of a model this page offers first.", title="No model")
         try:
             model = self.store.get(spec)
         except MmDeepfakeError as exc:
-            message = f"**Could not load** `{html.escape(spec)}`: {html.escape(str(exc))}"
+            message = f"**Could not load** `{html.escape(spec)}`: {page_message(exc)}"
             return (current, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), message)
         return (spec, *self.model_widgets(model), f"**Loaded** `{html.escape(spec)}`.")
 

@@ -6,21 +6,31 @@ whose sub-folders each hold a saved detector, such as the output of a fusion swe
 detector per fusion strategy, so the page can offer the strategy as a setting. Loaded models
 are shared by every session through a small :class:`ModelStore` cache, because each weighs
 tens of megabytes and takes seconds to load.
+
+Visitors reach only what the operator offered (a :class:`ModelCatalog`): the starter, the model
+the page started with, folders under ``--models-dir``, and hub ids with ``--allow-hub``. Any
+other name is refused with one message, whatever the server holds at that path, so the page
+cannot be used to probe the server's folders or to load a crafted one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import html
+import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from mmdeepfake.errors import CheckpointError, MmDeepfakeError
+from mmdeepfake.config_check import is_hub_id
+from mmdeepfake.errors import LOCAL_MODEL_FOLDER, CheckpointError, MmDeepfakeError
 
 if TYPE_CHECKING:
     from mmdeepfake import Detector
+
+log = logging.getLogger("mmdeepfake_demo")
 
 STARTER = "starter"
 UNTRAINED = "untrained"
@@ -142,6 +152,68 @@ def untrained_model(notice: str) -> LoadedModel:
     return LoadedModel(UNTRAINED, {detector.fusion_name: detector}, notice=notice)
 
 
+@dataclass(frozen=True)
+class ModelCatalog:
+    """The models a page visitor may load, as set by the operator at launch.
+
+    ``models_dir``: folders under it are offered by their name relative to it (``"mine"``,
+    ``"sweep/late"``); nothing outside it, through ``..``, an absolute path or a symbolic link.
+    ``allow_hub``: hub ids ("owner/name") may be loaded too (they are downloaded).
+    """
+
+    models_dir: Path | None = None
+    allow_hub: bool = False
+    MAX_LISTED = 20
+
+    def resolve(self, spec: str) -> str:
+        """What to load for a visitor's ``spec``: ``"starter"``, a folder path, or a hub id.
+
+        Raises:
+            CheckpointError: the spec is not offered; the message is the same whether or not
+                something exists at that path.
+        """
+        spec = spec.strip()
+        if spec == STARTER:
+            return STARTER
+        folder = self._folder(spec)
+        if folder is not None:
+            return str(folder)
+        if self.allow_hub and is_hub_id(spec) and "/" in spec:
+            return spec
+        raise CheckpointError(self._refusal(spec), hint=LOCAL_MODEL_FOLDER)
+
+    def _folder(self, spec: str) -> Path | None:
+        if self.models_dir is None or not spec or "\\" in spec or "\x00" in spec:
+            return None
+        relative = PurePosixPath(spec)
+        if relative.is_absolute() or spec.startswith("~") or ".." in relative.parts:
+            return None
+        root = self.models_dir.resolve()
+        candidate = (root / relative).resolve()
+        if candidate == root or not candidate.is_relative_to(root) or not candidate.is_dir():
+            return None
+        return candidate
+
+    def offered(self) -> list[str]:
+        """The names a visitor can type: the starter and the model folders under models_dir."""
+        names = [STARTER]
+        if self.models_dir is not None and self.models_dir.is_dir():
+            root = self.models_dir.resolve()
+            for config in sorted(root.glob("*/config.json")) + sorted(root.glob("*/*/config.json")):
+                names.append(str(config.parent.relative_to(root)))
+                if len(names) > self.MAX_LISTED:
+                    break
+        return names
+
+    def _refusal(self, spec: str) -> str:
+        hub = (
+            " or a Hugging Face Hub id (owner/name)"
+            if self.allow_hub
+            else "; this page does not load Hugging Face Hub ids"
+        )
+        return f"{spec!r} is not a model this page offers. Choose one of {self.offered()}{hub}."
+
+
 class ModelStore:
     """Loaded models shared by all page sessions, least recently used dropped first.
 
@@ -149,27 +221,42 @@ class ModelStore:
     finds it. ``get`` is thread-safe and loads each spec once even under concurrent requests.
     """
 
-    def __init__(self, initial: LoadedModel, capacity: int = 3) -> None:
+    def __init__(
+        self, initial: LoadedModel, capacity: int = 3, catalog: ModelCatalog | None = None
+    ) -> None:
         self.initial = initial
+        self.catalog = catalog or ModelCatalog()
         self.capacity = max(1, capacity)
         self._models: OrderedDict[str, LoadedModel] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, spec: str | None) -> LoadedModel:
-        """The model for a spec, loading it on first use (raises CheckpointError)."""
+        """The model for a spec the catalog offers, loaded on first use (raises CheckpointError).
+
+        The model is known by the visitor's name for it; server folders are never shown.
+        """
         if spec is None or spec == self.initial.spec:
             return self.initial
         spec = spec.strip()
+        target = self.catalog.resolve(spec)
         with self._lock:
             if spec in self._models:
                 self._models.move_to_end(spec)
                 return self._models[spec]
             try:
-                model = load_model(spec)
-            except MmDeepfakeError:
-                raise
+                model = dataclasses.replace(load_model(target), spec=spec)
+            except MmDeepfakeError as exc:
+                raise CheckpointError(
+                    f"could not load {spec!r}: {exc.message.replace(target, spec)}",
+                    hint=exc.hint,
+                ) from exc
             except Exception as exc:  # a broken checkpoint can fail in many ways below us
-                raise CheckpointError(f"could not load a model from {spec!r}: {exc}") from exc
+                log.warning("loading %s failed", target, exc_info=True)
+                raise CheckpointError(
+                    f"could not load {spec!r}; the details are in the server log"
+                ) from exc
+            for detector in model.detectors.values():
+                detector.name = spec
             self._models[spec] = model
             while len(self._models) > self.capacity:
                 self._models.popitem(last=False)

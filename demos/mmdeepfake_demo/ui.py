@@ -15,7 +15,7 @@ import gradio as gr
 
 from mmdeepfake_demo.examples import ExampleSet, default_folder, prepare_examples
 from mmdeepfake_demo.handlers import Handlers
-from mmdeepfake_demo.models import LoadedModel, ModelStore
+from mmdeepfake_demo.models import LoadedModel, ModelCatalog, ModelStore
 
 if TYPE_CHECKING:
     from mmdeepfake import Detector
@@ -50,6 +50,7 @@ def build_app(
     *,
     examples: ExampleSet | None = None,
     examples_dir: str | Path | None = None,
+    catalog: ModelCatalog | None = None,
 ) -> gr.Blocks:
     """The demo page for ``model``, with its queue set up; serve it with :func:`launch`.
 
@@ -58,12 +59,14 @@ def build_app(
         examples: example media to offer; by default they are generated into ``examples_dir``
             (a folder under the system's temporary directory, reused across runs, when not
             given).
+        catalog: the other models a visitor may load in the Model tab (by default only the
+            starter).
     """
     if not isinstance(model, LoadedModel):
         model = LoadedModel(getattr(model, "name", "detector"), {model.fusion_name: model})
     if examples is None:
         examples = prepare_examples(examples_dir or default_folder())
-    handlers = Handlers(ModelStore(model))
+    handlers = Handlers(ModelStore(model, catalog=catalog))
     detector = model.default
 
     with gr.Blocks(title="mmdeepfake — audio-visual deepfake detection") as app:
@@ -158,8 +161,8 @@ def build_app(
         with gr.Tab("Model"):
             model_info = gr.Markdown(model.describe())
             model_spec = gr.Textbox(
-                label="Load another model: local folder or Hugging Face Hub id",
-                placeholder="runs/my-model  or  user/mmdeepfake-detector",
+                label="Load another model offered by this page",
+                placeholder=", ".join((catalog or ModelCatalog()).offered()[:4]),
             )
             load_button = gr.Button("Load")
             load_status = gr.Markdown(elem_id="load-status")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import numbers
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -14,18 +15,19 @@ import numpy as np
 import torch
 from huggingface_hub import PyTorchModelHubMixin
 
+from mmdeepfake import config_check, model_files
 from mmdeepfake import evidence as evidence_lib
+from mmdeepfake.config_check import check_num_frames, check_probability
 from mmdeepfake.encoders import EncoderOutput
 from mmdeepfake.errors import CheckpointError, ConfigError, MmDeepfakeError
 from mmdeepfake.labels import EMOTIONS
 from mmdeepfake.media import features
 from mmdeepfake.media.decode import MediaSource
 from mmdeepfake.model import EmotionConsistencyModel, ModelOutput
+from mmdeepfake.model_files import CONFIG_NAME, WEIGHTS_NAME
 from mmdeepfake.prediction import Face, Prediction, Segment
 from mmdeepfake.threads import may_overlap, run_alongside, torch_threads
 
-WEIGHTS_NAME = "model.safetensors"
-CONFIG_NAME = "config.json"
 MODALITIES = ("image", "audio")
 
 
@@ -71,12 +73,12 @@ class Detector(
         metadata: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        if not 0.0 <= threshold <= 1.0:
-            raise ConfigError(f"threshold must be between 0 and 1, got {threshold}")
-        if temperature <= 0:
-            raise ConfigError(f"temperature must be positive, got {temperature}")
-        if num_frames < 1:
-            raise ConfigError(f"num_frames must be at least 1, got {num_frames}")
+        threshold = check_probability(threshold, "threshold")
+        if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
+            raise ConfigError(f"temperature must be a number, got {temperature!r}")
+        if not temperature > 0:
+            raise ConfigError(f"temperature must be positive, got {temperature!r}")
+        num_frames = check_num_frames(num_frames)
         self.model = EmotionConsistencyModel(
             image_encoder=image_encoder,
             audio_encoder=audio_encoder,
@@ -129,6 +131,10 @@ class Detector(
         unknown = set(changes) - allowed
         if unknown:
             raise ConfigError(f"cannot change {sorted(unknown)} after construction; allowed: {sorted(allowed)}")
+        if "num_frames" in changes:
+            changes["num_frames"] = check_num_frames(changes["num_frames"])
+        if "threshold" in changes:
+            changes["threshold"] = check_probability(changes["threshold"], "threshold")
         self.config.update(changes)
         return self
 
@@ -143,70 +149,68 @@ class Detector(
         (Path(save_directory) / CONFIG_NAME).write_text(json.dumps(self.config, indent=2))
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any) -> Detector:
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike,
+        *,
+        revision: str | None = None,
+        cache_dir: str | Path | None = None,
+        force_download: bool = False,
+        token: str | bool | None = None,
+        local_files_only: bool = False,
+        map_location: str = "cpu",
+        **overrides: Any,
+    ) -> Detector:
         """Load a detector from a local folder or a Hugging Face Hub repo id.
 
-        Only ``model.safetensors`` is read (never a pickle), and every weight must match the
-        architecture described by ``config.json``.
-        """
-        source = str(pretrained_model_name_or_path)
-        if source.startswith(("./", "../", "/", "~")) and not os.path.isdir(os.path.expanduser(source)):
-            raise CheckpointError(f"model folder {source!r} does not exist")
-        try:
-            detector = super().from_pretrained(os.path.expanduser(source), **kwargs)
-        except MmDeepfakeError:
-            raise
-        except Exception as exc:  # the hub client, safetensors and torch raise many types
-            raise CheckpointError(
-                f"could not load a detector from {source!r}: {exc}. Give a folder written by "
-                "Detector.save_pretrained (config.json + model.safetensors) or a hub repo id, "
-                "and check the network and HF_TOKEN for private repos."
-            ) from exc
-        detector.name = source
-        return detector
+        Only ``model.safetensors`` is read (never a pickle). ``config.json`` is checked before
+        anything is built (see :mod:`mmdeepfake.config_check`): its values and the size of
+        the model they imply, then the weights' shapes from the safetensors header, so a
+        crafted config cannot allocate more than its weights file holds. ``overrides`` replace
+        config values (for example ``image_encoder_kwargs={"model_id": FOLDER}`` to name a
+        local Hugging Face model that the config may not name itself).
 
-    @classmethod
-    def _from_pretrained(
-        cls,
-        *,
-        model_id: str,
-        revision: str | None,
-        cache_dir: str | Path | None,
-        force_download: bool,
-        local_files_only: bool,
-        token: str | bool | None,
-        map_location: str = "cpu",
-        **model_kwargs: Any,
-    ) -> Detector:
+        Raises:
+            CheckpointError: no such folder or repo, unreadable or mismatched files.
+            HubUnreachableError: a hub id while the hub does not answer (within a few seconds).
+            ConfigError: config values out of range.
+        """
         from safetensors.torch import load_file
 
-        if os.path.isdir(model_id):
-            weights = Path(model_id) / WEIGHTS_NAME
-            if not weights.is_file():
-                raise CheckpointError(f"{model_id!r} has no {WEIGHTS_NAME}")
-        else:
-            from huggingface_hub import hf_hub_download
-
-            weights = Path(
-                hf_hub_download(
-                    repo_id=model_id,
-                    filename=WEIGHTS_NAME,
-                    revision=revision,
-                    cache_dir=cache_dir,
-                    force_download=force_download,
-                    token=token,
-                    local_files_only=local_files_only,
-                )
-            )
-        detector = cls(**model_kwargs)
-        state = load_file(str(weights), device=str(map_location))
+        source = str(pretrained_model_name_or_path)
+        config_path, weights_path = model_files.locate(
+            source,
+            revision=revision,
+            cache_dir=cache_dir,
+            force_download=force_download,
+            token=token,
+            local_files_only=local_files_only,
+        )
+        stored = config_check.read_config(config_path)
+        config = config_check.check_config(
+            {**stored, **overrides}, from_file=set(stored) - set(overrides)
+        )
+        expected = config_check.implied_shapes(config)
+        if expected is not None:
+            config_check.check_weights_match(expected, weights_path, source)
+        try:
+            detector = cls(**config)
+            state = load_file(str(weights_path), device=str(map_location))
+        except MmDeepfakeError:
+            raise
+        except Exception as exc:  # safetensors and torch raise many types on a broken file
+            raise CheckpointError(
+                f"could not load a detector from {source!r}: {exc}. Give a folder written by "
+                "Detector.save_pretrained (config.json + model.safetensors) or a hub repo id."
+            ) from exc
         missing, unexpected = detector.load_state_dict(state, strict=False)
         if missing or unexpected:
             raise CheckpointError(
-                f"the weights in {model_id!r} do not match its config.json "
+                f"the weights in {source!r} do not match its config.json "
                 f"(missing: {sorted(missing)[:5]}, unexpected: {sorted(unexpected)[:5]})"
             )
         detector.eval()
+        detector.name = source
         return detector
 
     @classmethod

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from mmdeepfake.encoders.base import EncoderOutput
-from mmdeepfake.errors import NoFaceFoundError
+from mmdeepfake.errors import DETECT_FACES, NoFaceFoundError
 from mmdeepfake.media import decode, faces, features
 from mmdeepfake.model import ModelOutput
 
@@ -201,8 +201,8 @@ def _find_faces(
             what = "frame" if len(frames) > 1 else "image"
             raise NoFaceFoundError(
                 f"No face was found in any of the {len(frames)} analysed {what}s. Use media where "
-                "a face is clearly visible, or pass detect_faces=False if the images are already "
-                "cropped to a face."
+                "a face is clearly visible.",
+                hint=DETECT_FACES,
             )
         if len(kept) < len(frames):
             warnings.append(f"no face in {len(frames) - len(kept)} of {len(frames)} frames")

@@ -9,15 +9,37 @@ convention for SIGINT). Bugs (any other exception) still show their traceback.
 
 from __future__ import annotations
 
+import argparse
 import functools
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import NoReturn
 
-from mmdeepfake.errors import MmDeepfakeError
+from mmdeepfake.errors import DETECT_FACES, LOCAL_MODEL_FOLDER, MmDeepfakeError, render
 
-__all__ = ["cli_entry", "run_cli", "setup_logging"]
+__all__ = ["CLI_ADVICE", "UsageParser", "cli_entry", "run_cli", "setup_logging"]
+
+# How the command line words the remedies that errors name by hint (see mmdeepfake.errors).
+CLI_ADVICE: dict[str, str] = {
+    DETECT_FACES: "If the images are already cropped to a face, add --no-detect-faces.",
+    LOCAL_MODEL_FOLDER: (
+        "To use a model without the hub, give its folder (written by "
+        "Detector.save_pretrained): --model ./my-model."
+    ),
+}
+
+
+class UsageParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line: ``error: ...`` and exit status 2.
+
+    argparse's default prints the whole usage block before the error; on a terminal or in a
+    log the line that matters is then the second of several.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
 
 MainFn = Callable[[Sequence[str] | None], int | None]
 
@@ -25,11 +47,11 @@ MainFn = Callable[[Sequence[str] | None], int | None]
 _NOISY_LOGGERS = ("botocore", "boto3", "s3transfer", "urllib3", "werkzeug", "PIL", "matplotlib")
 
 
-def _call(main_fn: MainFn, argv: Sequence[str] | None) -> int:
+def _call(main_fn: MainFn, argv: Sequence[str] | None, advice: Mapping[str, str]) -> int:
     try:
         code = main_fn(argv)
     except MmDeepfakeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {render(exc, advice)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -51,14 +73,21 @@ def cli_entry(main_fn: MainFn) -> Callable[[Sequence[str] | None], int]:
 
     @functools.wraps(main_fn)
     def wrapper(argv: Sequence[str] | None = None) -> int:
-        return _call(main_fn, argv)
+        return _call(main_fn, argv, CLI_ADVICE)
 
     return wrapper
 
 
-def run_cli(main_fn: MainFn, argv: Sequence[str] | None = None) -> NoReturn:
-    """Run ``main_fn(argv)`` with the shared error handling and exit with its status."""
-    sys.exit(_call(main_fn, argv))
+def run_cli(
+    main_fn: MainFn,
+    argv: Sequence[str] | None = None,
+    advice: Mapping[str, str] = CLI_ADVICE,
+) -> NoReturn:
+    """Run ``main_fn(argv)`` with the shared error handling and exit with its status.
+
+    ``advice`` words the remedies errors name by hint (:data:`CLI_ADVICE` by default).
+    """
+    sys.exit(_call(main_fn, argv, advice))
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]

@@ -1,29 +1,44 @@
 """`mmdeepfake-predict`: detect deepfakes in files, folders or S3 prefixes and write records.
 
-One record per input, in input order. An input that fails (corrupt, no face, no audio) still
-gets a record, with its ``error`` field set, and makes the exit status non-zero.
+One record per input, in input order. An input that fails (corrupt, no face, no audio, a file
+the system will not read, a worker process that died on it) still gets a record, with its
+``error`` and ``error_type`` fields set, and makes the exit status non-zero. Flags are checked
+before anything is scored (a bad value is a usage error: one line, exit status 2), the output
+before the first input, and records are written as they are produced, so Ctrl-C (exit status
+130) keeps every finished one.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
-import json
 import os
+import re
 import sys
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from mmdeepfake.cli._common import run_cli, setup_logging
-from mmdeepfake.errors import ConfigError, MediaNotFoundError, MmDeepfakeError
+from mmdeepfake.cli._common import CLI_ADVICE, UsageParser, run_cli, setup_logging
+from mmdeepfake.cli._output import CSV_FIELDS, RecordSink
+from mmdeepfake.config_check import MAX_NUM_FRAMES, MIN_NUM_FRAMES
+from mmdeepfake.errors import (
+    ConfigError,
+    MediaNotFoundError,
+    MediaUnreadableError,
+    MmDeepfakeError,
+    WorkerDiedError,
+    render,
+)
+
+__all__ = ["CSV_FIELDS", "build_parser", "expand_inputs", "main"]
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".webm", ".mkv", ".avi")
-CSV_FIELDS = (
-    "source", "label", "fake_probability", "threshold", "consistency", "face_emotion",
-    "voice_emotion", "image_score", "audio_score", "fusion", "warnings", "error",
-)
+# Resident memory of one worker process scoring clips with the ResNet-18 detector (torch, the
+# model, decoded frames); --workers may not ask for more than the machine has available.
+WORKER_MEMORY_BYTES = 1 << 30
+_DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
 
 
 @dataclass(frozen=True)
@@ -34,8 +49,51 @@ class Job:
     audio: str | None = None
 
 
+def _bounded_int(low: int, high: int | None = None):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low or (high is not None and value > high):
+            bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
+        return value
+
+    return parse
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:  # NaN fails this too
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def _endpoint_url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an http(s) URL such as http://127.0.0.1:9000"
+        )
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} has an invalid port") from None
+    return text
+
+
+def _device(text: str) -> str:
+    if not _DEVICE.match(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device: use cpu, cuda, cuda:N or mps")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = UsageParser(
         prog="mmdeepfake-predict",
         description="Detect audio-visual deepfakes in videos (files, folders, s3://bucket/prefix).",
     )
@@ -46,18 +104,50 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", default="starter",
                         help="model folder or Hugging Face repo id (default: the bundled starter model)")
     parser.add_argument("--format", choices=("json", "jsonl", "csv"), default="jsonl")
-    parser.add_argument("--out", help="output file (default: standard output)")
-    parser.add_argument("--threshold", type=float, help="decision threshold on the fake probability")
-    parser.add_argument("--num-frames", type=int, help="frames sampled per video")
-    parser.add_argument("--endpoint-url", help="S3 endpoint URL (for S3-compatible servers)")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    parser.add_argument("--threads", type=int,
+    parser.add_argument("--out", help="output file (default: standard output); checked before "
+                                      "scoring; jsonl and csv are written as records come")
+    parser.add_argument("--threshold", type=_probability,
+                        help="decision threshold on the fake probability, between 0 and 1")
+    parser.add_argument("--num-frames", type=_bounded_int(MIN_NUM_FRAMES, MAX_NUM_FRAMES),
+                        help=f"frames sampled per video ({MIN_NUM_FRAMES} to {MAX_NUM_FRAMES})")
+    parser.add_argument("--no-detect-faces", dest="detect_faces", action="store_false",
+                        help="the images are already cropped to a face: skip face detection")
+    parser.add_argument("--endpoint-url", type=_endpoint_url,
+                        help="S3 endpoint URL (for S3-compatible servers)")
+    parser.add_argument("--workers", type=_bounded_int(1), default=1,
+                        help="worker processes (default 1; at most the CPU cores, and one per "
+                             "GiB of available memory)")
+    parser.add_argument("--threads", type=_bounded_int(1),
                         help="torch threads per worker (default: CPU cores / workers); with 2 or "
                              "more, each clip's voice and faces are also processed at once")
-    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    parser.add_argument("--device", default="cpu", type=_device,
+                        help="torch device: cpu, cuda, cuda:N or mps")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
+
+
+def _check_resources(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Usage errors for flags that ask for more than this machine has."""
+    import psutil
+
+    cores = os.cpu_count() or 1
+    by_memory = max(1, psutil.virtual_memory().available // WORKER_MEMORY_BYTES)
+    if args.workers > min(cores, by_memory):
+        parser.error(
+            f"argument --workers: {args.workers} is more than this machine can run "
+            f"({cores} CPU cores, memory for {by_memory} workers)"
+        )
+    if args.device != "cpu":
+        import torch
+
+        kind, _, index = args.device.partition(":")
+        available = {
+            "cuda": torch.cuda.device_count(),
+            "mps": int(torch.backends.mps.is_available()),
+        }[kind]
+        if int(index or 0) >= available:
+            parser.error(f"argument --device: {args.device} is not available on this machine")
 
 
 def expand_inputs(inputs: list[str], pairs: list[list[str]], endpoint_url: str | None) -> list[Job]:
@@ -124,7 +214,30 @@ def _score(job_and_options: tuple[Job, dict]) -> dict:
         record["error"] = None
         return record
     except MmDeepfakeError as exc:
-        return {"source": job.source, "error": str(exc), "error_type": type(exc).__name__}
+        return _error_record(job, exc)
+    except OSError as exc:  # permission denied, a path too long, an I/O error: this input only
+        what = exc.filename or job.source
+        unreadable = MediaUnreadableError(f"cannot read {what}: {exc.strerror or exc}")
+        return _error_record(job, unreadable)
+
+
+def _error_record(job: Job, exc: MmDeepfakeError) -> dict:
+    """The record of an input that failed; the message's advice is worded for this command."""
+    message = render(exc, CLI_ADVICE)
+    return {"source": job.source, "error": message, "error_type": type(exc).__name__}
+
+
+def _worker_died(job_and_options: tuple[Job, dict], exitcode: int | None) -> dict:
+    """The record of an input whose worker process ended while scoring it."""
+    if exitcode is not None and exitcode < 0:
+        how = f"was killed by signal {-exitcode}"
+    else:
+        how = f"exited with status {exitcode}"
+    died = WorkerDiedError(
+        f"the worker process scoring this input {how} (for example, out of memory); the run "
+        "went on with the other inputs"
+    )
+    return _error_record(job_and_options[0], died)
 
 
 def _read(source: str, endpoint_url: str | None):
@@ -142,7 +255,13 @@ def _read(source: str, endpoint_url: str | None):
 
 def score_jobs(jobs: list[Job], args: argparse.Namespace) -> Iterator[dict]:
     """Score every job, in order, in this process or in a pool of worker processes."""
-    options = {k: v for k, v in (("threshold", args.threshold), ("num_frames", args.num_frames)) if v is not None}
+    options: dict = {
+        k: v
+        for k, v in (("threshold", args.threshold), ("num_frames", args.num_frames))
+        if v is not None
+    }
+    if not args.detect_faces:
+        options["detect_faces"] = False
     work = [(job, options) for job in jobs]
     if args.workers <= 1:
         _init_worker(args.model, args.device, args.threads, args.endpoint_url)
@@ -150,72 +269,60 @@ def score_jobs(jobs: list[Job], args: argparse.Namespace) -> Iterator[dict]:
         return
     import multiprocessing
 
+    from mmdeepfake.cli._workers import WorkerPool
+
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
+    initargs = (args.model, args.device, threads, args.endpoint_url)
     context = multiprocessing.get_context("spawn")
-    with context.Pool(
-        args.workers, initializer=_init_worker,
-        initargs=(args.model, args.device, threads, args.endpoint_url),
-    ) as pool:
-        yield from pool.imap(_score, work)
-
-
-# --- output -------------------------------------------------------------------------------------
-
-
-def _csv_row(record: dict) -> dict:
-    scores = record.get("modality_scores") or {}
-    row = {field: record.get(field) for field in CSV_FIELDS}
-    row["image_score"] = scores.get("image")
-    row["audio_score"] = scores.get("audio")
-    row["warnings"] = "; ".join(record.get("warnings") or [])
-    return row
-
-
-def write_records(records: list[dict], fmt: str, stream: io.TextIOBase) -> None:
-    if fmt == "json":
-        json.dump(records, stream, indent=2)
-        stream.write("\n")
-    elif fmt == "jsonl":
-        stream.writelines(json.dumps(record) + "\n" for record in records)
-    else:
-        writer = csv.DictWriter(stream, fieldnames=CSV_FIELDS)
-        writer.writeheader()
-        writer.writerows(_csv_row(r) for r in records)
+    with WorkerPool(args.workers, _init_worker, initargs, context) as pool:
+        yield from pool.imap(_score, work, on_death=_worker_died)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _check_resources(parser, args)
     setup_logging(args.verbose)
     # Torch's OpenMP threads spin while they wait for each other; on a CPU shared with other
     # work, one descheduled thread then stalls every operation (measured: the encoders 5x
     # slower with one of two cores busy). Passive waiting avoids that. It takes effect only
     # before torch is first imported, here and in the worker processes, which inherit it.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    if args.workers < 1:
-        raise ConfigError("--workers must be at least 1")
-    if args.threads is not None and args.threads < 1:
-        raise ConfigError("--threads must be at least 1")
-    jobs = expand_inputs(args.inputs, args.pair, args.endpoint_url)
-    from tqdm import tqdm
-
-    records = []
-    progress = tqdm(total=len(jobs), unit="clip", disable=args.no_progress or len(jobs) < 2, file=sys.stderr)
-    with progress:
-        for record in score_jobs(jobs, args):
-            records.append(record)
-            progress.update()
-    if args.out:
-        with open(args.out, "w", newline="") as stream:
-            write_records(records, args.format, stream)
-    else:
-        write_records(records, args.format, sys.stdout)
-    failed = [r for r in records if r.get("error")]
+    sink = RecordSink.open(args.format, args.out)
+    try:
+        jobs = expand_inputs(args.inputs, args.pair, args.endpoint_url)
+        _run(jobs, args, sink)
+    except KeyboardInterrupt:
+        sink.close()
+        where = args.out or "standard output"
+        done = len(sink.records)
+        print(f"interrupted: {done} finished records written to {where}", file=sys.stderr)
+        return 130
+    except BaseException:
+        if sink.records:
+            sink.close()
+        else:
+            sink.discard()
+        raise
+    sink.close()
+    failed = [r for r in sink.records if r.get("error")]
     for record in failed:
         print(f"error: {record['source']}: {record['error']}", file=sys.stderr)
     if failed:
-        print(f"{len(failed)} of {len(records)} inputs failed", file=sys.stderr)
+        print(f"{len(failed)} of {len(sink.records)} inputs failed", file=sys.stderr)
         return 1
     return 0
+
+
+def _run(jobs: list[Job], args: argparse.Namespace, sink: RecordSink) -> None:
+    from tqdm import tqdm
+
+    quiet = args.no_progress or len(jobs) < 2
+    progress = tqdm(total=len(jobs), unit="clip", disable=quiet, file=sys.stderr)
+    with progress, closing(score_jobs(jobs, args)) as records:  # closing: stop workers on Ctrl-C
+        for record in records:
+            sink.add(record)
+            progress.update()
 
 
 def cli() -> None:

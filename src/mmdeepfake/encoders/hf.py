@@ -14,6 +14,9 @@ When no label matches (a generic ImageNet model), the head alone produces the em
 
 Embedding and tokens come from the model's last hidden state (spatial maps are flattened into
 tokens), projected to ``embed_dim``.
+
+Pretrained weights are read from safetensors only (``use_safetensors=True``); a model that
+offers only ``pytorch_model.bin`` (a pickle) is refused.
 """
 
 from __future__ import annotations
@@ -87,7 +90,9 @@ def _build_model(
         )
     try:
         if pretrained:
-            return auto.from_pretrained(model_id, revision=revision)
+            # Weights only ever come from safetensors: a pytorch_model.bin is a pickle, and
+            # unpickling runs whatever code the file names.
+            return auto.from_pretrained(model_id, revision=revision, use_safetensors=True)
         return auto.from_config(
             transformers.AutoConfig.from_pretrained(model_id, revision=revision)
         )

@@ -127,7 +127,7 @@ class LogMelSpectrogram(torch.nn.Module):
             hop_length,
             n_mels,
         )
-        window = torch.hann_window(n_fft, periodic=True)
+        window = torch.hann_window(n_fft, periodic=True, device="cpu")  # real even under meta
         fb = mel_filter_bank(n_mels, n_fft, sample_rate, f_min, f_max or sample_rate / 2)
         self.register_buffer("window", window, persistent=False)
         self.register_buffer("mel_fb", torch.from_numpy(fb), persistent=False)
