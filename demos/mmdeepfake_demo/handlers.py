@@ -31,7 +31,7 @@ def shown_in_page(action: str) -> Iterator[None]:
     except gr.Error:
         raise
     except MmDeepfakeError as exc:
-        log.info("%s refused: %s: %s", action, type(exc).__name__, exc)
+        log.info("%s: refused: %s: %s", action, type(exc).__name__, exc)
         message = html.escape(media.without_upload_folders(str(exc)))
         raise gr.Error(message, title=action, print_exception=False) from None
     except Exception:
