@@ -1,0 +1,221 @@
+"""What a newcomer trips over: the page's time axes and messages, the tools' help and logs,
+the plots and the evaluation report.
+
+Figures are checked through their objects (plotly layouts, matplotlib axes), the demo's port
+handling and the tools' logs through real processes with their output redirected to files.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import media_factory as mf
+from mmdeepfake import Detector
+from tiny_models import TINY_ARCH
+
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO / "test-artifacts"
+VIDEO_SECONDS = 4.64
+VOICE_SECONDS = 2.79  # the voice stops before the video does (AAC adds ~25 ms)
+
+# --- the page -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo():
+    """The demo's package (demos/mmdeepfake_demo), imported the way demos/app.py does."""
+    pytest.importorskip("gradio")
+    sys.path.insert(0, str(REPO / "demos"))
+    import mmdeepfake_demo.handlers
+    import mmdeepfake_demo.media
+    import mmdeepfake_demo.views
+
+    return mmdeepfake_demo
+
+
+@pytest.fixture(scope="module")
+def short_voice_video(tmp_path_factory) -> Path:
+    """A 4.64 s face video whose voice lasts 2.79 s."""
+    folder = tmp_path_factory.mktemp("short-voice")
+    frames = mf.face_frames(round(VIDEO_SECONDS * 25), (320, 240))
+    return mf.write_video(folder / "short_voice.mp4", frames, audio=mf.voice_like(VOICE_SECONDS))
+
+
+@pytest.fixture(scope="module")
+def short_voice_prediction(short_voice_video) -> dict:
+    torch.manual_seed(0)
+    return Detector(**TINY_ARCH).predict(short_voice_video, num_frames=6).to_dict()
+
+
+def test_short_voice_has_overlapping_windows_that_end_with_the_voice(short_voice_prediction):
+    """The premise of the time-axis tests: two windows overlap and the last ends at 2.79 s."""
+    segments = short_voice_prediction["segments"]
+    assert short_voice_prediction["duration"] == pytest.approx(VIDEO_SECONDS, abs=0.05)
+    assert len(segments) == 2 and segments[1]["start"] < segments[0]["end"]
+    assert segments[-1]["end"] == pytest.approx(VOICE_SECONDS, abs=0.05)
+
+
+def test_timeline_runs_over_the_whole_media_with_windows_over_their_spans(
+    demo, short_voice_prediction
+):
+    pred = short_voice_prediction
+    segments = pred["segments"]
+    fig = demo.views.timeline_figure(pred)
+    for axis in ("xaxis", "xaxis2", "xaxis3"):
+        assert fig.layout[axis].range == pytest.approx((0.0, pred["duration"]))
+    strokes = [t for t in fig.data if t.type == "scatter"]
+    assert {t.name for t in strokes} == {"fake probability", "consistency"}
+    for trace in strokes:
+        starts_ends = [x for x in trace.x if x is not None]
+        assert starts_ends == [v for s in segments for v in (s["start"], s["end"])]
+    heat = [t for t in fig.data if t.type == "heatmap"]
+    assert len(heat) == 2
+    edges = sorted({s["start"] for s in segments} | {s["end"] for s in segments})
+    for trace in heat:
+        # cell edges are the windows' own starts and ends: the strip begins at 0 and ends
+        # where the voice does, not at window midpoints
+        assert list(trace.x) == pytest.approx(edges)
+        assert trace.x[0] == 0.0 and trace.x[-1] == pytest.approx(VOICE_SECONDS, abs=0.05)
+        assert len(trace.z[0]) == len(edges) - 1
+
+
+def test_heat_strip_cells_show_each_window_and_the_mean_where_they_overlap(demo):
+    first = {e: 0.0 for e in ("neutral", "happy")} | {"neutral": 1.0}
+    second = {"neutral": 0.0, "happy": 1.0}
+    segments = [
+        {"start": 0.0, "end": 2.0, "face_emotions": first},
+        {"start": 1.0, "end": 3.0, "face_emotions": second},
+    ]
+    edges = [0.0, 1.0, 2.0, 3.0]
+    rows = dict(zip(demo.views.EMOTIONS, demo.views._strip(segments, "face_emotions", edges)))
+    assert rows["neutral"] == [1.0, 0.5, 0.0]
+    assert rows["happy"] == [0.0, 0.5, 1.0]
+    gap = demo.views._strip(segments[:1] + [{**segments[1], "start": 2.5}], "face_emotions",
+                            [0.0, 2.0, 2.5, 3.0])
+    assert gap[0][1] is None  # no window between 2.0 and 2.5 s: an empty cell, not a zero
+
+
+def test_spectrogram_spans_the_voice_on_an_axis_of_the_whole_media(
+    demo, short_voice_video, short_voice_prediction
+):
+    pred = short_voice_prediction
+    _, wave = demo.media.video_media(str(short_voice_video), pred, 6)
+    fig = demo.views.spectrogram_figure(demo.media.log_mel(wave), pred["duration"], pred["segments"])
+    ax = fig.axes[0]
+    assert ax.get_xlim() == pytest.approx((0.0, pred["duration"]))
+    left, right, _, _ = ax.images[0].get_extent()
+    assert left == 0.0 and right == pytest.approx(VOICE_SECONDS, abs=0.05)
+    boxes = [collection.get_paths()[0].get_extents() for collection in ax.collections]
+    bars = sorted((box.x0, box.x1) for box in boxes)
+    spans = sorted((s["start"], s["end"]) for s in pred["segments"])
+    assert np.allclose(bars, spans)
+    png = demo.views.spectrogram_image(demo.media.log_mel(wave), pred["duration"], pred["segments"])
+    assert png.ndim == 3 and png.shape[2] == 3
+
+
+def test_fusion_weight_column_only_for_fusions_that_weigh(demo):
+    base = {"fusion": "late", "modality_scores": {"image": 0.2, "audio": 0.7}}
+    unweighted = demo.views.scores_markdown({**base, "fusion_weights": None})
+    assert "fusion weight" not in unweighted and "—" not in unweighted
+    assert "| image | 0.20 |" in unweighted
+    weighted = demo.views.scores_markdown({**base, "fusion_weights": {"image": 0.4, "audio": 0.6}})
+    assert "| image | 0.20 | 0.40 |" in weighted and "fusion weight" in weighted
+
+
+def test_gallery_captions_are_short_lines(demo):
+    faces = [{"time": 0.24, "frame_index": 0, "score": 0.991, "emotions": {"angry": 0.31}}]
+    crops = np.zeros((1, 8, 8, 3), dtype=np.uint8)
+    [(_, caption)] = demo.views.gallery_items(crops, {"faces": faces})
+    assert caption.split("\n") == ["0.2 s · angry 0.31", "face 0.99"]
+
+
+def test_refusals_are_logged_as_action_then_reason(demo, caplog):
+    from gradio import Error
+
+    from mmdeepfake_demo.handlers import Handlers
+
+    with caplog.at_level(logging.INFO, logger="mmdeepfake_demo"), pytest.raises(Error):
+        Handlers(store=None).detect(None, 0.5, 6, None)
+    assert "Cannot analyse this video: refused: MediaNotFoundError: no video" in caplog.text
+
+
+def _busy_port() -> socket.socket:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    return sock
+
+
+@pytest.mark.parametrize("how", ["flag", "environment"])
+def test_demo_on_a_busy_port_says_so_in_one_line(how):
+    pytest.importorskip("gradio")
+    with _busy_port() as sock:
+        port = sock.getsockname()[1]
+        args = ["--port", str(port)] if how == "flag" else []
+        env = {**__import__("os").environ, "GRADIO_SERVER_PORT": str(port)}
+        if how == "flag":
+            env["GRADIO_SERVER_PORT"] = "1"  # the flag wins over the environment
+        result = subprocess.run(
+            [sys.executable, str(REPO / "demos" / "app.py"), *args],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+            check=False,
+        )
+    assert result.returncode != 0
+    assert f"error: port {port} is in use" in result.stderr
+    assert "PORT=" in result.stderr
+    assert "Traceback" not in result.stderr and "preparing" not in result.stdout
+
+
+@pytest.mark.browser
+def test_page_shows_the_short_voice_and_closes_old_messages(demo, short_voice_video, tmp_path):
+    """In Chromium: an error's message is gone once the next run shows its result, and the
+    gallery captions fit their thumbnails; the screenshot is kept in test-artifacts/."""
+    pytest.importorskip("playwright", reason="playwright is not installed")
+    from playwright.sync_api import sync_playwright
+
+    from mmdeepfake_demo import build_app, launch
+    from mmdeepfake_demo.browser import CHROMIUM_ARGS, find_chromium
+
+    chromium = find_chromium()
+    if chromium is None:
+        pytest.skip("chromium is not installed (apt-get install chromium); `make browser` does it")
+    torch.manual_seed(0)
+    app = build_app(Detector(**TINY_ARCH), examples_dir=tmp_path)
+    with _busy_port() as sock:  # a free port: taken, then released for the page
+        port = sock.getsockname()[1]
+    url = launch(app, host="127.0.0.1", port=port, block=False)
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url, timeout=120_000)
+            page.click("#detect")  # no video yet: an error message
+            page.wait_for_selector(".toast-body", timeout=120_000)
+            page.locator("#video-input input[type=file]").set_input_files(str(short_voice_video))
+            page.wait_for_selector("#video-input video", timeout=120_000)
+            page.click("#detect")
+            page.wait_for_selector("#spectrogram img", timeout=300_000)
+            page.wait_for_selector("#gallery img", timeout=300_000)
+            page.wait_for_timeout(1000)
+            assert page.locator(".toast-body").count() == 0
+            cut = page.eval_on_selector_all(
+                "#gallery .caption-label",
+                "els => els.filter(e => e.scrollWidth > e.clientWidth + 1).length",
+            )
+            assert page.locator("#gallery .caption-label").count() > 0 and cut == 0
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "demo_short_voice.png"), full_page=True)
+            browser.close()
+    finally:
+        app.close()
