@@ -98,8 +98,9 @@ def test_heat_strip_cells_show_each_window_and_the_mean_where_they_overlap(demo)
     rows = dict(zip(demo.views.EMOTIONS, demo.views._strip(segments, "face_emotions", edges)))
     assert rows["neutral"] == [1.0, 0.5, 0.0]
     assert rows["happy"] == [0.0, 0.5, 1.0]
-    gap = demo.views._strip(segments[:1] + [{**segments[1], "start": 2.5}], "face_emotions",
-                            [0.0, 2.0, 2.5, 3.0])
+    gap = demo.views._strip(
+        segments[:1] + [{**segments[1], "start": 2.5}], "face_emotions", [0.0, 2.0, 2.5, 3.0]
+    )
     assert gap[0][1] is None  # no window between 2.0 and 2.5 s: an empty cell, not a zero
 
 
@@ -108,7 +109,9 @@ def test_spectrogram_spans_the_voice_on_an_axis_of_the_whole_media(
 ):
     pred = short_voice_prediction
     _, wave = demo.media.video_media(str(short_voice_video), pred, 6)
-    fig = demo.views.spectrogram_figure(demo.media.log_mel(wave), pred["duration"], pred["segments"])
+    fig = demo.views.spectrogram_figure(
+        demo.media.log_mel(wave), pred["duration"], pred["segments"]
+    )
     ax = fig.axes[0]
     assert ax.get_xlim() == pytest.approx((0.0, pred["duration"]))
     left, right, _, _ = ax.images[0].get_extent()
@@ -139,7 +142,6 @@ def test_gallery_captions_are_short_lines(demo):
 
 def test_refusals_are_logged_as_action_then_reason(demo, caplog):
     from gradio import Error
-
     from mmdeepfake_demo.handlers import Handlers
 
     with caplog.at_level(logging.INFO, logger="mmdeepfake_demo"), pytest.raises(Error):
@@ -182,10 +184,9 @@ def test_page_shows_the_short_voice_and_closes_old_messages(demo, short_voice_vi
     """In Chromium: an error's message is gone once the next run shows its result, and the
     gallery captions fit their thumbnails; the screenshot is kept in test-artifacts/."""
     pytest.importorskip("playwright", reason="playwright is not installed")
-    from playwright.sync_api import sync_playwright
-
     from mmdeepfake_demo import build_app, launch
     from mmdeepfake_demo.browser import CHROMIUM_ARGS, find_chromium
+    from playwright.sync_api import sync_playwright
 
     chromium = find_chromium()
     if chromium is None:
