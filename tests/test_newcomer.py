@@ -220,3 +220,95 @@ def test_page_shows_the_short_voice_and_closes_old_messages(demo, short_voice_vi
             browser.close()
     finally:
         app.close()
+
+
+# --- the tools ----------------------------------------------------------------------------------
+
+COMMANDS = ("train", "evaluate", "sweep", "synth", "predict")
+
+
+def _parser(command: str):
+    import importlib
+
+    return importlib.import_module(f"mmdeepfake.cli.{command}").build_parser()
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_flag_says_what_it_does_and_its_default(command):
+    parser = _parser(command)
+    for action in parser._actions:
+        if action.dest == "help":
+            continue
+        text = action.help or ""
+        assert text, f"{command} {action.option_strings or action.dest} has no help"
+        assert "default" in text or "required" in text, (
+            f"{command} {action.option_strings or action.dest}: {text!r} names no default"
+        )
+
+
+@pytest.mark.parametrize("command", ("train", "evaluate", "synth", "predict"))
+def test_verbosity_flags_are_one_convention(command):
+    from mmdeepfake.cli._common import verbosity
+
+    parser = _parser(command)
+    required = {"evaluate": ["--model", "m"], "synth": ["--out", "o"]}.get(command, [])
+    default = verbosity(parser.parse_args(required))
+    assert verbosity(parser.parse_args([*required, "-q"])) == 0
+    assert verbosity(parser.parse_args([*required, "-v"])) == min(default + 1, 2)
+    assert verbosity(parser.parse_args([*required, "--verbose", "--verbose"])) == 2
+    with pytest.raises(SystemExit):
+        parser.parse_args([*required, "-v", "-q"])  # one or the other
+
+
+def test_sweep_takes_the_training_verbosity_flags():
+    from mmdeepfake.cli._common import verbosity
+
+    targs = _parser("train").parse_args(["-q"])
+    assert verbosity(targs) == 0
+    assert verbosity(_parser("train").parse_args([])) == 1  # training reports progress: info
+
+
+@pytest.fixture(scope="module")
+def synthetic_dataset(tmp_path_factory) -> Path:
+    from mmdeepfake.data.storage import open_storage
+    from mmdeepfake.data.synth import generate_dataset
+
+    root = tmp_path_factory.mktemp("synthetic")
+    generate_dataset(open_storage(root), clips=10, seed=5, variant="consistency", progress=False)
+    return root
+
+
+def test_redirected_training_log_has_one_event_per_line(synthetic_dataset, tmp_path):
+    """Training with its output redirected to a file (no terminal): no progress-bar frames, and
+    no warning about the generator's own labels/clips.csv."""
+    config = tmp_path / "config.yaml"
+    tiny = (REPO / "src" / "mmdeepfake" / "presets" / "tiny.yaml").read_text()
+    config.write_text(tiny + "max_steps_per_epoch: 2\nplots: false\n")
+    log_file = tmp_path / "train.log"
+    env = {**__import__("os").environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
+    with log_file.open("w") as out:
+        code = subprocess.call(
+            [
+                sys.executable,
+                "-m",
+                "mmdeepfake.cli.train",
+                "--data",
+                str(synthetic_dataset),
+                "--config",
+                str(config),
+                "--output",
+                str(tmp_path / "runs"),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            timeout=600,
+        )
+    text = log_file.read_text()
+    assert code == 0, text
+    assert "\r" not in text and "step/s" not in text and "s/step" not in text
+    lines = text.splitlines()
+    assert lines and all(line.startswith(("INFO ", "WARNING ", "run ", "  ")) for line in lines), (
+        text
+    )
+    assert "clips.csv" not in text and "not in the dataset layout" not in text

@@ -9,6 +9,7 @@ convention for SIGINT). Bugs (any other exception) still show their traceback.
 
 from __future__ import annotations
 
+import argparse
 import functools
 import logging
 import sys
@@ -17,7 +18,7 @@ from typing import NoReturn
 
 from mmdeepfake.errors import MmDeepfakeError
 
-__all__ = ["cli_entry", "run_cli", "setup_logging"]
+__all__ = ["cli_entry", "run_cli", "setup_logging", "verbosity", "verbosity_parent"]
 
 MainFn = Callable[[Sequence[str] | None], int | None]
 
@@ -59,6 +60,44 @@ def cli_entry(main_fn: MainFn) -> Callable[[Sequence[str] | None], int]:
 def run_cli(main_fn: MainFn, argv: Sequence[str] | None = None) -> NoReturn:
     """Run ``main_fn(argv)`` with the shared error handling and exit with its status."""
     sys.exit(_call(main_fn, argv))
+
+
+_LEVEL_NAMES = ("warning", "info", "debug")
+
+
+def verbosity_parent(default: str = "info") -> argparse.ArgumentParser:
+    """A parent parser with ``-v/--verbose`` and ``-q/--quiet``, alike in every command.
+
+    ``-q`` keeps warnings and errors only; each ``-v`` adds one level above the command's
+    ``default`` level (``warning`` < ``info`` < ``debug``). Commands differ only in that
+    default: those that report progress as they go start at ``info``, those whose answer is
+    their output start at ``warning``. Read the result with :func:`verbosity`.
+    """
+    if default not in _LEVEL_NAMES:
+        raise ValueError(f"default must be one of {_LEVEL_NAMES}, got {default!r}")
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("messages")
+    exclusive = group.add_mutually_exclusive_group()
+    exclusive.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help=f"more log messages on stderr, one level per -v: info, then debug "
+        f"(default level: {default})",
+    )
+    exclusive.add_argument(
+        "-q", "--quiet", action="store_true", help="warnings and errors only (default: off)"
+    )
+    parent.set_defaults(verbosity_default=_LEVEL_NAMES.index(default))
+    return parent
+
+
+def verbosity(args: argparse.Namespace) -> int:
+    """The level :func:`setup_logging` takes (0 warning, 1 info, 2 debug) from -v/-q."""
+    if args.quiet:
+        return 0
+    return min(args.verbosity_default + args.verbose, len(_LEVEL_NAMES) - 1)
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]

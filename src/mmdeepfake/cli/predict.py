@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmdeepfake.cli._common import run_cli, setup_logging
+from mmdeepfake.cli._common import run_cli, setup_logging, verbosity, verbosity_parent
 from mmdeepfake.errors import ConfigError, MediaNotFoundError, MmDeepfakeError
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".webm", ".mkv", ".avi")
@@ -38,25 +38,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mmdeepfake-predict",
         description="Detect audio-visual deepfakes in videos (files, folders, s3://bucket/prefix).",
+        parents=[verbosity_parent("warning")],
     )
     parser.add_argument("inputs", nargs="*", metavar="PATH",
-                        help="video files, folders (searched recursively) or s3:// prefixes")
+                        help="video files, folders (searched recursively) or s3:// prefixes "
+                             "(default: none; give these or --pair)")
     parser.add_argument("--pair", nargs=2, action="append", default=[], metavar=("IMAGE", "AUDIO"),
-                        help="score a face image with a voice recording (repeatable)")
+                        help="score a face image with a voice recording (repeatable; default: none)")
     parser.add_argument("--model", default="starter",
                         help="model folder or Hugging Face repo id (default: the bundled starter model)")
-    parser.add_argument("--format", choices=("json", "jsonl", "csv"), default="jsonl")
+    parser.add_argument("--format", choices=("json", "jsonl", "csv"), default="jsonl",
+                        help="output format: one JSON array, one JSON object per line, or CSV "
+                             "(default: jsonl)")
     parser.add_argument("--out", help="output file (default: standard output)")
-    parser.add_argument("--threshold", type=float, help="decision threshold on the fake probability")
-    parser.add_argument("--num-frames", type=int, help="frames sampled per video")
-    parser.add_argument("--endpoint-url", help="S3 endpoint URL (for S3-compatible servers)")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    parser.add_argument("--threshold", type=float, help="decision threshold on the fake probability, in [0, 1] "
+                             "(default: the model's own)")
+    parser.add_argument("--num-frames", type=int, help="frames sampled per video (default: the model's own)")
+    parser.add_argument("--endpoint-url", help="S3 endpoint URL, for S3-compatible servers "
+                                                     "(default: AWS S3)")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (default: 1)")
     parser.add_argument("--threads", type=int,
                         help="torch threads per worker (default: CPU cores / workers); with 2 or "
                              "more, each clip's voice and faces are also processed at once")
-    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="hide the progress bar (default: shown for 2 or more inputs)")
     return parser
 
 
@@ -185,7 +191,7 @@ def write_records(records: list[dict], fmt: str, stream: io.TextIOBase) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    setup_logging(args.verbose)
+    setup_logging(verbosity(args))
     # Torch's OpenMP threads spin while they wait for each other; on a CPU shared with other
     # work, one descheduled thread then stalls every operation (measured: the encoders 5x
     # slower with one of two cores busy). Passive waiting avoids that. It takes effect only

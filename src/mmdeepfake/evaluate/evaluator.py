@@ -233,7 +233,7 @@ def score_split(
     if progress:
         from tqdm.auto import tqdm
 
-        batches = tqdm(loader, desc=f"scoring {split}", unit="batch")
+        batches = tqdm(loader, desc=f"scoring {split}", unit="batch", disable=None)  # tty only
     try:
         with torch.inference_mode():
             for batch in batches:

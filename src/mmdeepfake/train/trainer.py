@@ -321,7 +321,9 @@ class _Run:
         self.index = scan_dataset(self.data, prefix)
         self.val_samples = pair_samples(self.index, "validate", c.seed)
         pair_samples(self.index, "train", c.seed)  # fails now, not after set-up, if empty
-        log.info("dataset %s\n%s", self.data.uri(self.index.prefix), self.index.summary())
+        log.info("dataset %s", self.data.uri(self.index.prefix))
+        for line in self.index.summary().splitlines():  # one log event per line of the log
+            log.info("dataset %s", line)
 
     def _open_outputs(self) -> None:
         c = self.config
@@ -488,8 +490,9 @@ class _Run:
         if self.progress:
             from tqdm import tqdm
 
+            # disable=None: a bar on a terminal only; a redirected log keeps one event per line
             bar = tqdm(total=total_steps, desc=f"epoch {epoch + 1}/{c.epochs}", unit="step",
-                       leave=False, dynamic_ncols=True)
+                       leave=False, dynamic_ncols=True, disable=None)
         problem: MemoryBudgetError | None = None
         try:
             while True:
