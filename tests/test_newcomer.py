@@ -312,3 +312,21 @@ def test_redirected_training_log_has_one_event_per_line(synthetic_dataset, tmp_p
         text
     )
     assert "clips.csv" not in text and "not in the dataset layout" not in text
+
+
+# --- the plots and the report -------------------------------------------------------------------
+
+
+def test_sample_plots_take_one_sample_per_clip(synthetic_dataset):
+    from mmdeepfake.data.layout import clip_id, pair_samples, scan_dataset
+    from mmdeepfake.data.storage import open_storage
+    from mmdeepfake.train.trainer import distinct_clip_samples
+
+    samples = pair_samples(scan_dataset(open_storage(synthetic_dataset), ""), "train")
+    real = [s for s in samples if s.label == 0]
+    assert len({clip_id(s.image_key) for s in real[:4]}) < 4  # the first few share a clip
+    for key in ("image_key", "audio_key"):
+        chosen = list(distinct_clip_samples(samples, 0, key))
+        clips = [clip_id(getattr(s, key)) for s in chosen]
+        assert len(chosen) == 3 and len(set(clips)) == 3  # 3 real training clips, once each
+        assert all(s.label == 0 for s in chosen)
