@@ -277,9 +277,11 @@ def test_sweep_runs_two_values_on_the_tiny_preset(dataset, tmp_path, capsys):
     kinds = [(r["name"], r["kind"]) for r in result["comparison"]]
     assert kinds == [
         ("late", "fusion"),
+        ("face only (late)", "unimodal"),
+        ("voice only (late)", "unimodal"),
         ("mid", "fusion"),
-        ("face only", "unimodal"),
-        ("voice only", "unimodal"),
+        ("face only (mid)", "unimodal"),
+        ("voice only (mid)", "unimodal"),
     ]
     assert _png_size((folder / "plots" / "19_fusion_comparison.png").read_bytes()) == (1210, 605)
     assert len(list(csv.DictReader(io.StringIO((folder / "results.csv").read_text())))) == 2
