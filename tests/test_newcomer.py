@@ -330,3 +330,100 @@ def test_sample_plots_take_one_sample_per_clip(synthetic_dataset):
         clips = [clip_id(getattr(s, key)) for s in chosen]
         assert len(chosen) == 3 and len(set(clips)) == 3  # 3 real training clips, once each
         assert all(s.label == 0 for s in chosen)
+
+
+def _drawn_text(fig) -> str:
+    texts = [fig._suptitle.get_text() if fig._suptitle else ""]
+    for ax in fig.axes:
+        texts += [ax.get_title(), ax.get_xlabel(), ax.get_ylabel()]
+        texts += [t.get_text() for t in ax.texts]
+        legend = ax.get_legend()
+        if legend is not None:
+            texts += [t.get_text() for t in legend.get_texts()]
+    return "\n".join(texts)
+
+
+@pytest.mark.parametrize("name", ["plot_loss_curves", "plot_accuracy_curves"])
+def test_epoch_axes_have_whole_numbers_only(name):
+    from mmdeepfake.evaluate import plots
+
+    history = [
+        {
+            "epoch": e,
+            "train_loss": 1.0 / e,
+            "val_loss": 1.1 / e,
+            "train_accuracy": 0.5,
+            "val_accuracy": 0.6,
+            "val_auc": 0.7,
+        }
+        for e in (1, 2)
+    ]
+    fig = getattr(plots, name)(history)
+    ticks = [t for t in fig.axes[0].get_xticks() if 1 <= t <= 2]
+    assert ticks and all(float(t).is_integer() for t in ticks), ticks
+
+
+def test_emotion_heatmap_says_the_emotions_are_predictions():
+    from mmdeepfake.evaluate import plots
+
+    fig = plots.plot_emotion_consistency_heatmap([0, 1, 2], [0, 1, 3], [0, 0, 1])
+    text = _drawn_text(fig)
+    assert "predicted by the model" in text and "face emotion (predicted)" in text
+
+
+def test_roc_curves_that_coincide_stay_visible_and_say_so():
+    from mmdeepfake.evaluate import plots
+
+    y = np.array([0, 0, 1, 1, 0, 1])
+    s = np.array([0.1, 0.4, 0.35, 0.8, 0.2, 0.9])
+    fig = plots.plot_roc_curve(y, s, {"face only": s.copy(), "voice only": s[::-1].copy()})
+    ax = fig.axes[0]
+    series = [line for line in ax.get_lines() if not line.get_label().startswith(("EER", "chance"))]
+    assert len(series) == 3
+    styles = {(line.get_linestyle(), line.get_marker()) for line in series}
+    assert len(styles) == 3  # no two series drawn alike
+    labels = [line.get_label() for line in series]
+    assert "same curve as detector" in labels[1] and "same curve" not in labels[2]
+
+
+def test_reliability_diagram_shows_counts_and_marks_sparse_bins():
+    from mmdeepfake.evaluate import plots
+    from mmdeepfake.evaluate.calibration import reliability_bins
+
+    rng = np.random.default_rng(0)
+    probs = np.concatenate([rng.uniform(0.0, 0.1, 40), [0.55, 0.56], rng.uniform(0.9, 1.0, 40)])
+    labels = (probs > 0.5).astype(int)
+    fig = plots.plot_reliability_diagram(probs, probs, labels, n_bins=10, min_count=5)
+    ax = fig.axes[0]
+    counts = sorted(b.count for b in reliability_bins(probs, labels, 10) if b.count)
+    shown = sorted(int(t.get_text()[2:]) for t in ax.texts if t.get_text().startswith("n="))
+    assert shown == sorted(counts * 2)  # every bin's count, before and after scaling
+    hollow = [line for line in ax.get_lines() if "bins with < 5 samples" in line.get_label()]
+    assert len(hollow) == 2 and all(line.get_markerfacecolor() == "none" for line in hollow)
+    assert all(list(line.get_xdata()) == pytest.approx([0.555]) for line in hollow)
+    solid = [line for line in ax.get_lines() if "temperature scaling" in line.get_label()]
+    assert all(0.555 not in np.round(line.get_xdata(), 3) for line in solid)
+
+
+def test_fusion_figure_shows_the_numbers_of_the_sweep_table():
+    from mmdeepfake.evaluate import plots
+    from mmdeepfake.evaluate.sweep import fusion_comparison_rows
+
+    runs = [
+        {
+            "value": v,
+            "run_id": f"s-{v}",
+            "val_auc": a,
+            "val_auc_image": i,
+            "val_auc_audio": u,
+            "test_auc": None,
+        }
+        for v, a, i, u in (("late", 0.8, 0.61, 0.52), ("mid", 0.9, 0.66, 0.55))
+    ]
+    table = fusion_comparison_rows(runs)
+    fig = plots.plot_fusion_comparison(table)
+    heights = [round(p.get_height(), 6) for p in fig.axes[0].patches]
+    assert heights == [0.8, 0.61, 0.52, 0.9, 0.66, 0.55]
+    assert [r["val_auc"] for r in table] == heights
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert sum("face only" in label for label in labels) == 2  # one per run, as in the table
