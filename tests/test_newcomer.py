@@ -427,3 +427,42 @@ def test_fusion_figure_shows_the_numbers_of_the_sweep_table():
     assert [r["val_auc"] for r in table] == heights
     labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
     assert sum("face only" in label for label in labels) == 2  # one per run, as in the table
+
+
+def test_evaluation_counts_clips_and_pairs_apart(synthetic_dataset, tmp_path):
+    import csv
+
+    from mmdeepfake.cli.evaluate import format_table
+    from mmdeepfake.data.layout import clip_id
+    from mmdeepfake.evaluate.evaluator import evaluate
+
+    torch.manual_seed(0)
+    model = tmp_path / "model"
+    Detector(**TINY_ARCH).save_pretrained(model)
+    result = evaluate(
+        str(model),
+        data_dir=str(synthetic_dataset),
+        prefix="",
+        split="test",
+        output=str(tmp_path / "out"),
+        batch_size=8,
+    )
+    summary = result.summary
+    rows = list(csv.DictReader((tmp_path / "out" / "predictions.csv").open()))
+    clips = {clip_id(r["image_key"]) for r in rows}
+    assert summary["pairs"] == summary["metrics"]["n"] == len(rows) == 8
+    assert summary["clips"] == summary["clip_metrics"]["n"] == len(clips) == 2
+    # a clip's score is the mean of its pairs' calibrated probabilities
+    by_clip: dict[str, list[float]] = {}
+    for r in rows:
+        by_clip.setdefault(clip_id(r["image_key"]), []).append(float(r["fake_probability"]))
+    fake_clip = next(
+        c for c in clips if any(r["label"] == "1" and clip_id(r["image_key"]) == c for r in rows)
+    )
+    real_clip = next(iter(clips - {fake_clip}))
+    expected_auc = float(np.mean(by_clip[fake_clip]) > np.mean(by_clip[real_clip]))
+    assert summary["clip_metrics"]["roc_auc"] == pytest.approx(expected_auc)
+    table = format_table(summary)
+    assert "2 clips (1 real, 1 fake) scored as 8 pairs" in table
+    page = (tmp_path / "out" / "index.html").read_text()
+    assert "pairs (face frame + voice)" in page and "clips (mean over a clip" in page

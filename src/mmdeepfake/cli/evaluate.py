@@ -103,18 +103,20 @@ def _fmt(value: Any) -> str:
 
 def format_table(summary: dict[str, Any]) -> str:
     """The few lines printed after an evaluation."""
-    m = summary["metrics"]
+    m, c = summary["metrics"], summary["clip_metrics"]
     lines = [
         (
-            f"{summary['split']} split of {summary['data']}: {m['n']} samples "
-            f"({m['n_real']} real, {m['n_fake']} fake), {summary['skipped']} skipped"
+            f"{summary['split']} split of {summary['data']}: {c['n']} clips "
+            f"({c['n_real']} real, {c['n_fake']} fake) scored as {m['n']} pairs of a face "
+            f"frame and a voice ({m['n_real']} real, {m['n_fake']} fake), "
+            f"{summary['skipped']} skipped"
         ),
         (
             f"model {summary['model']} (fusion {summary['fusion']}, threshold {summary['threshold']:g}, "
             f"temperature {summary['temperature']:.3f})"
         ),
         "",
-        f"{'metric':<22}{'value':>10}",
+        f"{'metric':<22}{'pairs':>10}{'clips':>10}",
     ]
     for key in (
         "accuracy",
@@ -127,9 +129,9 @@ def format_table(summary: dict[str, Any]) -> str:
         "eer_threshold",
         "best_f1_threshold",
     ):
-        lines.append(f"{key:<22}{_fmt(m[key]):>10}")
-    (tn, fp), (fn, tp) = m["confusion_matrix"]
-    lines.append(f"{'confusion TN FP FN TP':<22}{f'{tn} {fp} {fn} {tp}':>10}")
+        lines.append(f"{key:<22}{_fmt(m[key]):>10}{_fmt(c[key]):>10}")
+    confusion = [" ".join(str(v) for row in x["confusion_matrix"] for v in row) for x in (m, c)]
+    lines.append(f"{'confusion TN FP FN TP':<22}{confusion[0]:>10}{confusion[1]:>10}")
     lines += ["", f"{'ablation':<22}{'ROC-AUC':>10}"]
     lines += [f"{row['name']:<22}{_fmt(row['roc_auc']):>10}" for row in summary["ablation"]]
     lines += ["", f"{'abstain below':<22}{'coverage':>10}{'accuracy':>10}"]
@@ -139,6 +141,7 @@ def format_table(summary: dict[str, Any]) -> str:
     ]
     if "note" in m:
         lines += ["", f"note: {m['note']}"]
+    lines += ["", "clips: each clip's score is the mean fake probability of its pairs"]
     return "\n".join(lines)
 
 
