@@ -232,6 +232,8 @@ def test_single_class_split_still_reports(dataset, model_dir):
         "voice_emotion_pred",
     ):
         setattr(scores, name, getattr(scores, name)[keep])
+    scores.image_keys = [k for k, kept in zip(scores.image_keys, keep) if kept]
+    scores.audio_keys = [k for k, kept in zip(scores.audio_keys, keep) if kept]
     summary = summarise(scores, temperature=1.0)
     assert (
         math.isnan(summary["metrics"]["roc_auc"]) and "only one class" in summary["metrics"]["note"]
