@@ -201,11 +201,16 @@ def test_page_shows_the_short_voice_and_closes_old_messages(demo, short_voice_vi
             browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(url, timeout=120_000)
-            page.click("#detect")  # no video yet: an error message
-            page.wait_for_selector(".toast-body", timeout=120_000)
             page.locator("#video-input input[type=file]").set_input_files(str(short_voice_video))
             page.wait_for_selector("#video-input video", timeout=120_000)
+            page.get_by_role("tab", name="Face + voice").click()
+            page.click("#detect-pair")  # no face image: an error message (shown for 10 s)
+            page.wait_for_selector(".toast-body", timeout=60_000)
+            page.get_by_role("tab", name="Video").click()
+            assert page.locator(".toast-body").count() == 1
             page.click("#detect")
+            # gone before the new verdict arrives, not only when its own 10 s run out
+            page.wait_for_selector(".toast-body", state="detached", timeout=3_000)
             page.wait_for_selector("#spectrogram img", timeout=300_000)
             page.wait_for_selector("#gallery img", timeout=300_000)
             page.wait_for_timeout(1000)
