@@ -269,11 +269,13 @@ def test_verbosity_flags_are_one_convention(command, default):
 
 
 def test_sweep_takes_the_training_verbosity_flags():
+    """The sweep hands every flag it does not know to the training parser, -q and -v too."""
     from mmdeepfake.cli._common import verbosity
 
-    targs = _parser("train").parse_args(["-q"])
-    assert verbosity(targs) == 0
-    assert verbosity(_parser("train").parse_args([])) == 1  # training reports progress: info
+    for flag, level in (("-q", 0), ("-v", 2)):
+        _, rest = _parser("sweep").parse_known_args(["--param", "lr", "--values", "1e-3", flag])
+        assert rest == [flag]
+        assert verbosity(_parser("train").parse_args(rest)) == level
 
 
 @pytest.fixture(scope="module")
