@@ -650,7 +650,7 @@ def plot_fusion_comparison(results: Sequence[Mapping[str, Any]]) -> Figure:
             if row.get("kind") != "fusion":
                 bar.set_hatch("//")
                 bar.set_edgecolor("black")
-        ax.bar_label(bars, fmt="%.3f", fontsize=8, padding=2)
+        ax.bar_label(bars, fmt="%.2f" if len(rows) > 8 else "%.3f", fontsize=7, padding=2)
     ax.axhline(0.5, ls="--", color="grey", lw=1, label="chance (0.5)")
     ax.set_xticks(
         x,
