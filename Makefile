@@ -29,8 +29,9 @@ browser:
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 		else echo "note: chromium is not installed; the browser test will be skipped"; fi; }
 
+# `make demo PORT=8080` picks the port; without PORT, GRADIO_SERVER_PORT or 7860 is used.
 demo: install
-	$(BIN)/python demos/app.py
+	$(BIN)/python demos/app.py $(if $(PORT),--port $(PORT))
 
 test: install browser
 	$(BIN)/python -m pytest

@@ -3,6 +3,10 @@
     python demos/app.py [--model DIR_OR_ID] [--models-dir DIR] [--allow-hub]
                         [--host 127.0.0.1] [--port 7860] [--share]
 
+The port is ``--port``, else the ``GRADIO_SERVER_PORT`` environment variable, else 7860
+(``make demo PORT=8080`` passes ``--port``). A port already in use is reported in one line
+before anything is loaded.
+
 Without ``--model`` the page runs the starter model bundled with mmdeepfake. Visitors may switch
 (in the Model tab, or through the API) only to models the operator offers here: the starter,
 folders under ``--models-dir``, and Hugging Face Hub ids with ``--allow-hub``; nothing else on
@@ -16,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import socket
 import sys
 from pathlib import Path
 
@@ -24,7 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the mmdeepfake_demo 
 from mmdeepfake_demo import build_app, launch, load_model, untrained_model
 from mmdeepfake_demo.models import LoadedModel, ModelCatalog
 
-from mmdeepfake.errors import MmDeepfakeError
+from mmdeepfake.errors import ConfigError, MmDeepfakeError
+
+DEFAULT_PORT = 7860
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -46,13 +54,51 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="let visitors load Hugging Face Hub ids (owner/name) too (default: no)",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=7860, help="port to listen on")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help=f"port to listen on (default: $GRADIO_SERVER_PORT, else {DEFAULT_PORT})",
+    )
     parser.add_argument(
         "--share",
         action="store_true",
         help="also open a temporary public gradio.live link (needs internet)",
     )
     return parser.parse_args(argv)
+
+
+def chosen_port(flag: int | None) -> int:
+    """``--port`` when given, else ``GRADIO_SERVER_PORT``, else the default port."""
+    if flag is not None:
+        return flag
+    env = os.environ.get("GRADIO_SERVER_PORT", "").strip()
+    if not env:
+        return DEFAULT_PORT
+    try:
+        return int(env)
+    except ValueError:
+        raise ConfigError(
+            f"GRADIO_SERVER_PORT={env!r} is not a port number; set it to one, e.g. 8080"
+        ) from None
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Refuse a port another program listens on, with a message saying how to pick another.
+
+    Checked before the model loads, so the user hears at once; the socket takes the same
+    SO_REUSEADDR option as the web server, so a port left in TIME_WAIT by a demo that just
+    stopped does not count as busy.
+    """
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(
+                f"port {port} is in use ({exc.strerror}); choose another with PORT=... "
+                f"(make demo PORT=8080) or --port 8080"
+            ) from None
 
 
 def initial_model(spec: str | None) -> LoadedModel:
@@ -75,13 +121,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     catalog = ModelCatalog(models_dir=args.models_dir, allow_hub=args.allow_hub)
     try:
+        port = chosen_port(args.port)
+        check_port_free(args.host, port)
         model = initial_model(args.model)
     except MmDeepfakeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     print("preparing the example clips...", flush=True)
     app = build_app(model, catalog=catalog)
-    launch(app, host=args.host, port=args.port, share=args.share)
+    launch(app, host=args.host, port=port, share=args.share)
     return 0
 
 

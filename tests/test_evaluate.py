@@ -232,6 +232,8 @@ def test_single_class_split_still_reports(dataset, model_dir):
         "voice_emotion_pred",
     ):
         setattr(scores, name, getattr(scores, name)[keep])
+    scores.image_keys = [k for k, kept in zip(scores.image_keys, keep) if kept]
+    scores.audio_keys = [k for k, kept in zip(scores.audio_keys, keep) if kept]
     summary = summarise(scores, temperature=1.0)
     assert (
         math.isnan(summary["metrics"]["roc_auc"]) and "only one class" in summary["metrics"]["note"]
@@ -277,9 +279,11 @@ def test_sweep_runs_two_values_on_the_tiny_preset(dataset, tmp_path, capsys):
     kinds = [(r["name"], r["kind"]) for r in result["comparison"]]
     assert kinds == [
         ("late", "fusion"),
+        ("face only (late)", "unimodal"),
+        ("voice only (late)", "unimodal"),
         ("mid", "fusion"),
-        ("face only", "unimodal"),
-        ("voice only", "unimodal"),
+        ("face only (mid)", "unimodal"),
+        ("voice only (mid)", "unimodal"),
     ]
     assert _png_size((folder / "plots" / "19_fusion_comparison.png").read_bytes()) == (1210, 605)
     assert len(list(csv.DictReader(io.StringIO((folder / "results.csv").read_text())))) == 2

@@ -43,7 +43,7 @@ def shown_in_page(action: str) -> Iterator[None]:
     except gr.Error:
         raise
     except MmDeepfakeError as exc:
-        log.info("%s refused: %s: %s", action, type(exc).__name__, exc)
+        log.info("%s: refused: %s: %s", action, type(exc).__name__, exc)
         raise gr.Error(page_message(exc), title=action, print_exception=False) from None
     except Exception:
         log.exception("%s failed unexpectedly", action)

@@ -25,6 +25,17 @@ CONCURRENCY_LIMIT = 2  # detections running at once; the rest wait in the queue
 QUEUE_SIZE = 64  # requests allowed to wait; more are turned away with a message
 MAX_FRAMES = 64
 
+# Gallery captions wrap onto their two lines instead of being cut with an ellipsis.
+CSS = """
+#gallery .caption-label { white-space: pre-line; max-width: 100%; overflow: visible; }
+"""
+
+# Runs in the browser before a new detection: closes the error messages of earlier runs, so an
+# old message never sits over the new result.
+CLOSE_OLD_MESSAGES = """
+() => { document.querySelectorAll('[data-testid="toast-close"]').forEach((b) => b.click()); }
+"""
+
 API_HELP = """
 ### Calling the page from Python
 
@@ -187,7 +198,14 @@ def build_app(
         def wire(button, detect_fn, detect_inputs, api_name, explain_fn, explain_inputs):
             """Clear old results, detect (the named API endpoint), then show the evidence."""
             (
-                button.click(handlers.cleared, None, results, queue=False, api_visibility="private")
+                button.click(
+                    handlers.cleared,
+                    None,
+                    results,
+                    js=CLOSE_OLD_MESSAGES,
+                    queue=False,
+                    api_visibility="private",
+                )
                 .then(detect_fn, detect_inputs, prediction, api_name=api_name, **limits)
                 .success(
                     handlers.verdict,
@@ -249,6 +267,7 @@ def launch(
         prevent_thread_lock=True,
         quiet=True,
         footer_links=["api", "gradio"],
+        css=CSS,
     )
     url = app.share_url or app.local_url
     if block:

@@ -9,14 +9,18 @@ endpoints return — so the page explains exactly what an API caller receives. F
 from __future__ import annotations
 
 import html
+import itertools
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from mmdeepfake.labels import EMOTIONS
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 FACE_COLOUR = "#1f77b4"
 VOICE_COLOUR = "#ff7f0e"
@@ -67,36 +71,82 @@ def emotion_figure(pred: dict[str, Any]) -> go.Figure:
     return fig
 
 
+def media_seconds(pred: dict[str, Any]) -> float:
+    """Length of the media in seconds: the video's, or the voice's when it runs longer.
+
+    Every time axis of the page spans ``[0, media_seconds]``, so a voice shorter than its
+    video shows where it really is in the clip.
+    """
+    ends = [float(s["end"]) for s in pred.get("segments") or []]
+    return max([float(pred.get("duration") or 0.0), *ends, 1e-3])
+
+
+def _window_edges(segments: Sequence[dict[str, Any]]) -> list[float]:
+    """Sorted distinct start and end times of the windows: the cell edges of the heat strips."""
+    return sorted({float(s["start"]) for s in segments} | {float(s["end"]) for s in segments})
+
+
+def _strip(segments: Sequence[dict[str, Any]], key: str, edges: Sequence[float]) -> list[list]:
+    """(emotion, cell) probabilities between consecutive ``edges``.
+
+    A cell covered by one window shows that window; where windows overlap it shows their mean;
+    a stretch no window covers (after the voice ends) stays empty.
+    """
+    rows: list[list] = [[] for _ in EMOTIONS]
+    for left, right in itertools.pairwise(edges):
+        covering = [s for s in segments if s["start"] <= left and s["end"] >= right]
+        for row, emotion in zip(rows, EMOTIONS):
+            values = [s[key].get(emotion, 0.0) for s in covering]
+            row.append(float(np.mean(values)) if values else None)
+    return rows
+
+
+def _spans(segments: Sequence[dict[str, Any]], key: str) -> tuple[list, list]:
+    """x, y of one horizontal stroke per window, from its start to its end (None breaks them)."""
+    xs: list = []
+    ys: list = []
+    for s in segments:
+        xs += [s["start"], s["end"], None]
+        ys += [s[key], s[key], None]
+    return xs, ys
+
+
 def timeline_figure(pred: dict[str, Any]) -> go.Figure:
-    """Per-segment fake probability and consistency, over face and voice emotion heat strips."""
+    """Per-window fake probability and consistency, over face and voice emotion heat strips.
+
+    Time runs in seconds of the media, from 0 to its end; each window is drawn over its own
+    span (a stroke, a run of heat cells), so overlapping windows overlap on the page too.
+    """
     segments = pred["segments"]
-    mids = [(s["start"] + s["end"]) / 2 for s in segments]
+    edges = _window_edges(segments)
     fig = make_subplots(
         rows=3,
         cols=1,
         shared_xaxes=True,
         vertical_spacing=0.08,
         row_heights=[0.4, 0.3, 0.3],
-        subplot_titles=("", "face emotion", "voice emotion"),
+        subplot_titles=(
+            "",
+            "face emotion (overlapping windows: their mean)",
+            "voice emotion (overlapping windows: their mean)",
+        ),
     )
-    fig.add_scatter(
-        x=mids,
-        y=[s["fake_probability"] for s in segments],
-        name="fake probability",
-        mode="lines+markers",
-        line={"color": FAKE_COLOUR},
-        row=1,
-        col=1,
-    )
-    fig.add_scatter(
-        x=mids,
-        y=[s["consistency"] for s in segments],
-        name="consistency",
-        mode="lines+markers",
-        line={"color": CONSISTENCY_COLOUR, "dash": "dot"},
-        row=1,
-        col=1,
-    )
+    for key, name, line in (
+        ("fake_probability", "fake probability", {"color": FAKE_COLOUR, "width": 3}),
+        ("consistency", "consistency", {"color": CONSISTENCY_COLOUR, "dash": "dot", "width": 3}),
+    ):
+        xs, ys = _spans(segments, key)
+        fig.add_scatter(
+            x=xs,
+            y=ys,
+            name=name,
+            mode="lines+markers",
+            line=line,
+            marker={"symbol": "line-ns", "size": 10, "line": {"width": 2, "color": line["color"]}},
+            hovertemplate=name + " %{y:.2f} at %{x:.2f} s<extra></extra>",
+            row=1,
+            col=1,
+        )
     fig.add_hline(
         y=pred["threshold"],
         line={"color": "grey", "dash": "dash"},
@@ -106,24 +156,27 @@ def timeline_figure(pred: dict[str, Any]) -> go.Figure:
         annotation_position="top left",
     )
     for row, key in ((2, "face_emotions"), (3, "voice_emotions")):
-        z = [[s[key].get(e, 0.0) for s in segments] for e in EMOTIONS]
+        if len(edges) < 2:
+            continue
         fig.add_heatmap(
-            x=mids,
+            x=edges,
             y=list(EMOTIONS),
-            z=z,
+            z=_strip(segments, key, edges),
             zmin=0,
             zmax=1,
             colorscale="Viridis",
             showscale=row == 2,
             colorbar={"title": "p", "len": 0.55, "y": 0.3},
-            hovertemplate="%{y} at %{x:.1f} s: %{z:.2f}<extra></extra>",
+            hoverongaps=False,
+            hovertemplate="%{y} near %{x:.2f} s: %{z:.2f}<extra></extra>",
             row=row,
             col=1,
         )
     fig.update_yaxes(range=[0, 1], title_text="probability", row=1, col=1)
     for row in (2, 3):
         fig.update_yaxes(tickmode="array", tickvals=list(EMOTIONS), row=row, col=1)
-    fig.update_xaxes(title_text="time (s)", row=3, col=1)
+    fig.update_xaxes(range=[0.0, media_seconds(pred)])
+    fig.update_xaxes(title_text="time in the media (s)", row=3, col=1)
     fig.update_layout(
         height=600,
         title="Per-window fake probability and consistency, face and voice emotions",
@@ -134,16 +187,26 @@ def timeline_figure(pred: dict[str, Any]) -> go.Figure:
 
 
 def scores_markdown(pred: dict[str, Any]) -> str:
-    """Per-modality fake scores and fusion weights as a table, with the timings below it."""
+    """Per-modality fake scores and fusion weights as a table, with the timings below it.
+
+    The weight column appears only for fusions that weigh the modalities (adaptive, late with
+    learnt weights): a column of dashes would only say that the others have none.
+    """
     scores = pred.get("modality_scores") or {}
     weights = pred.get("fusion_weights") or {}
     lines = [f"**Fusion `{pred['fusion']}`**", ""]
     if scores or weights:
-        lines += ["| modality | fake probability alone | fusion weight |", "|---|---|---|"]
-        for modality in sorted(set(scores) | set(weights)):
-            score = f"{scores[modality]:.2f}" if modality in scores else "—"
-            weight = f"{weights[modality]:.2f}" if modality in weights else "—"
-            lines.append(f"| {modality} | {score} | {weight} |")
+        modalities = sorted(set(scores) | set(weights))
+        columns = [("fake probability alone", scores)]
+        if weights:
+            columns.append(("fusion weight", weights))
+        lines += [
+            "| modality | " + " | ".join(title for title, _ in columns) + " |",
+            "|---" * (len(columns) + 1) + "|",
+        ]
+        for modality in modalities:
+            cells = [f"{col[modality]:.2f}" if modality in col else "—" for _, col in columns]
+            lines.append(f"| {modality} | " + " | ".join(cells) + " |")
     else:
         lines.append(
             "This fusion scores the two modalities jointly: it has no per-modality "
@@ -164,7 +227,11 @@ def warnings_markdown(pred: dict[str, Any]) -> str:
 
 
 def gallery_items(crops: np.ndarray, pred: dict[str, Any]) -> list[tuple[np.ndarray, str]]:
-    """(face crop, caption) pairs: when each face was seen and the emotion it shows."""
+    """(face crop, caption) pairs: when each face was seen and the emotion it shows.
+
+    Captions are two short lines (the page lets them wrap) so that narrow thumbnails show them
+    whole: when and what emotion on the first, the face detector's score on the second.
+    """
     items = []
     for crop, face in zip(crops, pred["faces"]):
         emotions = face.get("emotions") or {}
@@ -174,33 +241,72 @@ def gallery_items(crops: np.ndarray, pred: dict[str, Any]) -> list[tuple[np.ndar
             if face.get("time") is not None
             else f"image {face['frame_index'] + 1}"
         )
-        caption = f"{when} · {top} {emotions.get(top, 0.0):.2f} · face score {face['score']:.2f}"
+        caption = f"{when} · {top} {emotions.get(top, 0.0):.2f}\nface {face['score']:.2f}"
         items.append((crop, caption))
     return items
 
 
-def spectrogram_image(
+def voice_seconds(log_mel: np.ndarray) -> float:
+    """Length of the recording a log-mel spectrogram was computed from, in seconds.
+
+    With centred frames, ``T`` columns come from ``(T - 1) * hop`` samples (to within a hop).
+    """
+    from mmdeepfake.media import features
+
+    return max(log_mel.shape[1] - 1, 0) * features.HOP_LENGTH / features.SAMPLE_RATE
+
+
+def spectrogram_figure(
     log_mel: np.ndarray, duration: float, segments: Sequence[dict[str, Any]]
-) -> np.ndarray:
-    """The log-mel spectrogram the audio encoder sees, with analysis windows marked, as RGB."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+) -> Figure:
+    """The log-mel spectrogram the audio encoder sees, over the media's time axis.
+
+    The spectrogram covers the voice's own length (not the video's ``duration``); the axis runs
+    to the end of the media, with the voiceless rest shaded. Each analysis window is a bar
+    under the spectrogram over its true span, in two alternating lanes so that overlapping
+    windows stay apart.
+    """
     from matplotlib.figure import Figure
 
+    voice = voice_seconds(log_mel)
+    ends = [float(s["end"]) for s in segments]
+    total = max([duration, voice, *ends, 1e-3])
+    n_mels = log_mel.shape[0]
+    lane = n_mels / 8
+
     fig = Figure(figsize=(9, 2.8), dpi=100)
-    canvas = FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     ax.imshow(
         log_mel,
         origin="lower",
         aspect="auto",
         cmap="magma",
-        extent=(0.0, max(duration, 1e-3), 0, log_mel.shape[0]),
+        extent=(0.0, max(voice, 1e-3), 0, n_mels),
     )
-    for seg in segments:
-        ax.axvline(seg["start"], color="white", lw=0.8, ls="--", alpha=0.7)
-    ax.set_xlabel("time (s)")
+    if total > voice:
+        ax.axvspan(voice, total, ymin=0, ymax=1, color="0.85", zorder=0)
+        ax.text((voice + total) / 2, n_mels / 2, "no voice", ha="center", va="center", color="0.4")
+    for i, seg in enumerate(segments):
+        start, end = float(seg["start"]), float(seg["end"])
+        y = -lane * (1.2 + 1.1 * (i % 2))
+        ax.broken_barh([(start, end - start)], (y, lane * 0.8), color=VOICE_COLOUR)
+    ax.set_xlim(0.0, total)
+    ax.set_ylim(-lane * 2.5, n_mels)
+    ax.set_yticks([0, n_mels // 2, n_mels])
+    ax.set_xlabel("time in the media (s)")
     ax.set_ylabel("mel bin")
-    ax.set_title("Voice: log-mel spectrogram (dashed lines: analysis windows)", fontsize=10)
+    ax.set_title("Voice: log-mel spectrogram (bars below: analysis windows)", fontsize=10)
     fig.tight_layout()
+    return fig
+
+
+def spectrogram_image(
+    log_mel: np.ndarray, duration: float, segments: Sequence[dict[str, Any]]
+) -> np.ndarray:
+    """:func:`spectrogram_figure` rendered as an RGB array for ``gr.Image``."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = spectrogram_figure(log_mel, duration, segments)
+    canvas = FigureCanvasAgg(fig)
     canvas.draw()
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()

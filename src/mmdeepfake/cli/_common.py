@@ -18,7 +18,15 @@ from typing import NoReturn
 
 from mmdeepfake.errors import DETECT_FACES, LOCAL_MODEL_FOLDER, MmDeepfakeError, render
 
-__all__ = ["CLI_ADVICE", "UsageParser", "cli_entry", "run_cli", "setup_logging"]
+__all__ = [
+    "CLI_ADVICE",
+    "UsageParser",
+    "cli_entry",
+    "run_cli",
+    "setup_logging",
+    "verbosity",
+    "verbosity_parent",
+]
 
 # How the command line words the remedies that errors name by hint (see mmdeepfake.errors).
 CLI_ADVICE: dict[str, str] = {
@@ -88,6 +96,44 @@ def run_cli(
     ``advice`` words the remedies errors name by hint (:data:`CLI_ADVICE` by default).
     """
     sys.exit(_call(main_fn, argv, advice))
+
+
+_LEVEL_NAMES = ("warning", "info", "debug")
+
+
+def verbosity_parent(default: str = "info") -> argparse.ArgumentParser:
+    """A parent parser with ``-v/--verbose`` and ``-q/--quiet``, alike in every command.
+
+    ``-q`` keeps warnings and errors only; each ``-v`` adds one level above the command's
+    ``default`` level (``warning`` < ``info`` < ``debug``). Commands differ only in that
+    default: those that report progress as they go start at ``info``, those whose answer is
+    their output start at ``warning``. Read the result with :func:`verbosity`.
+    """
+    if default not in _LEVEL_NAMES:
+        raise ValueError(f"default must be one of {_LEVEL_NAMES}, got {default!r}")
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("messages")
+    exclusive = group.add_mutually_exclusive_group()
+    exclusive.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help=f"more log messages on stderr, one level per -v: info, then debug "
+        f"(default level: {default})",
+    )
+    exclusive.add_argument(
+        "-q", "--quiet", action="store_true", help="warnings and errors only (default: off)"
+    )
+    parent.set_defaults(verbosity_default=_LEVEL_NAMES.index(default))
+    return parent
+
+
+def verbosity(args: argparse.Namespace) -> int:
+    """The level :func:`setup_logging` takes (0 warning, 1 info, 2 debug) from -v/-q."""
+    if args.quiet:
+        return 0
+    return min(args.verbosity_default + args.verbose, len(_LEVEL_NAMES) - 1)
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]

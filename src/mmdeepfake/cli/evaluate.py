@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from mmdeepfake.cli._common import cli_entry, run_cli, setup_logging
+from mmdeepfake.cli._common import cli_entry, run_cli, setup_logging, verbosity, verbosity_parent
 from mmdeepfake.errors import ConfigError
 
 
@@ -32,23 +32,31 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mmdeepfake-evaluate",
         description="Evaluate a detector on one split of a dataset (S3 bucket or local folder): "
         "metrics.json, metrics.csv, predictions.csv, plots/ and index.html.",
+        parents=[verbosity_parent("info")],
     )
     parser.add_argument(
         "--model",
         required=True,
         metavar="DIR_OR_ID",
-        help="model folder, Hugging Face repo id, s3://.../models/best, or 'starter'",
+        help="model folder, Hugging Face repo id, s3://.../models/best, or 'starter' (required)",
     )
     source = parser.add_argument_group("data")
-    source.add_argument("--bucket", help="S3 bucket holding the dataset")
+    source.add_argument(
+        "--bucket", help="S3 bucket holding the dataset (default: none; give it or --data)"
+    )
     source.add_argument(
         "--prefix", default="dataset/", help="dataset prefix in the bucket (default: dataset/)"
     )
     source.add_argument(
-        "--endpoint-url", dest="endpoint_url", help="S3 endpoint URL (e.g. a local moto server)"
+        "--endpoint-url",
+        dest="endpoint_url",
+        help="S3 endpoint URL, e.g. a local moto server (default: AWS S3)",
     )
     source.add_argument(
-        "--data", dest="data_dir", metavar="DIR", help="local dataset folder instead of --bucket"
+        "--data",
+        dest="data_dir",
+        metavar="DIR",
+        help="local dataset folder instead of --bucket (default: none)",
     )
     parser.add_argument(
         "--split", default="test", help="split to score: train, validate or test (default: test)"
@@ -66,12 +74,24 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="B1,B2,...",
         help="confidence bounds for the abstention table (default: 0.6,0.7,0.8,0.9)",
     )
-    parser.add_argument("--batch-size", dest="batch_size", type=int, default=16)
     parser.add_argument(
-        "--seed", type=int, default=0, help="seed of the pairing and of the permutations"
+        "--batch-size",
+        dest="batch_size",
+        type=int,
+        default=16,
+        help="samples scored per forward pass (default: 16)",
     )
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the pairing and of the permutations (default: 0)",
+    )
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="hide the progress bar (default: shown when stderr is a terminal)",
+    )
     return parser
 
 
@@ -83,18 +103,20 @@ def _fmt(value: Any) -> str:
 
 def format_table(summary: dict[str, Any]) -> str:
     """The few lines printed after an evaluation."""
-    m = summary["metrics"]
+    m, c = summary["metrics"], summary["clip_metrics"]
     lines = [
         (
-            f"{summary['split']} split of {summary['data']}: {m['n']} samples "
-            f"({m['n_real']} real, {m['n_fake']} fake), {summary['skipped']} skipped"
+            f"{summary['split']} split of {summary['data']}: {c['n']} clips "
+            f"({c['n_real']} real, {c['n_fake']} fake) scored as {m['n']} pairs of a face "
+            f"frame and a voice ({m['n_real']} real, {m['n_fake']} fake), "
+            f"{summary['skipped']} skipped"
         ),
         (
             f"model {summary['model']} (fusion {summary['fusion']}, threshold {summary['threshold']:g}, "
             f"temperature {summary['temperature']:.3f})"
         ),
         "",
-        f"{'metric':<22}{'value':>10}",
+        f"{'metric':<22}{'pairs':>10}{'clips':>10}",
     ]
     for key in (
         "accuracy",
@@ -107,9 +129,9 @@ def format_table(summary: dict[str, Any]) -> str:
         "eer_threshold",
         "best_f1_threshold",
     ):
-        lines.append(f"{key:<22}{_fmt(m[key]):>10}")
-    (tn, fp), (fn, tp) = m["confusion_matrix"]
-    lines.append(f"{'confusion TN FP FN TP':<22}{f'{tn} {fp} {fn} {tp}':>10}")
+        lines.append(f"{key:<22}{_fmt(m[key]):>10}{_fmt(c[key]):>10}")
+    confusion = [" ".join(str(v) for row in x["confusion_matrix"] for v in row) for x in (m, c)]
+    lines.append(f"{'confusion TN FP FN TP':<22}{confusion[0]:>10}{confusion[1]:>10}")
     lines += ["", f"{'ablation':<22}{'ROC-AUC':>10}"]
     lines += [f"{row['name']:<22}{_fmt(row['roc_auc']):>10}" for row in summary["ablation"]]
     lines += ["", f"{'abstain below':<22}{'coverage':>10}{'accuracy':>10}"]
@@ -119,12 +141,13 @@ def format_table(summary: dict[str, Any]) -> str:
     ]
     if "note" in m:
         lines += ["", f"note: {m['note']}"]
+    lines += ["", "clips: each clip's score is the mean fake probability of its pairs"]
     return "\n".join(lines)
 
 
 def _main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    setup_logging(0 if args.quiet else 1)
+    setup_logging(verbosity(args))
     if args.batch_size < 1:
         raise ConfigError("--batch-size must be at least 1")
     from mmdeepfake.evaluate.evaluator import evaluate

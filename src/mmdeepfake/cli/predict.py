@@ -20,7 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from mmdeepfake.cli._common import CLI_ADVICE, UsageParser, run_cli, setup_logging
+from mmdeepfake.cli._common import (
+    CLI_ADVICE,
+    UsageParser,
+    run_cli,
+    setup_logging,
+    verbosity,
+    verbosity_parent,
+)
 from mmdeepfake.cli._output import CSV_FIELDS, RecordSink
 from mmdeepfake.config_check import MAX_NUM_FRAMES, MIN_NUM_FRAMES
 from mmdeepfake.errors import (
@@ -96,34 +103,42 @@ def build_parser() -> argparse.ArgumentParser:
     parser = UsageParser(
         prog="mmdeepfake-predict",
         description="Detect audio-visual deepfakes in videos (files, folders, s3://bucket/prefix).",
+        parents=[verbosity_parent("warning")],
     )
     parser.add_argument("inputs", nargs="*", metavar="PATH",
-                        help="video files, folders (searched recursively) or s3:// prefixes")
+                        help="video files, folders (searched recursively) or s3:// prefixes "
+                             "(default: none; give these or --pair)")
     parser.add_argument("--pair", nargs=2, action="append", default=[], metavar=("IMAGE", "AUDIO"),
-                        help="score a face image with a voice recording (repeatable)")
+                        help="score a face image with a voice recording (repeatable; default: none)")
     parser.add_argument("--model", default="starter",
                         help="model folder or Hugging Face repo id (default: the bundled starter model)")
-    parser.add_argument("--format", choices=("json", "jsonl", "csv"), default="jsonl")
-    parser.add_argument("--out", help="output file (default: standard output); checked before "
-                                      "scoring; jsonl and csv are written as records come")
+    parser.add_argument("--format", choices=("json", "jsonl", "csv"), default="jsonl",
+                        help="output format: one JSON array, one JSON object per line, or CSV "
+                             "(default: jsonl)")
+    parser.add_argument("--out", help="output file, checked before scoring; jsonl and csv are "
+                                      "written as records come (default: standard output)")
     parser.add_argument("--threshold", type=_probability,
-                        help="decision threshold on the fake probability, between 0 and 1")
+                        help="decision threshold on the fake probability, between 0 and 1 "
+                             "(default: the model's own)")
     parser.add_argument("--num-frames", type=_bounded_int(MIN_NUM_FRAMES, MAX_NUM_FRAMES),
-                        help=f"frames sampled per video ({MIN_NUM_FRAMES} to {MAX_NUM_FRAMES})")
+                        help=f"frames sampled per video, {MIN_NUM_FRAMES} to {MAX_NUM_FRAMES} "
+                             "(default: the model's own)")
     parser.add_argument("--no-detect-faces", dest="detect_faces", action="store_false",
-                        help="the images are already cropped to a face: skip face detection")
+                        help="the images are already cropped to a face: skip face detection "
+                             "(default: detect faces)")
     parser.add_argument("--endpoint-url", type=_endpoint_url,
-                        help="S3 endpoint URL (for S3-compatible servers)")
+                        help="S3 endpoint URL, for S3-compatible servers (default: AWS S3)")
     parser.add_argument("--workers", type=_bounded_int(1), default=1,
-                        help="worker processes (default 1; at most the CPU cores, and one per "
-                             "GiB of available memory)")
+                        help="worker processes, at most the CPU cores and one per GiB of "
+                             "available memory (default: 1)")
     parser.add_argument("--threads", type=_bounded_int(1),
                         help="torch threads per worker (default: CPU cores / workers); with 2 or "
                              "more, each clip's voice and faces are also processed at once")
     parser.add_argument("--device", default="cpu", type=_device,
-                        help="torch device: cpu, cuda, cuda:N or mps")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    parser.add_argument("-v", "--verbose", action="store_true")
+                        help="torch device: cpu, cuda, cuda:N or mps (default: cpu)")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="hide the progress bar (default: shown on a terminal for 2 or more "
+                             "inputs)")
     return parser
 
 
@@ -282,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _check_resources(parser, args)
-    setup_logging(args.verbose)
+    setup_logging(verbosity(args))
     # Torch's OpenMP threads spin while they wait for each other; on a CPU shared with other
     # work, one descheduled thread then stalls every operation (measured: the encoders 5x
     # slower with one of two cores busy). Passive waiting avoids that. It takes effect only
@@ -317,8 +332,9 @@ def main(argv: list[str] | None = None) -> int:
 def _run(jobs: list[Job], args: argparse.Namespace, sink: RecordSink) -> None:
     from tqdm import tqdm
 
-    quiet = args.no_progress or len(jobs) < 2
-    progress = tqdm(total=len(jobs), unit="clip", disable=quiet, file=sys.stderr)
+    # disable=None: tqdm draws only on a terminal, so a redirected log gets no bar frames.
+    hidden = args.no_progress or len(jobs) < 2
+    progress = tqdm(total=len(jobs), unit="clip", disable=True if hidden else None, file=sys.stderr)
     with progress, closing(score_jobs(jobs, args)) as records:  # closing: stop workers on Ctrl-C
         for record in records:
             sink.add(record)

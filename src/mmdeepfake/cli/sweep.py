@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from mmdeepfake.cli._common import cli_entry, run_cli, setup_logging
+from mmdeepfake.cli._common import cli_entry, run_cli, setup_logging, verbosity
 from mmdeepfake.errors import ConfigError
 from mmdeepfake.evaluate.sweep import SWEEP_PARAMS
 
@@ -29,14 +29,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--values all --data ./synthetic --config tiny",
     )
     parser.add_argument(
-        "--param", required=True, choices=tuple(SWEEP_PARAMS), help="the hyper-parameter to vary"
+        "--param",
+        required=True,
+        choices=tuple(SWEEP_PARAMS),
+        help="the hyper-parameter to vary (required)",
     )
     parser.add_argument(
         "--values",
         required=True,
         nargs="+",
         metavar="V",
-        help="values, space- or comma-separated ('all' for every fusion strategy)",
+        help="values, space- or comma-separated ('all' for every fusion strategy) (required)",
     )
     parser.add_argument(
         "--test-split",
@@ -45,7 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="also score each best model on this split ('none' to skip; default: test)",
     )
     parser.add_argument(
-        "--sweep-id", dest="sweep_id", help="name of the sweep (default: sweep-<UTC time>)"
+        "--sweep-id",
+        dest="sweep_id",
+        help="name of the sweep (default: sweep-<UTC time>)",
     )
     return parser
 
@@ -63,7 +68,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
     from mmdeepfake.train.config import TrainConfig
 
     targs = train_parser().parse_args(rest)
-    setup_logging(0 if targs.quiet else 1)
+    setup_logging(verbosity(targs))
     values = parse_values(args.param, args.values)
     overrides = {
         key: getattr(targs, key)

@@ -12,7 +12,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from mmdeepfake.cli._common import cli_entry, setup_logging
+from mmdeepfake.cli._common import cli_entry, setup_logging, verbosity, verbosity_parent
 from mmdeepfake.data.synth import VARIANTS
 
 
@@ -41,25 +41,26 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mmdeepfake-synth",
         description="Write a synthetic audio-visual emotion dataset (faces + voices) in the "
         "mmdeepfake dataset layout, deterministic by seed.",
+        parents=[verbosity_parent("warning")],
     )
     parser.add_argument("--out", required=True,
-                        help="folder or s3://BUCKET/PREFIX to write the dataset to")
-    parser.add_argument("--clips", type=_positive, default=200, help="number of clips (200)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
+                        help="folder or s3://BUCKET/PREFIX to write the dataset to (required)")
+    parser.add_argument("--clips", type=_positive, default=200, help="number of clips (default: 200)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--variant", choices=VARIANTS, default="consistency",
                         help="consistency: fakes only mismatch emotions; mixed: fakes may also "
-                        "carry face/voice artefacts (consistency)")
+                        "carry face/voice artefacts (default: consistency)")
     parser.add_argument("--videos", action="store_true",
-                        help="also write mp4 clips (H.264 + AAC) under videos/")
+                        help="also write mp4 clips (H.264 + AAC) under videos/ (default: off)")
     parser.add_argument("--frames-per-clip", type=_positive, default=4,
-                        help="face frames written per clip (4)")
+                        help="face frames written per clip (default: 4)")
     parser.add_argument("--splits", type=_fractions, default=(0.7, 0.15, 0.15),
-                        help="train,validate,test fractions (0.7,0.15,0.15)")
+                        help="train,validate,test fractions (default: 0.7,0.15,0.15)")
     parser.add_argument("--endpoint-url", default=None,
-                        help="S3 endpoint, e.g. http://127.0.0.1:5000 for a local moto server")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help="more logging (-v info, -vv debug)")
+                        help="S3 endpoint, e.g. http://127.0.0.1:5000 for a local moto server "
+                        "(default: AWS S3)")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="hide the progress bar (default: shown when stderr is a terminal)")
     return parser
 
 
@@ -67,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments, generate the dataset, print a one-line summary."""
     args = build_parser().parse_args(argv)
-    setup_logging(args.verbose)
+    setup_logging(verbosity(args))
     from mmdeepfake.data.storage import open_storage
     from mmdeepfake.data.synth import generate_dataset
 

@@ -11,8 +11,15 @@ import logging
 import os
 from collections.abc import Sequence
 
-from mmdeepfake.cli._common import cli_entry, run_cli, setup_logging
+from mmdeepfake.cli._common import cli_entry, run_cli, setup_logging, verbosity, verbosity_parent
 from mmdeepfake.train.config import FUSION_CHOICES
+
+
+def _default(name: str) -> str:
+    """'(default: VALUE, unless --config sets it)' for the help of a config-backed flag."""
+    from mmdeepfake.train.config import field_default
+
+    return f"(default: {field_default(name)}, unless --config sets it)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,43 +28,55 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train an audio-visual deepfake detector on data streamed from S3 "
                     "(--bucket) or a local folder (--data). Artifacts go to "
                     "s3://BUCKET/outputs/<run_id>/ or --output.",
+        parents=[verbosity_parent("info")],
     )
     source = parser.add_argument_group("data")
-    source.add_argument("--bucket", help="S3 bucket holding the dataset (and the outputs)")
-    source.add_argument("--prefix", help="dataset prefix in the bucket (default: dataset/)")
+    source.add_argument("--bucket", help="S3 bucket holding the dataset and the outputs "
+                                         "(default: none; give it or --data)")
+    source.add_argument("--prefix", help=f"dataset prefix in the bucket {_default('prefix')}")
     source.add_argument("--endpoint-url", dest="endpoint_url",
-                        help="S3 endpoint URL, for S3-compatible servers (e.g. a local moto)")
+                        help="S3 endpoint URL, for S3-compatible servers (e.g. a local moto) "
+                             "(default: AWS S3)")
     source.add_argument("--data", dest="data_dir", metavar="DIR",
-                        help="local dataset folder in the same layout, instead of --bucket")
+                        help="local dataset folder in the same layout, instead of --bucket "
+                             "(default: none)")
     source.add_argument("--output", metavar="DIR_OR_S3_URI",
                         help="where run folders go (default: s3://BUCKET/outputs/ with --bucket, "
                              "./outputs with --data)")
     run = parser.add_argument_group("training")
     run.add_argument("--config", metavar="FILE_OR_PRESET",
-                     help="YAML config file, or a preset name: tiny, default")
+                     help="YAML config file, or a preset name: tiny, default (default: none; "
+                          "the built-in values shown for each flag)")
     run.add_argument("--fusion", choices=(*FUSION_CHOICES, "all"),
-                     help="fusion strategy; 'all' trains each and compares them")
-    run.add_argument("--epochs", type=int)
-    run.add_argument("--batch-size", dest="batch_size", type=int)
-    run.add_argument("--lr", type=float, help="learning rate")
-    run.add_argument("--dropout", type=float)
+                     help=f"fusion strategy; 'all' trains each and compares them "
+                          f"{_default('fusion')}")
+    run.add_argument("--epochs", type=int,
+                     help=f"passes over the training split {_default('epochs')}")
+    run.add_argument("--batch-size", dest="batch_size", type=int,
+                     help=f"samples per step; the memory guard may lower it "
+                          f"{_default('batch_size')}")
+    run.add_argument("--lr", type=float, help=f"learning rate of AdamW {_default('lr')}")
+    run.add_argument("--dropout", type=float,
+                     help=f"dropout probability in the encoders and the fusion, in [0, 1) "
+                          f"{_default('dropout')}")
     run.add_argument("--memory-budget", dest="memory_budget", metavar="SIZE",
-                     help="memory budget such as 3GB (cap at 80%%, aim at 70%%); default: "
-                          "the machine's memory")
+                     help="memory budget such as 3GB (cap at 80%%, aim at 70%%) (default: "
+                          "the machine's memory, unless --config sets it)")
     run.add_argument("--resume", metavar="RUN_ID|latest",
-                     help="continue a run from its last checkpoint")
+                     help="continue a run from its last checkpoint (default: a new run)")
     run.add_argument("--push-to-hub", dest="push_to_hub", metavar="REPO_ID",
-                     help="push the best model with a model card (token from HF_TOKEN)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+                     help="push the best model with a model card, token from HF_TOKEN "
+                          "(default: no push)")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="hide the progress bar (default: shown when stderr is a terminal)")
     return parser
 
 
 def _main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     rank = int(os.environ.get("RANK", "0"))
-    setup_logging(0 if args.quiet else 1)
-    if rank != 0 or args.quiet:
+    setup_logging(verbosity(args))
+    if rank != 0:
         for handler in logging.getLogger().handlers:
             handler.setLevel(logging.WARNING)
     from mmdeepfake.train.config import TrainConfig

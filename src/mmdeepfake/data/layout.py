@@ -68,6 +68,9 @@ MODALITIES: dict[str, tuple[str, ...]] = {
     "videos": (".mp4", ".mov", ".webm", ".mkv"),
 }
 EMOTIONS_CSV = "labels/emotions.csv"
+CLIPS_CSV = "labels/clips.csv"  # per-clip ground truth that mmdeepfake-synth writes beside the data
+#: Files of the layout that are not samples: read where needed, never reported as ignored.
+LABEL_FILES: tuple[str, ...] = (EMOTIONS_CSV, CLIPS_CSV)
 EXPECTED_LAYOUT = (
     "frames/{train,validate,test}/{real,fake}/*.jpg|png, "
     "audio/{train,validate,test}/{real,fake}/*.wav|flac|mp3, "
@@ -219,7 +222,7 @@ def index_keys(keys: Iterable[str], prefix: str = "") -> DatasetIndex:
         relative = key[len(prefix) :]
         place = _classify(relative)
         if place is None:
-            if relative != EMOTIONS_CSV:
+            if relative not in LABEL_FILES:
                 ignored.append(key)
             continue
         modality, split, label = place

@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from mmdeepfake.data.layout import EMOTIONS_CSV, LABEL_NAMES, SPLITS
+from mmdeepfake.data.layout import CLIPS_CSV, EMOTIONS_CSV, LABEL_NAMES, SPLITS
 from mmdeepfake.data.storage import Storage
 from mmdeepfake.data.synth_face import EXPRESSIONS, FaceIdentity, FaceRenderer, add_noise, draw_face
 from mmdeepfake.data.synth_voice import SAMPLE_RATE, VoiceIdentity, synth_voice
@@ -73,7 +73,6 @@ log = logging.getLogger(__name__)
 VARIANTS = ("consistency", "mixed")
 FACE_ARTEFACTS = ("seam", "blur", "colour")
 VOICE_ARTEFACTS = ("spectral_holes", "resampled", "robotic")
-CLIPS_CSV = "labels/clips.csv"
 VIDEO_FPS = 15
 
 # Random-number streams of a clip: separate, so that drawing a fake's artefact never shifts
@@ -374,7 +373,8 @@ def generate_dataset(
     emotion_rows: list[tuple[str, str]] = []
     from tqdm import tqdm
 
-    for spec in tqdm(specs, desc="synthesising", unit="clip", disable=not progress):
+    # disable=None: a bar on a terminal only, never frames in a redirected log
+    for spec in tqdm(specs, desc="synthesising", unit="clip", disable=None if progress else True):
         clip = render_clip(spec, seed, frames_per_clip=frames_per_clip, video=videos,
                            seconds=seconds)
         folder = f"{spec.split}/{spec.label_name}"

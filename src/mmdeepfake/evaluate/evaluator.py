@@ -233,7 +233,7 @@ def score_split(
     if progress:
         from tqdm.auto import tqdm
 
-        batches = tqdm(loader, desc=f"scoring {split}", unit="batch")
+        batches = tqdm(loader, desc=f"scoring {split}", unit="batch", disable=None)  # tty only
     try:
         with torch.inference_mode():
             for batch in batches:
@@ -318,6 +318,26 @@ def _emotion_accuracy(true: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
     }
 
 
+def clip_scores(
+    image_keys: Sequence[str], labels: np.ndarray, probs: np.ndarray
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(clip ids, labels, mean fake probability) with one entry per clip.
+
+    A split is scored in pairs (one face frame with a voice recording); a clip gives several
+    pairs, one per frame. A clip is named by the clip id of its face file, and its score is the
+    mean probability of its pairs: the answer a user gets for the whole clip.
+    """
+    from mmdeepfake.data.layout import clip_id
+
+    groups: dict[str, list[int]] = {}
+    for i, key in enumerate(image_keys):
+        groups.setdefault(clip_id(key), []).append(i)
+    clips = list(groups)
+    clip_labels = np.array([int(labels[groups[c][0]]) for c in clips], dtype=np.int64)
+    clip_probs = np.array([float(np.mean(probs[groups[c]])) for c in clips])
+    return clips, clip_labels, clip_probs
+
+
 def summarise(
     scores: SplitScores,
     *,
@@ -325,7 +345,12 @@ def summarise(
     threshold: float = 0.5,
     abstain_bounds: Sequence[float] = DEFAULT_ABSTAIN_BOUNDS,
 ) -> dict[str, Any]:
-    """Every number of the evaluation, JSON-ready (NaN where undefined)."""
+    """Every number of the evaluation, JSON-ready (NaN where undefined).
+
+    ``metrics`` count pairs (``n``, ``pairs``: one face frame with a voice recording);
+    ``clip_metrics`` the same numbers over clips (``clips``), each scored by the mean of its
+    pairs, because a split of 6 clips with 4 frames each is 24 pairs but only 6 clips.
+    """
     y = scores.labels
     probs = _ablation_scores(scores, temperature)
     headline = M.compute_metrics(y, probs["detector"], threshold)
@@ -352,8 +377,12 @@ def summarise(
     if len(set(y.tolist())) < 2:
         importance = {k: math.nan for k in importance}
     raw = sigmoid(scores.logits)
+    clips, clip_y, clip_p = clip_scores(scores.image_keys, y, probs["detector"])
     return {
         "n": len(scores),
+        "pairs": len(scores),
+        "clips": len(clips),
+        "clip_metrics": M.compute_metrics(clip_y, clip_p, threshold),
         "skipped": len(scores.skipped),
         "temperature": float(temperature),
         "threshold": float(threshold),
@@ -381,16 +410,19 @@ def summarise(
 def metrics_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The summary flattened to ``section, name, metric, value`` rows (for metrics.csv)."""
     rows: list[dict[str, Any]] = []
-    m = summary["metrics"]
-    for key, value in m.items():
-        if key == "confusion_matrix":
-            (tn, fp), (fn, tp) = value
-            rows += [
-                {"section": "detector", "name": "detector", "metric": k, "value": v}
-                for k, v in (("tn", tn), ("fp", fp), ("fn", fn), ("tp", tp))
-            ]
-        elif key != "note":
-            rows.append({"section": "detector", "name": "detector", "metric": key, "value": value})
+    for section, m in (
+        ("detector", summary["metrics"]),
+        ("detector_clips", summary["clip_metrics"]),
+    ):
+        for key, value in m.items():
+            if key == "confusion_matrix":
+                (tn, fp), (fn, tp) = value
+                rows += [
+                    {"section": section, "name": "detector", "metric": k, "value": v}
+                    for k, v in (("tn", tn), ("fp", fp), ("fn", fn), ("tp", tp))
+                ]
+            elif key != "note":
+                rows.append({"section": section, "name": "detector", "metric": key, "value": value})
     for row in summary["ablation"]:
         for key in ("roc_auc", "average_precision", "eer", "accuracy"):
             rows.append(
@@ -546,10 +578,19 @@ def write_outputs(
     written += ["metrics.json", "metrics.csv", "predictions.csv"]
 
     m = summary["metrics"]
+    clip_m = summary["clip_metrics"]
+    counted = [
+        {
+            "unit": "pairs (face frame + voice)",
+            "n": m["n"],
+            "real": m["n_real"],
+            "fake": m["n_fake"],
+        },
+        {"unit": "clips", "n": clip_m["n"], "real": clip_m["n_real"], "fake": clip_m["n_fake"]},
+    ]
     headline = [
-        {"metric": k, "value": m[k]}
+        {"metric": k, "pairs": m[k], "clips (mean over a clip's pairs)": clip_m[k]}
         for k in (
-            "n",
             "accuracy",
             "precision",
             "recall",
@@ -564,7 +605,11 @@ def write_outputs(
         )
     ]
     headline.append(
-        {"metric": "confusion [[TN, FP], [FN, TP]]", "value": str(m["confusion_matrix"])}
+        {
+            "metric": "confusion [[TN, FP], [FN, TP]]",
+            "pairs": str(m["confusion_matrix"]),
+            "clips (mean over a clip's pairs)": str(clip_m["confusion_matrix"]),
+        }
     )
     emotion = [{"modality": k, **v} for k, v in summary["emotion_accuracy"].items()]
     calibration = [{"temperature": t, **summary["calibration"]}]
@@ -578,6 +623,7 @@ def write_outputs(
         title,
         summary=facts,
         tables={
+            "What was scored": counted,
             f"Detector metrics (threshold {threshold:g}, temperature {t:.3f})": headline,
             "Ablation and single-modality baselines": [
                 {

@@ -64,6 +64,11 @@ _SWEEP_METRICS = (
 )
 
 
+# Line styles and markers of successive series, so coinciding curves stay visible.
+LINE_STYLES = ("-", "--", "-.", ":")
+MARKERS = ("", "s", "^", "D", "v")
+
+
 def _figure(size: tuple[float, float] = FIGSIZE) -> Figure:
     from matplotlib.figure import Figure
 
@@ -204,6 +209,9 @@ def _plot_history(
         xs, ys = _history_series(history, key)
         if xs:
             ax.plot(xs, ys, marker="o", label=label)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
@@ -239,9 +247,10 @@ def plot_accuracy_curves(history: Sequence[Mapping[str, Any]]) -> Figure:
 def plot_emotion_consistency_heatmap(
     face_emotions: ArrayLike, voice_emotions: ArrayLike, labels: ArrayLike
 ) -> Figure:
-    """06: face emotion vs voice emotion counts, one panel for real and one for fake.
+    """06: the model's predicted face emotion vs predicted voice emotion, real and fake panels.
 
-    Real media should sit on the diagonal (face and voice agree); fakes spread off it.
+    The emotions are the model's own predictions (not ground-truth labels), and the figure says
+    so. Real media should sit on the diagonal (face and voice agree); fakes spread off it.
     Samples with an unknown emotion (-1) are left out.
     """
     face = np.asarray(face_emotions, dtype=np.int64).reshape(-1)
@@ -274,15 +283,15 @@ def plot_emotion_consistency_heatmap(
                     )
         ax.set_xticks(range(k), EMOTIONS, rotation=45, ha="right", fontsize=8)
         ax.set_yticks(range(k), EMOTIONS, fontsize=8)
-        ax.set_xlabel("voice emotion")
-        ax.set_ylabel("face emotion")
+        ax.set_xlabel("voice emotion (predicted)")
+        ax.set_ylabel("face emotion (predicted)")
         ax.set_title(f"{name} (n={total})")
     from matplotlib.ticker import MaxNLocator
 
     bar = fig.colorbar(image, ax=list(axes), label="samples", shrink=0.8)
     bar.locator = MaxNLocator(integer=True)
     bar.update_ticks()
-    fig.suptitle("Emotion consistency: face vs voice emotion")
+    fig.suptitle("Emotion consistency: face vs voice emotion, as predicted by the model")
     return fig
 
 
@@ -320,13 +329,34 @@ def plot_confusion_matrix(y_true: ArrayLike, y_pred: ArrayLike) -> Figure:
 def plot_roc_curve(
     y_true: ArrayLike, scores: ArrayLike, extra: Mapping[str, ArrayLike] | None = None
 ) -> Figure:
-    """08: ROC curve with its AUC and EER point; ``extra`` adds curves (e.g. one modality)."""
+    """08: ROC curve with its AUC and EER point; ``extra`` adds curves (e.g. one modality).
+
+    Every series has its own line style and marker, and a curve identical to an earlier one
+    says so in the legend, so no series hides under another.
+    """
     fig = _figure()
     ax = fig.add_subplot()
+    drawn: list[tuple[str, np.ndarray, np.ndarray]] = []
     for i, (name, s) in enumerate({"detector": scores, **(extra or {})}.items()):
         fpr, tpr, _ = M.roc_curve(y_true, s)
         auc = M.roc_auc(y_true, s)
-        ax.plot(fpr, tpr, lw=2.2 if i == 0 else 1.4, label=f"{name} (AUC={auc:.3f})")
+        same = [
+            n
+            for n, f, t in drawn
+            if f.shape == fpr.shape and np.allclose(f, fpr) and np.allclose(t, tpr)
+        ]
+        note = f", same curve as {same[0]}" if same else ""
+        ax.plot(
+            fpr,
+            tpr,
+            lw=2.2 if i == 0 else 1.6,
+            ls=LINE_STYLES[i % len(LINE_STYLES)],
+            marker=MARKERS[i % len(MARKERS)],
+            markevery=0.1,
+            markersize=5,
+            label=f"{name} (AUC={auc:.3f}{note})",
+        )
+        drawn.append((name, fpr, tpr))
         if i == 0:
             eer, _ = M.equal_error_rate(y_true, s)
             if not math.isnan(eer):
@@ -597,9 +627,11 @@ def plot_fusion_comparison(results: Sequence[Mapping[str, Any]]) -> Figure:
     """19: ROC-AUC of every fusion strategy next to the single-modality baselines.
 
     ``results``: dicts with ``name``, ``kind`` (``"fusion"`` or ``"unimodal"``) and any of
-    ``val_auc`` / ``test_auc``. Unimodal bars are hatched so the comparison is visible at once.
+    ``val_auc`` / ``test_auc``, drawn in the given order (a run's unimodal heads follow its
+    fusion), one bar group per row, so the figure holds exactly the rows of its table.
+    Unimodal bars are hatched so the comparison is visible at once.
     """
-    rows = sorted(results, key=lambda r: (r.get("kind") != "fusion", str(r["name"])))
+    rows = list(results)
     keys = [k for k in ("val_auc", "test_auc") if any(r.get(k) is not None for r in rows)]
     fig = _figure(WIDE_FIGSIZE)
     ax = fig.add_subplot()
@@ -618,7 +650,7 @@ def plot_fusion_comparison(results: Sequence[Mapping[str, Any]]) -> Figure:
             if row.get("kind") != "fusion":
                 bar.set_hatch("//")
                 bar.set_edgecolor("black")
-        ax.bar_label(bars, fmt="%.3f", fontsize=8, padding=2)
+        ax.bar_label(bars, fmt="%.2f" if len(rows) > 8 else "%.3f", fontsize=7, padding=2)
     ax.axhline(0.5, ls="--", color="grey", lw=1, label="chance (0.5)")
     ax.set_xticks(
         x,
@@ -626,7 +658,9 @@ def plot_fusion_comparison(results: Sequence[Mapping[str, Any]]) -> Figure:
             f"{r['name']}\n({'fusion' if r.get('kind') == 'fusion' else 'single modality'})"
             for r in rows
         ],
-        fontsize=9,
+        fontsize=9 if len(rows) <= 8 else 7,
+        rotation=0 if len(rows) <= 8 else 30,
+        ha="center" if len(rows) <= 8 else "right",
     )
     ax.set_xlabel("model")
     ax.set_ylabel("ROC-AUC")
@@ -640,22 +674,52 @@ def plot_fusion_comparison(results: Sequence[Mapping[str, Any]]) -> Figure:
 
 
 def plot_reliability_diagram(
-    probs_before: ArrayLike, probs_after: ArrayLike, labels: ArrayLike, n_bins: int = 15
+    probs_before: ArrayLike,
+    probs_after: ArrayLike,
+    labels: ArrayLike,
+    n_bins: int = 15,
+    min_count: int = 5,
 ) -> Figure:
-    """20: observed fake rate vs predicted probability, before and after temperature scaling."""
+    """20: observed fake rate vs predicted probability, before and after temperature scaling.
+
+    Each point is labelled with its bin's sample count; bins with fewer than
+    ``min_count`` samples are drawn hollow and left off the line, because a fraction of
+    fakes over two or three samples says little.
+    """
     fig = _figure()
     ax = fig.add_subplot()
     ax.plot([0, 1], [0, 1], "--", color="grey", lw=1, label="perfect calibration")
     for probs, name, marker in ((probs_before, "before", "o"), (probs_after, "after", "s")):
         bins = [b for b in reliability_bins(probs, labels, n_bins) if b.count]
         ece = expected_calibration_error(probs, labels, n_bins)
-        ax.plot(
-            [b.mean_probability for b in bins],
-            [b.fraction_fake for b in bins],
+        solid = [b for b in bins if b.count >= min_count]
+        (line,) = ax.plot(
+            [b.mean_probability for b in solid],
+            [b.fraction_fake for b in solid],
             marker=marker,
             lw=1.8,
             label=f"{name} temperature scaling (ECE={ece:.3f})",
         )
+        few = [b for b in bins if b.count < min_count]
+        if few:
+            ax.plot(
+                [b.mean_probability for b in few],
+                [b.fraction_fake for b in few],
+                ls="none",
+                marker=marker,
+                markerfacecolor="none",
+                color=line.get_color(),
+                label=f"{name}: bins with < {min_count} samples",
+            )
+        for b in bins:
+            ax.annotate(
+                f"n={b.count}",
+                (b.mean_probability, b.fraction_fake),
+                textcoords="offset points",
+                xytext=(4, 4 if marker == "o" else -10),
+                fontsize=7,
+                color=line.get_color(),
+            )
     ax.set_xlim(-0.01, 1.01)
     ax.set_ylim(-0.01, 1.01)
     ax.set_xlabel("mean predicted fake probability (per bin)")

@@ -8,9 +8,8 @@ held-out split, and writes ``results.json``, ``results.csv``, its plot (16-19) a
 
 Single-modality baselines: every fusion strategy carries a face-only head and a voice-only
 head trained on the real/fake label (see :mod:`mmdeepfake.fusion.base`). A fusion sweep reports
-those of the ``late`` run (where they are the decision's own inputs; the first run's when
-``late`` is not swept) beside the fused results, so the fused-vs-unimodal comparison is always
-on the page.
+each run's own heads beside its fused result, in the figure and in its table alike, so the
+fused-vs-unimodal comparison is always on the page and every number in it has one source.
 """
 
 from __future__ import annotations
@@ -113,26 +112,31 @@ def _row(param: str, value: Any, result: Any) -> dict[str, Any]:
 
 
 def fusion_comparison_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Plot-19 rows: each strategy, then the face-only and voice-only baselines."""
-    out = [
-        {
-            "name": str(r["value"]),
-            "kind": "fusion",
-            "val_auc": r.get("val_auc"),
-            "test_auc": r.get("test_auc"),
-        }
-        for r in rows
-    ]
-    source = next((r for r in rows if r["value"] == "late"), rows[0] if rows else None)
-    if source is not None:
+    """Plot-19 rows: each strategy followed by its own run's face-only and voice-only heads.
+
+    Every run trains its own unimodal heads, and the runs table lists them per run; the figure
+    and its table show the same numbers, one face-only and one voice-only bar per run.
+    """
+    out = []
+    for r in rows:
+        name = str(r["value"])
+        out.append(
+            {
+                "name": name,
+                "kind": "fusion",
+                "run_id": r["run_id"],
+                "val_auc": r.get("val_auc"),
+                "test_auc": r.get("test_auc"),
+            }
+        )
         for modality, label in (("image", "face only"), ("audio", "voice only")):
             out.append(
                 {
-                    "name": label,
+                    "name": f"{label} ({name})",
                     "kind": "unimodal",
-                    "from_run": source["run_id"],
-                    "val_auc": source.get(f"val_auc_{modality}"),
-                    "test_auc": source.get(f"test_auc_{modality}"),
+                    "run_id": r["run_id"],
+                    "val_auc": r.get(f"val_auc_{modality}"),
+                    "test_auc": r.get(f"test_auc_{modality}"),
                 }
             )
     return out

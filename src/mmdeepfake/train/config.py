@@ -159,6 +159,15 @@ class TrainConfig:
             raise ConfigError(f"invalid configuration: {exc}") from None
 
 
+def field_default(name: str) -> Any:
+    """The built-in value of a :class:`TrainConfig` field, used when neither ``--config`` nor a
+    flag sets it; command help shows it so that every flag says what it falls back to."""
+    for f in dataclasses.fields(TrainConfig):
+        if f.name == name:
+            return f.default_factory() if f.default is dataclasses.MISSING else f.default
+    raise KeyError(name)
+
+
 def _coerce(values: dict[str, Any]) -> dict[str, Any]:
     """Cast YAML scalars to the field types (YAML reads `3e-4` as a string, for example)."""
     types = {f.name: f.type for f in dataclasses.fields(TrainConfig)}

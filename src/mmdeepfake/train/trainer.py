@@ -18,7 +18,7 @@ import logging
 import math
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mmdeepfake.data.layout import PairedSample, clip_id
 from mmdeepfake.data.storage import Storage, open_storage
 from mmdeepfake.errors import ConfigError, MemoryBudgetError, MmDeepfakeError
 from mmdeepfake.train import distributed as D
@@ -321,7 +322,9 @@ class _Run:
         self.index = scan_dataset(self.data, prefix)
         self.val_samples = pair_samples(self.index, "validate", c.seed)
         pair_samples(self.index, "train", c.seed)  # fails now, not after set-up, if empty
-        log.info("dataset %s\n%s", self.data.uri(self.index.prefix), self.index.summary())
+        log.info("dataset %s", self.data.uri(self.index.prefix))
+        for line in self.index.summary().splitlines():  # one log event per line of the log
+            log.info("dataset %s", line)
 
     def _open_outputs(self) -> None:
         c = self.config
@@ -488,8 +491,9 @@ class _Run:
         if self.progress:
             from tqdm import tqdm
 
+            # disable=None: a bar on a terminal only; a redirected log keeps one event per line
             bar = tqdm(total=total_steps, desc=f"epoch {epoch + 1}/{c.epochs}", unit="step",
-                       leave=False, dynamic_ncols=True)
+                       leave=False, dynamic_ncols=True, disable=None)
         problem: MemoryBudgetError | None = None
         try:
             while True:
@@ -740,22 +744,39 @@ class _Run:
         log.info("plots written to %s", self.out.uri("plots"))
 
     def _sample_media(self) -> tuple[list, list, list, list]:
-        """A few validation faces and voices per label, read into memory for plots 02/03."""
+        """Validation faces and voices per label for plots 02/03, each from a different clip.
+
+        A clip has several frames and one recording; consecutive samples share them, so taking
+        the first few samples would show one clip several times over.
+        """
         from mmdeepfake.media.decode import load_audio, load_image
 
-        found: dict[str, list] = {"ri": [], "fi": [], "ra": [], "fa": []}
-        for sample in self.val_samples:
-            tag = "r" if sample.label == 0 else "f"
-            try:
-                if len(found[tag + "i"]) < 4:
-                    found[tag + "i"].append(load_image(self.data.read_bytes(sample.image_key)))
-                if len(found[tag + "a"]) < 3:
-                    found[tag + "a"].append(load_audio(self.data.read_bytes(sample.audio_key)))
-            except MmDeepfakeError:
-                continue
-            if all(len(v) >= (4 if k.endswith("i") else 3) for k, v in found.items()):
-                break
-        return found["ri"], found["fi"], found["ra"], found["fa"]
+        def read(label: int, key: str, count: int, load: Any) -> list:
+            found = []
+            for sample in distinct_clip_samples(self.val_samples, label, key):
+                try:
+                    found.append(load(self.data.read_bytes(getattr(sample, key))))
+                except MmDeepfakeError:
+                    continue
+                if len(found) == count:
+                    break
+            return found
+
+        return (read(0, "image_key", 4, load_image), read(1, "image_key", 4, load_image),
+                read(0, "audio_key", 3, load_audio), read(1, "audio_key", 3, load_audio))
+
+
+def distinct_clip_samples(
+    samples: Iterable[PairedSample], label: int, key: str = "image_key"
+) -> Iterator[PairedSample]:
+    """The samples of ``label`` whose ``key`` file ("image_key" or "audio_key") comes from a clip
+    not seen before, in order: one sample per clip."""
+    seen: set[str] = set()
+    for sample in samples:
+        clip = clip_id(getattr(sample, key))
+        if sample.label == label and clip not in seen:
+            seen.add(clip)
+            yield sample
 
 
 def _prediction_rows(batch: dict[str, Any], out: Any) -> list[dict[str, Any]]:
