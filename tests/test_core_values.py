@@ -235,6 +235,21 @@ def test_unimodal_heads_read_their_own_modality():
         torch.testing.assert_close(scores["audio"], fusion.audio_head(audio.embedding).squeeze(-1))
 
 
+@pytest.mark.parametrize("combine", ["logit", "prob"])
+def test_late_fusion_weighs_the_two_heads_equally_whatever_the_batch(combine):
+    torch.manual_seed(0)
+    fusion = create_fusion("late", image_dim=12, audio_dim=20, hidden=16, combine=combine).eval()
+    image, audio = encoder_output(12, 3, seed=5, batch=5), encoder_output(20, 4, seed=6, batch=5)
+    with torch.no_grad():
+        out = fusion(image, audio)
+    s_image, s_audio = out.modality_logits["image"], out.modality_logits["audio"]
+    if combine == "logit":
+        torch.testing.assert_close(out.fake_logit, (s_image + s_audio) / 2)
+    else:
+        p = (torch.sigmoid(s_image) + torch.sigmoid(s_audio)) / 2
+        torch.testing.assert_close(out.fake_logit, torch.log(p / (1 - p)))
+
+
 def test_early_fusion_mixes_cls_face_and_voice_tokens():
     torch.manual_seed(0)
     fusion = create_fusion("early", image_dim=12, audio_dim=20, hidden=16).eval()
@@ -316,7 +331,14 @@ def test_detection_loss_parts_by_hand():
     )
     # A fake pair that agrees too well is pushed apart: relu(0.6 - 0.3) on the fake row.
     out.consistency = torch.tensor([0.9, 0.7])
-    assert loss(out, labels)["consistency"].item() == pytest.approx((0.1 + 0.3) / 2, rel=1e-6)
+    unlabelled = loss(out, labels)
+    assert unlabelled["consistency"].item() == pytest.approx((0.1 + 0.3) / 2, rel=1e-6)
+    assert unlabelled["emotion"].item() == 0.0
+    # Voice labels alone still count when the face has none.
+    voice_only = loss(out, labels, None, torch.tensor([0, 2]))["emotion"].item()
+    assert voice_only == pytest.approx((ce(voice[0], 0) + ce(voice[1], 2)) / 2, rel=1e-6)
+    out.modality_logits = {}
+    assert loss(out, labels)["auxiliary"].item() == 0.0
 
 
 def test_detection_loss_defaults_are_the_documented_weights():

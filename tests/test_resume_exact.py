@@ -22,7 +22,7 @@ from mmdeepfake.train import trainer
 from mmdeepfake.train.artifacts import RunArtifacts, checkpoint_from_bytes
 from mmdeepfake.train.config import TrainConfig
 
-EPOCHS = 2
+EPOCHS = 3
 COMPARED = ("train_loss", "train_accuracy", "lr", "val_loss", "val_accuracy")
 
 
@@ -67,20 +67,23 @@ def straight(dataset, config_file, tmp_path_factory):
     output = tmp_path_factory.mktemp("straight")
     result = trainer.train(config(dataset, config_file, output, run_id="straight"),
                            progress=False)
-    assert [row["epoch"] for row in result.history] == [1, 2]
+    assert [row["epoch"] for row in result.history] == list(range(1, EPOCHS + 1))
     return result, final_weights(output, "straight")
 
 
-def assert_same_second_epoch(resumed, straight, output: Path) -> None:
+def assert_same_epochs(resumed, straight, output: Path) -> None:
+    """Every epoch after the resume matches: the third one also checks the scheduler's state
+    (the second one's learning rate comes back with the optimiser's)."""
     reference, weights = straight
-    assert [row["epoch"] for row in resumed.history] == [1, 2]
+    assert [row["epoch"] for row in resumed.history] == list(range(1, EPOCHS + 1))
     for name in COMPARED:
-        for epoch in (0, 1):
+        for epoch in range(EPOCHS):
             assert resumed.history[epoch][name] == pytest.approx(
                 reference.history[epoch][name], rel=1e-5, abs=1e-7
             ), (name, epoch + 1)
-    # The loss must have moved between the epochs, or the comparison above proves nothing.
+    # The loss and learning rate must move between epochs, or the comparison proves nothing.
     assert resumed.history[1]["train_loss"] != pytest.approx(resumed.history[0]["train_loss"])
+    assert resumed.history[2]["lr"] < resumed.history[1]["lr"] < resumed.history[0]["lr"]
     resumed_weights = final_weights(output, resumed.run_id)
     for name, tensor in weights.items():
         torch.testing.assert_close(resumed_weights[name], tensor, rtol=1e-5, atol=1e-6)
@@ -104,7 +107,7 @@ def test_resume_latest_from_an_epoch_checkpoint(dataset, config_file, tmp_path, 
     resumed = trainer.train(config(dataset, config_file, tmp_path, resume="latest"),
                             progress=False)
     assert resumed.run_id == "crashed"
-    assert_same_second_epoch(resumed, straight, tmp_path)
+    assert_same_epochs(resumed, straight, tmp_path)
 
 
 def test_resume_run_id_from_the_sigterm_checkpoint(dataset, config_file, tmp_path, monkeypatch,
@@ -140,4 +143,4 @@ def test_resume_run_id_from_the_sigterm_checkpoint(dataset, config_file, tmp_pat
     assert code == 0, capsys.readouterr().err[-3000:]
     (resumed,) = calls
     assert resumed.run_id == "stopped"
-    assert_same_second_epoch(resumed, straight, tmp_path)
+    assert_same_epochs(resumed, straight, tmp_path)
