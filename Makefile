@@ -7,7 +7,7 @@ TORCH_VERSION ?= 2.13.0
 export HF_HUB_OFFLINE ?= 1
 export GRADIO_ANALYTICS_ENABLED ?= False
 
-.PHONY: install demo test bench browser clean
+.PHONY: install demo test bench browser clean mutate
 
 install: $(STAMP)
 
@@ -35,6 +35,11 @@ demo: install
 
 test: install browser
 	$(BIN)/python -m pytest
+
+# Mutation testing of the core modules (docs/testing.md); not part of `make test`.
+# MODULES=fusion metrics ... limits it to some modules.
+mutate: install
+	$(BIN)/python scripts/mutate.py $(MODULES)
 
 bench: install
 	$(BIN)/python scripts/bench_inference.py

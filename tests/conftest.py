@@ -33,6 +33,39 @@ from typing import Any
 
 import pytest
 
+# --- no silent skips under CI -------------------------------------------------------------------
+#
+# A test that skips because a dependency, the browser or the bundled model is missing passes
+# quietly on a developer's machine. CI installs all of them, so there a skip means something is
+# broken: with the CI environment variable set, every skip (in a test or at module import)
+# becomes a failure that says why it would have skipped.
+
+
+def _ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _fail_instead_of_skip(report: Any) -> None:
+    if report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI, which must run every test: {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: Any, call: Any) -> Iterator[None]:
+    outcome = yield
+    if _ci():
+        _fail_instead_of_skip(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: Any) -> Iterator[None]:
+    outcome = yield
+    if _ci():
+        _fail_instead_of_skip(outcome.get_result())
+
+
 FAKE_AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",

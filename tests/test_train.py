@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import ClassVar
 
@@ -330,27 +329,35 @@ class _Proc:
                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                       text=True)
         self.lines: list[str] = []
+        self.changed = threading.Condition()
         self.thread = threading.Thread(target=self._drain, daemon=True)
         self.thread.start()
 
     def _drain(self) -> None:
         for line in self.popen.stderr:
-            self.lines.append(line)
+            with self.changed:
+                self.lines.append(line)
+                self.changed.notify_all()
+        with self.changed:
+            self.changed.notify_all()  # end of output: the process is exiting
 
     @property
     def stderr(self) -> str:
         return "".join(self.lines)
 
-    def wait_for(self, predicate, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return
-            if self.popen.poll() is not None:
-                raise AssertionError(f"training exited early ({self.popen.returncode}): "
-                                     f"{self.stderr[-3000:]}")
-            time.sleep(0.2)
-        raise AssertionError(f"timed out waiting for the training process: {self.stderr[-3000:]}")
+    def wait_for_line(self, text: str, timeout: float) -> None:
+        """Block until a stderr line contains ``text``; fail if the process ends first.
+
+        ``timeout`` only catches a hang: the wait ends on the line, not on the clock.
+        """
+        def seen_or_ended() -> bool:
+            return any(text in line for line in self.lines) or not self.thread.is_alive()
+
+        with self.changed:
+            self.changed.wait_for(seen_or_ended, timeout=timeout)
+        if not any(text in line for line in self.lines):
+            raise AssertionError(f"training never printed {text!r} (exit {self.popen.poll()}): "
+                                 f"{self.stderr[-3000:]}")
 
     def finish(self, timeout: float) -> int:
         code = self.popen.wait(timeout=timeout)
@@ -362,41 +369,50 @@ def _train_cmd(bucket, *extra: str) -> list[str]:
     return [sys.executable, "-m", "mmdeepfake.cli.train", *_train_args(bucket, *extra)]
 
 
+def _paused_train_cmd(bucket, checkpoint: str, *extra: str) -> list[str]:
+    """The training command, held still right after it writes ``checkpoint``."""
+    runner = str(Path(__file__).with_name("train_pause.py"))
+    return [sys.executable, runner, checkpoint, "--", *_train_args(bucket, *extra)]
+
+
 def test_resume_after_sigkill_continues_from_last_checkpoint(s3_dataset, tmp_path):
     cmd = _train_cmd(s3_dataset, "--epochs", "3", "--batch-size", "4")
-    proc = _Proc(cmd, tmp_path)
+    proc = _Proc(_paused_train_cmd(s3_dataset, "epoch_0001.pt", "--epochs", "3",
+                                   "--batch-size", "4"), tmp_path)
     try:
-        proc.wait_for(lambda: any(k.endswith("checkpoints/latest.json")
-                                  for k in s3_dataset.keys("outputs/")), timeout=150)
+        proc.wait_for_line("paused after epoch_0001.pt", timeout=300)
     finally:
         proc.popen.send_signal(signal.SIGKILL)
         proc.finish(timeout=30)
     run = _run_id(s3_dataset)
     pointer = json.loads(_read(s3_dataset, f"outputs/{run}/models/checkpoints/latest.json"))
-    done = pointer["epoch"]
-    assert 1 <= done < 3
+    assert pointer["epoch"] == 1
 
     result = subprocess.run(cmd + ["--resume", "latest"], env=_subprocess_env(), cwd=tmp_path,
-                            capture_output=True, text=True, timeout=200, check=False)
+                            capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert f"resumed run {run} from its checkpoint after epoch {done}" in result.stderr
+    assert f"resumed run {run} from its checkpoint after epoch 1" in result.stderr
     metrics = _read(s3_dataset, f"outputs/{run}/logs/metrics.csv").decode().splitlines()
     assert [row.split(",")[0] for row in metrics[1:]] == ["1", "2", "3"]
     assert f"outputs/{run}/models/checkpoints/epoch_0003.pt" in s3_dataset.keys("outputs/")
 
 
 def test_sigterm_saves_a_checkpoint_and_exits(s3_dataset, tmp_path):
-    proc = _Proc(_train_cmd(s3_dataset, "--epochs", "5", "--batch-size", "2"), tmp_path)
+    proc = _Proc(_paused_train_cmd(s3_dataset, "epoch_0001.pt", "--epochs", "5",
+                                   "--batch-size", "2"), tmp_path)
     try:
-        proc.wait_for(lambda: "memory guard:" in proc.stderr, timeout=120)
+        proc.wait_for_line("paused after epoch_0001.pt", timeout=300)
     finally:
         proc.popen.send_signal(signal.SIGTERM)
         code = proc.finish(timeout=120)
     err = proc.stderr
     assert code == 130, err[-3000:]
-    assert "stopped by SIGTERM" in err and "--resume" in err and "Traceback" not in err
+    assert "stopped by SIGTERM during epoch 2" in err and "--resume" in err
+    assert "Traceback" not in err
     run = _run_id(s3_dataset)
-    assert f"outputs/{run}/models/checkpoints/interrupted.pt" in s3_dataset.keys("outputs/")
+    key = f"outputs/{run}/models/checkpoints/interrupted.pt"
+    assert key in s3_dataset.keys("outputs/")
+    assert checkpoint_from_bytes(_read(s3_dataset, key), key)["epoch"] == 1
 
 
 def test_torchrun_two_ranks_on_cpu(s3_dataset, tmp_path):

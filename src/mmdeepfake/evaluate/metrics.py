@@ -138,7 +138,7 @@ def equal_error_rate(y_true: ArrayLike, scores: ArrayLike) -> tuple[float, float
     points around the crossing. The threshold returned is a score from the data: the one whose
     operating point has the smallest ``|FNR - FPR|`` (the higher score on a tie).
     """
-    fpr, tpr, thresholds = roc_curve(y_true, scores)
+    fpr, tpr, _ = roc_curve(y_true, scores)
     if np.isnan(fpr).any() or np.isnan(tpr).any():
         return math.nan, math.nan
     diff = (1.0 - tpr) - fpr  # decreasing from +1 (threshold inf) to -1 (lowest score)
@@ -148,9 +148,11 @@ def equal_error_rate(y_true: ArrayLike, scores: ArrayLike) -> tuple[float, float
     else:
         t = diff[k - 1] / (diff[k - 1] - diff[k])
         eer = float(fpr[k - 1] + t * (fpr[k] - fpr[k - 1]))
-    finite = np.isfinite(thresholds)
-    gap = np.where(finite, np.abs(diff), np.inf)
-    return eer, float(thresholds[int(np.argmin(gap))])
+    # |FNR - FPR| scaled by n_pos * n_neg is an integer: an exact tie stays a tie (rounded
+    # rates can make 1/2 - 1/3 look larger than 2/3 - 1/2), so the higher score wins it.
+    c = threshold_counts(y_true, scores)
+    gap = np.abs((c.n_pos - c.tp) * c.n_neg - c.fp * c.n_pos)
+    return eer, float(c.thresholds[int(np.argmin(gap))])
 
 
 def confusion_matrix(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:

@@ -268,7 +268,11 @@ class FaceDetector:
         self.device = torch.device(device)
         self.num_threads = num_threads
         folder = Path(weights_dir) if weights_dir is not None else mtcnn_weights_dir()
-        self.pnet, self.rnet, self.onet = _build_networks()
+        # The random initial weights are replaced below; drawing them from a forked RNG leaves
+        # the caller's stream untouched, so a training run draws the same dropout masks whether
+        # or not its process had built a face detector before (a resumed run relies on it).
+        with torch.random.fork_rng(devices=[]):
+            self.pnet, self.rnet, self.onet = _build_networks()
         for name, net in (("pnet", self.pnet), ("rnet", self.rnet), ("onet", self.onet)):
             path = folder / f"{name}.pt"
             try:

@@ -247,7 +247,9 @@ class _BatchBuffer:
     """Re-slices loader batches to the batch size the memory guard asks for at each step."""
 
     def __init__(self, loader: Any) -> None:
-        self.it: Iterator[dict[str, Any]] = iter(loader)
+        # Started on the first take: starting a DataLoader draws its base seed from the RNG.
+        self.loader = loader
+        self.it: Iterator[dict[str, Any]] | None = None
         self.current: dict[str, Any] | None = None
         self.pos = 0
         self.skipped: list[Any] = []
@@ -257,6 +259,8 @@ class _BatchBuffer:
         have = 0
         while have < n:
             if self.current is None or self.pos >= len(self.current["labels"]):
+                if self.it is None:
+                    self.it = iter(self.loader)
                 batch = next(self.it, None)
                 if batch is None:
                     break
@@ -502,8 +506,11 @@ class _Run:
                 # Every rank takes the same number of steps with the same batch size, or the
                 # gradient all-reduce of DistributedDataParallel would wait forever.
                 batch_size = D.all_reduce_min(self.guard.batch_size)
-                batch = buffer.take(batch_size)
-                ok = batch is not None and stop.signal_name is None and problem is None
+                # A stop already requested takes no batch: starting the loader draws from the
+                # RNG, and the checkpoint must hold the state this epoch started from.
+                stopping = stop.signal_name is not None or problem is not None
+                batch = None if stopping else buffer.take(batch_size)
+                ok = batch is not None and not stopping
                 if not D.all_reduce_min(int(ok)):
                     break
                 loss, correct, n = self._step(batch)
