@@ -167,3 +167,13 @@ def test_unfrozen_prior_learns():
     encoder(torch.randn(2, 3, 224, 224)).emotion_logits.sum().backward()
     assert encoder.network.conv1.weight.grad is not None
     assert encoder.network.bn1.training
+
+
+def test_saved_detector_reloads_the_prior(fer_detector, tmp_path):
+    fer_detector.save_pretrained(tmp_path)
+    reloaded = Detector.from_pretrained(str(tmp_path))
+    assert reloaded.model.image_encoder.face_margin == FER2013_FACE_MARGIN
+    x = features.faces_to_tensor(faces.center_crop_face(mf.face_photo())[None])
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded.model.encode_image(x).emotion_logits,
+                                   fer_detector.model.encode_image(x).emotion_logits)
