@@ -124,6 +124,15 @@ def test_predict_reads_real_faces(fer_detector, photo, emotion):
     torch.testing.assert_close(reported, expected, atol=1e-4, rtol=0)
 
 
+def test_input_is_fer_grayscale():
+    # A flat colour stays flat through any resize: the input is its luma, mapped to [-1, 1].
+    crop = np.zeros((1, 224, 224, 3), dtype=np.uint8) + np.array([200, 30, 90], dtype=np.uint8)
+    x = to_fer_input(features.faces_to_tensor(crop))
+    luma = (0.299 * 200 + 0.587 * 30 + 0.114 * 90) / 255
+    assert x.shape == (1, 1, 64, 64)
+    torch.testing.assert_close(x, torch.full_like(x, (luma - 0.5) * 2), atol=1e-5, rtol=0)
+
+
 def test_emotion_order_follows_ours():
     encoder = create_encoder("fer2013").eval()
     x = torch.randn(2, 3, 224, 224)
