@@ -29,12 +29,13 @@ REPO = Path(__file__).resolve().parents[1]
 DEST = REPO / "src" / "mmdeepfake" / "starter"
 TRAIN_SEED = 0
 TEST_SEED = 20_240_917  # never used for training data
-MODEL = {
-    "image_encoder": "resnet18",
-    "audio_encoder": "cnn_lstm",
-    "embed_dim": 64,
-    "image_encoder_kwargs": {"width": 8},
-    "audio_encoder_kwargs": {"width": 8, "hidden": 32},
+VOICE = {"audio_encoder": "cnn_lstm", "audio_encoder_kwargs": {"width": 8, "hidden": 32}}
+#: Face encoders the starter can be built with (``--image-encoder``): a narrow ResNet-18 learned
+#: from the synthetic faces, or the frozen FER2013 prior (real-face emotions; only the
+#: projection of its features into the fusion is trained).
+FACE_ENCODERS = {
+    "resnet18": {"image_encoder": "resnet18", "image_encoder_kwargs": {"width": 8}},
+    "fer2013": {"image_encoder": "fer2013", "image_encoder_kwargs": {"freeze": True}},
 }
 
 
@@ -96,6 +97,8 @@ def main() -> int:
                         help="synthetic mp4 clips scored end to end with Detector.predict")
     parser.add_argument("--epochs", type=int, default=14)
     parser.add_argument("--frames-per-clip", type=int, default=3)
+    parser.add_argument("--image-encoder", choices=sorted(FACE_ENCODERS), default="resnet18",
+                        help="face encoder of the starter (fer2013: the frozen real-face prior)")
     parser.add_argument("--dest", type=Path, default=DEST)
     parser.add_argument("--min-auc", type=float, default=0.95,
                         help="refuse to write a model below this test ROC-AUC")
@@ -123,7 +126,7 @@ def main() -> int:
         print(f"data generated in {time.time() - started:.0f} s", flush=True)
         config = TrainConfig(
             data_dir=str(train_dir), prefix="", output=str(out_dir), run_id="starter",
-            fusion="mid", model=MODEL, dropout=0.1, epochs=args.epochs, batch_size=16, lr=3e-3,
+            fusion="mid", model={**FACE_ENCODERS[args.image_encoder], **VOICE, "embed_dim": 64}, dropout=0.1, epochs=args.epochs, batch_size=16, lr=3e-3,
             weight_decay=1e-4, emotion_weight=5.0, consistency_weight=0.1, seed=TRAIN_SEED,
             prefetch=8, plots=False, log_every=20,
         )
@@ -149,7 +152,9 @@ def main() -> int:
             video_metrics={"dataset": f"{args.video_clips} mmdeepfake-synth mp4 clips, seed "
                                       f"{TEST_SEED} (unseen), scored with Detector.predict",
                            **videos},
-            build_command="python scripts/build_starter_model.py",
+            build_command="python scripts/build_starter_model.py"
+                          + ("" if args.image_encoder == "resnet18"
+                             else f" --image-encoder {args.image_encoder}"),
         )
         detector.with_config(metadata=metadata)
         args.dest.mkdir(parents=True, exist_ok=True)

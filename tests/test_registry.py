@@ -43,7 +43,7 @@ def test_library_registries_hold_every_part():
     from mmdeepfake.encoders import ENCODERS
     from mmdeepfake.fusion import FUSIONS
 
-    assert set(ENCODERS.names()) == {"resnet18", "cnn_lstm", "hf_image", "hf_audio"}
+    assert set(ENCODERS.names()) == {"resnet18", "cnn_lstm", "fer2013", "hf_image", "hf_audio"}
     assert set(FUSIONS.names()) == {"early", "mid", "late", "adaptive", "attention"}
     with pytest.raises(ConfigError, match="resnet18"):
         ENCODERS.create("resnet50")

@@ -283,6 +283,8 @@ class Detector(
         if image is not None and images:
             raise ConfigError("give either image= or images=, not both")
         faces = self._face_detector()
+        # The face crop is framed as the image encoder was trained (its declared margin).
+        margin = self.model.image_encoder.face_margin
         if video is not None:
             if stills or audio is not None:
                 raise ConfigError("give either a video, or image(s) with audio, not both")
@@ -291,7 +293,8 @@ class Detector(
                 raise ConfigError(f"num_frames must be at least 1, got {frames}")
             return (
                 lambda: evidence_lib.sight_from_video(
-                    video, num_frames=frames, detect_faces=detect_faces, detector=faces
+                    video, num_frames=frames, detect_faces=detect_faces, detector=faces,
+                    margin=margin,
                 ),
                 lambda: evidence_lib.voice_from_video(video),
             )
@@ -301,7 +304,9 @@ class Detector(
                 "with a voice recording (audio=)"
             )
         return (
-            lambda: evidence_lib.sight_from_images(stills, detect_faces=detect_faces, detector=faces),
+            lambda: evidence_lib.sight_from_images(
+                stills, detect_faces=detect_faces, detector=faces, margin=margin
+            ),
             lambda: evidence_lib.voice_from_recording(audio),
         )
 

@@ -90,10 +90,13 @@ def from_video(
     num_frames: int,
     detect_faces: bool = True,
     detector: faces.FaceDetector | None = None,
+    margin: float = faces.FACE_MARGIN,
 ) -> Evidence:
     """Sample frames and the audio track of a video and find the face in each frame."""
     voice = voice_from_video(source)
-    sight = sight_from_video(source, num_frames=num_frames, detect_faces=detect_faces, detector=detector)
+    sight = sight_from_video(
+        source, num_frames=num_frames, detect_faces=detect_faces, detector=detector, margin=margin
+    )
     return combine(sight, voice)
 
 
@@ -103,10 +106,12 @@ def from_pair(
     *,
     detect_faces: bool = True,
     detector: faces.FaceDetector | None = None,
+    margin: float = faces.FACE_MARGIN,
 ) -> Evidence:
     """Load still face images and a separate voice recording."""
     voice = voice_from_recording(audio)
-    return combine(sight_from_images(images, detect_faces=detect_faces, detector=detector), voice)
+    sight = sight_from_images(images, detect_faces=detect_faces, detector=detector, margin=margin)
+    return combine(sight, voice)
 
 
 def sight_from_video(
@@ -115,12 +120,19 @@ def sight_from_video(
     num_frames: int,
     detect_faces: bool = True,
     detector: faces.FaceDetector | None = None,
+    margin: float = faces.FACE_MARGIN,
 ) -> Sight:
-    """Sample `num_frames` frames of a video (not its audio) and find the face in each."""
+    """Sample `num_frames` frames of a video (not its audio) and find the face in each.
+
+    ``margin`` frames the crops (see ``faces.crop_faces``); pass the image encoder's
+    ``face_margin``.
+    """
     watch = _Stopwatch()
     clip = watch.run("decode", decode.load_video, source, num_frames=num_frames, decode_audio=False)
     times = [float(t) for t in clip.frame_times]
-    return _find_faces(list(clip.frames), times, clip.duration, detect_faces, detector, watch)
+    return _find_faces(
+        list(clip.frames), times, clip.duration, detect_faces, detector, watch, margin
+    )
 
 
 def sight_from_images(
@@ -128,11 +140,12 @@ def sight_from_images(
     *,
     detect_faces: bool = True,
     detector: faces.FaceDetector | None = None,
+    margin: float = faces.FACE_MARGIN,
 ) -> Sight:
-    """Load still face images and find the face in each."""
+    """Load still face images and find the face in each (crops framed by ``margin``)."""
     watch = _Stopwatch()
     frames = watch.run("decode", lambda: [decode.load_image(image) for image in images])
-    return _find_faces(frames, [None] * len(frames), None, detect_faces, detector, watch)
+    return _find_faces(frames, [None] * len(frames), None, detect_faces, detector, watch, margin)
 
 
 def voice_from_video(source: decode.MediaSource) -> Voice:
@@ -189,6 +202,7 @@ def _find_faces(
     detect_faces: bool,
     detector: faces.FaceDetector | None,
     watch: _Stopwatch,
+    margin: float = faces.FACE_MARGIN,
 ) -> Sight:
     warnings: list[str] = []
     if detect_faces:
@@ -207,7 +221,11 @@ def _find_faces(
         if len(kept) < len(frames):
             warnings.append(f"no face in {len(frames) - len(kept)} of {len(frames)} frames")
         crops = watch.run(
-            "face_detection", faces.crop_faces, [frames[i] for i in kept], [boxes[i] for i in kept]
+            "face_detection",
+            faces.crop_faces,
+            [frames[i] for i in kept],
+            [boxes[i] for i in kept],
+            margin=margin,
         )
         kept_boxes = [boxes[i] for i in kept]
     else:

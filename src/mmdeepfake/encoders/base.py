@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from mmdeepfake.labels import NUM_EMOTIONS
+from mmdeepfake.media.faces import FACE_MARGIN
 from mmdeepfake.registry import Registry
 
 Modality = Literal["image", "audio"]
@@ -75,11 +76,17 @@ class EmotionEncoder(nn.Module):
     Subclasses set ``modality`` and ``embed_dim`` (the width D of embedding and tokens) and
     implement ``forward``. Image encoders take (B, 3, 224, 224) ImageNet-normalised crops;
     audio encoders take (B, S) waveforms at 16 kHz (normally S = ``WINDOW_SAMPLES``).
+
+    ``face_margin`` is the framing an image encoder expects (the crop is a square
+    ``1 + face_margin`` times the detector box's longer side); the pipeline crops faces with
+    it, because the framing a pretrained face model learned is part of its preprocessing and
+    cannot be recovered from a tighter crop.
     """
 
     modality: ClassVar[Modality]
     embed_dim: int
     num_emotions: int = NUM_EMOTIONS
+    face_margin: ClassVar[float] = FACE_MARGIN
 
     def forward(self, inputs: torch.Tensor) -> EncoderOutput:  # pragma: no cover - abstract
         raise NotImplementedError

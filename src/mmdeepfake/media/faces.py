@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     import torch
 
 INSTALL_HINT = "pip install --no-deps facenet-pytorch==2.6.0"
+#: Default framing of a face crop: a square 1.25 times the detector box's longer side. An image
+#: encoder trained on other framing declares its own (``EmotionEncoder.face_margin``).
+FACE_MARGIN = 0.25
 
 
 @dataclass(frozen=True)
@@ -603,7 +606,7 @@ def crop_faces(
     boxes: Sequence[FaceBox | None],
     *,
     size: int = 224,
-    margin: float = 0.25,
+    margin: float = FACE_MARGIN,
 ) -> np.ndarray:
     """Square face crops (N,size,size,3) uint8, one per frame.
 
@@ -629,7 +632,7 @@ def crop_main_face(
     *,
     detector: FaceDetector | None = None,
     size: int = 224,
-    margin: float = 0.25,
+    margin: float = FACE_MARGIN,
 ) -> tuple[np.ndarray, bool]:
     """The crop ``predict`` would take of the most confident face, and whether one was found.
 
