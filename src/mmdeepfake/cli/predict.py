@@ -13,7 +13,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from mmdeepfake.cli._common import run_cli, setup_logging
@@ -22,16 +22,18 @@ from mmdeepfake.errors import ConfigError, MediaNotFoundError, MmDeepfakeError
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".webm", ".mkv", ".avi")
 CSV_FIELDS = (
     "source", "label", "fake_probability", "threshold", "consistency", "face_emotion",
-    "voice_emotion", "image_score", "audio_score", "fusion", "warnings", "error",
+    "voice_emotion", "image_score", "audio_score", "fusion", "modalities", "model", "warnings",
+    "error",
 )
 
 
 @dataclass(frozen=True)
 class Job:
-    """One thing to score: a video, or a face image with a voice recording."""
+    """One thing to score: a video, a face image with a voice recording, or one alone."""
 
     source: str
     audio: str | None = None
+    alone: str | None = None  # "image" or "audio": the source is scored on its own
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,12 +45,22 @@ def build_parser() -> argparse.ArgumentParser:
                         help="video files, folders (searched recursively) or s3:// prefixes")
     parser.add_argument("--pair", nargs=2, action="append", default=[], metavar=("IMAGE", "AUDIO"),
                         help="score a face image with a voice recording (repeatable)")
+    parser.add_argument("--image-only", action="append", default=[], metavar="IMAGE",
+                        help="score a face image on its own, without a voice (repeatable)")
+    parser.add_argument("--audio-only", action="append", default=[], metavar="AUDIO",
+                        help="score a voice recording on its own, without a face (repeatable)")
     parser.add_argument("--model", default="starter",
                         help="model folder or Hugging Face repo id (default: the bundled starter model)")
     parser.add_argument("--format", choices=("json", "jsonl", "csv"), default="jsonl")
     parser.add_argument("--out", help="output file (default: standard output)")
     parser.add_argument("--threshold", type=float, help="decision threshold on the fake probability")
     parser.add_argument("--num-frames", type=int, help="frames sampled per video")
+    parser.add_argument("--on-unfamiliar", choices=("uncertain", "warn"), default="uncertain",
+                        help="input unlike the model's training data: label it uncertain "
+                             "(default) or keep the verdict with a warning")
+    parser.add_argument("--require", choices=("any", "both"), default="any",
+                        help="'both' refuses media without a usable face and voice; 'any' "
+                             "(default) scores the modality that is there")
     parser.add_argument("--endpoint-url", help="S3 endpoint URL (for S3-compatible servers)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     parser.add_argument("--threads", type=int,
@@ -60,7 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def expand_inputs(inputs: list[str], pairs: list[list[str]], endpoint_url: str | None) -> list[Job]:
+def expand_inputs(
+    inputs: list[str],
+    pairs: list[list[str]],
+    endpoint_url: str | None,
+    images: list[str] = (),
+    audios: list[str] = (),
+) -> list[Job]:
     """Resolve files, folders and S3 prefixes into jobs, in a stable order."""
     jobs: list[Job] = []
     for item in inputs:
@@ -74,8 +92,11 @@ def expand_inputs(inputs: list[str], pairs: list[list[str]], endpoint_url: str |
         else:
             jobs.append(Job(item))
     jobs.extend(Job(image, audio) for image, audio in pairs)
+    jobs.extend(Job(image, alone="image") for image in images)
+    jobs.extend(Job(audio, alone="audio") for audio in audios)
     if not jobs:
-        raise ConfigError("nothing to score: give video paths, folders, s3:// prefixes or --pair")
+        raise ConfigError("nothing to score: give video paths, folders, s3:// prefixes, --pair, "
+                          "--image-only or --audio-only")
     return jobs
 
 
@@ -115,7 +136,9 @@ def _score(job_and_options: tuple[Job, dict]) -> dict:
     try:
         detector = _WORKER["detector"]
         media = _read(job.source, _WORKER["endpoint_url"])
-        if job.audio is None:
+        if job.alone is not None:
+            prediction = detector.predict(**{job.alone: media}, **options)
+        elif job.audio is None:
             prediction = detector.predict(media, **options)
         else:
             prediction = detector.predict(image=media, audio=_read(job.audio, _WORKER["endpoint_url"]), **options)
@@ -124,7 +147,8 @@ def _score(job_and_options: tuple[Job, dict]) -> dict:
         record["error"] = None
         return record
     except MmDeepfakeError as exc:
-        return {"source": job.source, "error": str(exc), "error_type": type(exc).__name__}
+        return {"source": job.source, "error": str(exc), "error_type": type(exc).__name__,
+                "model": asdict(_WORKER["detector"].model_info)}
 
 
 def _read(source: str, endpoint_url: str | None):
@@ -143,6 +167,7 @@ def _read(source: str, endpoint_url: str | None):
 def score_jobs(jobs: list[Job], args: argparse.Namespace) -> Iterator[dict]:
     """Score every job, in order, in this process or in a pool of worker processes."""
     options = {k: v for k, v in (("threshold", args.threshold), ("num_frames", args.num_frames)) if v is not None}
+    options.update(on_unfamiliar=args.on_unfamiliar, require=args.require)
     work = [(job, options) for job in jobs]
     if args.workers <= 1:
         _init_worker(args.model, args.device, args.threads, args.endpoint_url)
@@ -168,6 +193,9 @@ def _csv_row(record: dict) -> dict:
     row["image_score"] = scores.get("image")
     row["audio_score"] = scores.get("audio")
     row["warnings"] = "; ".join(record.get("warnings") or [])
+    row["modalities"] = " ".join(record.get("modalities") or [])
+    model = record.get("model") or {}
+    row["model"] = f"{model.get('name')} (trained on {model.get('training_data')})"
     return row
 
 
@@ -195,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError("--workers must be at least 1")
     if args.threads is not None and args.threads < 1:
         raise ConfigError("--threads must be at least 1")
-    jobs = expand_inputs(args.inputs, args.pair, args.endpoint_url)
+    jobs = expand_inputs(args.inputs, args.pair, args.endpoint_url, args.image_only,
+                         args.audio_only)
     from tqdm import tqdm
 
     records = []
