@@ -79,7 +79,7 @@ def build_app(
             with gr.Column(scale=2, min_width=320):
                 with gr.Tab("Video"):
                     video = gr.Video(
-                        label="Video with sound (upload or record)",
+                        label="Video (upload or record); without sound, the faces alone are scored",
                         sources=["upload", "webcam"],
                         format=None,
                         include_audio=True,
@@ -92,7 +92,11 @@ def build_app(
                         example_labels=examples.video_captions,
                         label="Examples (generated synthetic clips)",
                     )
-                with gr.Tab("Face + voice"):
+                with gr.Tab("Face and/or voice"):
+                    gr.Markdown(
+                        "Give a face image, a voice recording, or both. One alone is scored by "
+                        "that modality's own head, without the face/voice consistency cue."
+                    )
                     image = gr.Image(
                         label="Face image",
                         type="filepath",
@@ -135,7 +139,7 @@ def build_app(
                         else "Fusion strategy (this model has one)",
                     )
             with gr.Column(scale=3):
-                verdict = gr.Label(label="Verdict", num_top_classes=2, elem_id="verdict")
+                verdict = gr.Label(label="Verdict", num_top_classes=3, elem_id="verdict")
                 summary = gr.Markdown(elem_id="summary")
                 emotions_plot = gr.Plot(label="Face vs voice emotions", elem_id="emotions")
                 timeline_plot = gr.Plot(label="Timeline", elem_id="timeline")
