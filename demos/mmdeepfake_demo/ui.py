@@ -40,8 +40,10 @@ print(video["label"], video["fake_probability"], video["face_emotion"], video["v
 
 Both endpoints return the `Prediction` dictionary of `mmdeepfake` (label, fake_probability,
 threshold, face/voice emotions, consistency, modality scores, fusion weights, segments, faces,
-warnings). Arguments: the media, the decision threshold, the number of frames to sample (video
-only) and the fusion strategy (`None` for the model's own).
+warnings, modalities, domain, model). Arguments: the media, the decision threshold, the number
+of frames to sample (video only) and the fusion strategy (`None` for the model's own).
+`/detect_pair` takes a face image, a voice, or both (`None` for the missing one); a video
+without sound is scored from its faces. One modality alone has no consistency (`None`).
 """
 
 
