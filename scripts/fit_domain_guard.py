@@ -70,6 +70,8 @@ def main() -> int:
     parser.add_argument("--quantile", type=float, default=0.99,
                         help="limit = this quantile of the validation distances (0.99)")
     parser.add_argument("--seed", type=int, default=0, help="pairing seed of the splits (0)")
+    parser.add_argument("--describe", help="how the card and metadata name the fitting data "
+                                           "(default: the --data folder)")
     args = parser.parse_args()
 
     from mmdeepfake.detector import Detector
@@ -84,8 +86,7 @@ def main() -> int:
     print(f"embedded {len(train.labels)} train and {len(validation.labels)} validation samples "
           f"in {time.time() - started:.0f} s", flush=True)
     record = fit_detector_guard(detector, train, validation, quantile=args.quantile,
-                                source=f"train split of {args.data.name} "
-                                       "(scripts/fit_domain_guard.py)")
+                                source=args.describe or f"the train split of {args.data}")
     report = {"guard": record, "heads": detector.metadata["modality_calibration"],
               "familiar_share": {"train": familiar_shares(detector, train),
                                  "validate": familiar_shares(detector, validation)}}

@@ -233,7 +233,7 @@ def trained(tmp_path_factory):
 
 
 def test_training_fits_the_guard_and_reports_the_familiar_share(trained):
-    root, result = trained
+    root, _ = trained
     summary = json.loads((root / "out" / "guard" / "logs" / "summary.json").read_text())
     shares = summary["domain_guard"]["familiar_share"]
     assert set(shares) == {"train", "validate"}
