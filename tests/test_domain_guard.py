@@ -237,7 +237,8 @@ def test_training_fits_the_guard_and_reports_the_familiar_share(trained):
     summary = json.loads((root / "out" / "guard" / "logs" / "summary.json").read_text())
     shares = summary["domain_guard"]["familiar_share"]
     assert set(shares) == {"train", "validate"}
-    assert all(0.9 <= shares[split][m] <= 1.0 for split in shares for m in ("image", "audio"))
+    # The limit is the 99th percentile of 8 validation distances: at most one lies beyond it.
+    assert all(7 / 8 <= shares[split][m] <= 1.0 for split in shares for m in ("image", "audio"))
     detector = Detector.from_pretrained(root / "out" / "guard" / "models" / "best")
     assert all(detector.model.domain_guard.fitted(m) for m in ("image", "audio"))
     assert detector.model_info.synthetic
