@@ -246,16 +246,28 @@ def test_training_fits_the_guard_and_reports_the_familiar_share(trained):
 
 
 def test_evaluation_reports_the_familiar_share(trained, tmp_path):
+    from mmdeepfake.domain import embed_split, fit_detector_guard
     from mmdeepfake.evaluate.evaluator import evaluate
 
     root, _ = trained
-    result = evaluate(str(root / "out" / "guard" / "models" / "best"),
-                      data_dir=str(root / "data"), prefix="", split="test",
+    detector = Detector.from_pretrained(root / "out" / "guard" / "models" / "best")
+    storage = open_storage(root / "data")
+    from mmdeepfake.data.layout import scan_dataset
+
+    index = scan_dataset(storage, "")
+    train, test = (embed_split(detector, storage, index, s) for s in ("train", "test"))
+    # Limits at the median of the test split's distances: about half of it is unfamiliar.
+    fit_detector_guard(detector, train, test, quantile=0.5)
+    guard = detector.model.domain_guard
+    expected = {m: float((guard.distances(m, getattr(test, m)) <= guard.limit(m)).float().mean())
+                for m in ("image", "audio")}
+    assert all(0.3 <= share <= 0.7 for share in expected.values())
+    result = evaluate(detector, data_dir=str(root / "data"), prefix="", split="test",
                       output=str(tmp_path / "eval"))
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["domain"]["guard"] is True
     for m in ("image", "audio"):
-        assert 0.0 <= metrics["domain"][m]["familiar_share"] <= 1.0
+        assert metrics["domain"][m]["familiar_share"] == pytest.approx(expected[m])
     assert metrics["domain"] == result.summary["domain"]
 
 
