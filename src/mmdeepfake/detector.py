@@ -328,7 +328,7 @@ class Detector(
         absent = {m: r for m, r in (("image", sight), ("audio", heard))
                   if isinstance(r, MmDeepfakeError)}
         if len(absent) == 2 or (absent and (see is None or hear is None)):
-            raise absent.get("image") or absent["audio"]
+            raise absent.get("audio") or absent["image"]  # the voice's error, as run_alongside
         request = _Request(threshold, abstain_below, on_unfamiliar, source, started)
         if see is not None and hear is not None and not absent:
             voice, audio_out = heard
