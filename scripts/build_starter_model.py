@@ -146,6 +146,8 @@ def main() -> int:
         metadata.update(
             trained_on=f"mmdeepfake-synth, consistency variant, {args.clips} clips, "
                        f"seed {TRAIN_SEED}, {args.frames_per_clip} frames per clip",
+            training_data=f"mmdeepfake-synth, consistency variant, {args.clips} clips, "
+                          f"seed {TRAIN_SEED}, {args.frames_per_clip} frames per clip",
             test_metrics={"dataset": f"mmdeepfake-synth consistency variant, "
                                      f"{args.test_clips} clips, seed {TEST_SEED} (unseen)",
                           **test},

@@ -136,7 +136,9 @@ def test_predict_video_returns_every_field(detector, face_clip):
     _check_prediction(pred)
     assert pred.duration == pytest.approx(5.0, abs=0.2)
     assert pred.segments[0].start == 0.0 and pred.segments[-1].end == pytest.approx(5.0, abs=0.2)
-    assert len(pred.faces) == 16 and not pred.warnings
+    assert len(pred.faces) == 16
+    # The only warnings are about the model itself: random weights, no unfamiliar-input guard.
+    assert len(pred.warnings) == 2 and "random" in pred.warnings[0] and "guard" in pred.warnings[1]
     x1, y1, x2, y2 = pred.faces[0].box
     assert 0 <= x1 < x2 <= 320 and 0 <= y1 < y2 <= 240
     stages = {"decode", "face_detection", "audio_decode", "features", "image_encoder",
@@ -181,7 +183,9 @@ def test_threshold_and_abstention(detector, face_clip):
 
 def test_predict_argument_errors_are_typed(detector, face_clip):
     with pytest.raises(ConfigError, match="video with sound"):
-        detector.predict(image=mf.face_photo())
+        detector.predict(image=mf.face_photo(), require="both")
+    with pytest.raises(ConfigError, match="a voice recording"):
+        detector.predict()
     with pytest.raises(ConfigError, match="not both"):
         detector.predict(face_clip, audio=mf.voice_like())
 
@@ -189,7 +193,9 @@ def test_predict_argument_errors_are_typed(detector, face_clip):
 def test_image_without_face_is_reported(detector):
     noise = np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)
     with pytest.raises(NoFaceFoundError, match="No face"):
-        detector.predict(image=noise, audio=mf.voice_like(seconds=2.0))
+        detector.predict(image=noise, audio=mf.voice_like(seconds=2.0), require="both")
+    with pytest.raises(NoFaceFoundError, match="No face"):
+        detector.predict(image=noise)  # nothing else to score
     # Pre-cropped faces can skip detection.
     pred = detector.predict(image=noise, audio=mf.voice_like(seconds=2.0), detect_faces=False)
     assert pred.faces[0].box == (0.0, 0.0, 320.0, 240.0)

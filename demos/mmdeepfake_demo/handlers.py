@@ -16,7 +16,7 @@ from typing import Any
 
 import gradio as gr
 
-from mmdeepfake.errors import LOCAL_MODEL_FOLDER, MmDeepfakeError, render
+from mmdeepfake.errors import LOCAL_MODEL_FOLDER, MediaNotFoundError, MmDeepfakeError, render
 from mmdeepfake_demo import media, views
 from mmdeepfake_demo.models import LoadedModel, ModelStore
 
@@ -71,7 +71,8 @@ class Handlers:
         fusion: str | None,
         spec: str | None = None,
     ) -> dict[str, Any]:
-        """Detect a deepfake in a video with sound; returns the Prediction dictionary."""
+        """Detect a deepfake in a video; returns the Prediction dictionary. A video without
+        usable sound (or without a face) is scored from the modality it has."""
         with shown_in_page("Cannot analyse this video"):
             path = media.checked_path(video, "video")
             detector = self.store.get(spec).detector(fusion)
@@ -86,12 +87,12 @@ class Handlers:
         fusion: str | None,
         spec: str | None = None,
     ) -> dict[str, Any]:
-        """Detect a deepfake in a face image plus a voice recording; returns the Prediction dict."""
+        """Detect a deepfake in a face image, a voice recording, or both; returns the Prediction
+        dictionary. With one of them alone the verdict comes from that modality's own head."""
         with shown_in_page("Cannot analyse this face and voice"):
-            image_path = media.checked_path(image, "face image")
-            audio_path = media.checked_path(audio, "voice recording")
+            given = _given(image, audio)
             detector = self.store.get(spec).detector(fusion)
-            pred = detector.predict(image=image_path, audio=audio_path, threshold=float(threshold))
+            pred = detector.predict(**given, threshold=float(threshold))
             return pred.to_dict()
 
     # --- explanation views ---------------------------------------------------------------------
@@ -109,11 +110,8 @@ class Handlers:
 
     def explain_pair(self, pred: dict[str, Any], image: str, audio: str) -> tuple:
         with shown_in_page("Cannot draw the explanation"):
-            crops, wave = media.pair_media(
-                media.checked_path(image, "face image"),
-                media.checked_path(audio, "voice recording"),
-                pred,
-            )
+            given = _given(image, audio)
+            crops, wave = media.pair_media(given.get("image"), given.get("audio"), pred)
             return self._explanation(pred, crops, wave)
 
     @staticmethod
@@ -160,6 +158,21 @@ class Handlers:
             gr.update(value=detector.threshold),
             gr.update(value=int(detector.config.get("num_frames", 16))),
         )
+
+
+def _given(image: str | None, audio: str | None) -> dict[str, str]:
+    """The checked upload paths of whatever was given: a face image, a voice, or both."""
+    if not image and not audio:
+        raise MediaNotFoundError(
+            "no face image and no voice recording were given; upload (or record) one of them, "
+            "or both"
+        )
+    given = {}
+    if image:
+        given["image"] = media.checked_path(image, "face image")
+    if audio:
+        given["audio"] = media.checked_path(audio, "voice recording")
+    return given
 
 
 def fusion_dropdown(model: LoadedModel) -> dict[str, Any]:

@@ -69,17 +69,27 @@ def video_media(path: str, pred: dict[str, Any], num_frames: int) -> tuple[np.nd
     """(face crops in the order of ``pred["faces"]``, 16 kHz mono voice) of a video."""
     from mmdeepfake.media import decode, features
 
-    clip = decode.load_video(path, num_frames=num_frames, sample_rate=features.SAMPLE_RATE)
+    # A clip without sound (or with silent sound) is scored from its faces alone: show it too.
+    clip = decode.load_video(
+        path, num_frames=num_frames, sample_rate=features.SAMPLE_RATE, require_audio=False
+    )
     wave = clip.audio if clip.audio is not None else np.zeros(0, dtype=np.float32)
     return _crops(list(clip.frames), pred["faces"]), wave
 
 
-def pair_media(image: str, audio: str, pred: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """(face crops, 16 kHz mono voice) of a face image and a voice recording."""
+def pair_media(
+    image: str | None, audio: str | None, pred: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(face crops, 16 kHz mono voice) of a face image and a voice recording, either of which
+    may be missing (no crops, or an empty voice)."""
     from mmdeepfake.media import decode, features
 
-    frames = [decode.load_image(image)]
-    wave = decode.load_audio(audio, sample_rate=features.SAMPLE_RATE, check_silence=False)
+    frames = [decode.load_image(image)] if image is not None else []
+    wave = (
+        decode.load_audio(audio, sample_rate=features.SAMPLE_RATE, check_silence=False)
+        if audio is not None
+        else np.zeros(0, dtype=np.float32)
+    )
     return _crops(frames, pred["faces"]), wave
 
 

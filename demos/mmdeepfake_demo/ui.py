@@ -51,8 +51,10 @@ print(video["label"], video["fake_probability"], video["face_emotion"], video["v
 
 Both endpoints return the `Prediction` dictionary of `mmdeepfake` (label, fake_probability,
 threshold, face/voice emotions, consistency, modality scores, fusion weights, segments, faces,
-warnings). Arguments: the media, the decision threshold, the number of frames to sample (video
-only) and the fusion strategy (`None` for the model's own).
+warnings, modalities, domain, model). Arguments: the media, the decision threshold, the number
+of frames to sample (video only) and the fusion strategy (`None` for the model's own).
+`/detect_pair` takes a face image, a voice, or both (`None` for the missing one); a video
+without sound is scored from its faces. One modality alone has no consistency (`None`).
 """
 
 
@@ -93,7 +95,7 @@ def build_app(
             with gr.Column(scale=2, min_width=320):
                 with gr.Tab("Video"):
                     video = gr.Video(
-                        label="Video with sound (upload or record)",
+                        label="Video (upload or record); without sound, the faces alone are scored",
                         sources=["upload", "webcam"],
                         format=None,
                         include_audio=True,
@@ -106,7 +108,11 @@ def build_app(
                         example_labels=examples.video_captions,
                         label="Examples (generated synthetic clips)",
                     )
-                with gr.Tab("Face + voice"):
+                with gr.Tab("Face and/or voice"):
+                    gr.Markdown(
+                        "Give a face image, a voice recording, or both. One alone is scored by "
+                        "that modality's own head, without the face/voice consistency cue."
+                    )
                     image = gr.Image(
                         label="Face image",
                         type="filepath",
@@ -149,7 +155,7 @@ def build_app(
                         else "Fusion strategy (this model has one)",
                     )
             with gr.Column(scale=3):
-                verdict = gr.Label(label="Verdict", num_top_classes=2, elem_id="verdict")
+                verdict = gr.Label(label="Verdict", num_top_classes=3, elem_id="verdict")
                 summary = gr.Markdown(elem_id="summary")
                 emotions_plot = gr.Plot(label="Face vs voice emotions", elem_id="emotions")
                 timeline_plot = gr.Plot(label="Timeline", elem_id="timeline")

@@ -28,22 +28,67 @@ FAKE_COLOUR = "#d62728"
 CONSISTENCY_COLOUR = "#2ca02c"
 
 
+NOUNS = {"image": "face", "audio": "voice"}
+
+
 def verdict_label(pred: dict[str, Any]) -> dict[str, float]:
-    """Confidences for ``gr.Label``: the verdict on top, with the fake probability beside it."""
+    """Confidences for ``gr.Label``: the verdict on top, with the fake probability beside it.
+
+    An "uncertain" verdict is put on top (the label shows it), the probabilities below it."""
     p_fake = float(pred["fake_probability"])
-    return {"fake": p_fake, "real": 1.0 - p_fake}
+    scores = {"fake": p_fake, "real": 1.0 - p_fake}
+    if pred.get("label") == "uncertain":
+        return {"uncertain": 1.0, **scores}
+    return scores
+
+
+def unfamiliar_banner(pred: dict[str, Any]) -> str:
+    """The headline when a modality is unlike the model's training data, else ""."""
+    unfamiliar = [
+        NOUNS.get(m, m) for m, d in (pred.get("domain") or {}).items() if d.get("familiar") is False
+    ]
+    if not unfamiliar:
+        return ""
+    what = " and the ".join(unfamiliar)
+    verb = "are" if len(unfamiliar) > 1 else "is"
+    head = "uncertain" if pred.get("label") == "uncertain" else "warning"
+    return f"## {head}: the {what} {verb} unlike anything this model was trained on\n"
 
 
 def verdict_markdown(pred: dict[str, Any]) -> str:
-    """One paragraph a person can read: verdict, score, threshold and the emotional evidence."""
+    """What a person reads first: the unfamiliar-input banner, the verdict, the evidence
+    (or which modality alone was used) and the model that answered."""
     label = str(pred["label"]).upper()
-    return (
-        f"### {label} — fake probability {pred['fake_probability']:.2f} "
-        f"(threshold {pred['threshold']:.2f})\n"
-        f"The face looks **{pred['face_emotion']}**, the voice sounds **{pred['voice_emotion']}**; "
-        f"emotional consistency **{pred['consistency']:.2f}** (1 = they agree, 0 = they "
-        f"contradict each other). Fusion: `{pred['fusion']}`."
-    )
+    lines = [
+        unfamiliar_banner(pred)
+        + f"### {label} — fake probability {pred['fake_probability']:.2f} "
+        f"(threshold {pred['threshold']:.2f})"
+    ]
+    if pred.get("consistency") is not None:
+        lines.append(
+            f"The face looks **{pred['face_emotion']}**, the voice sounds "
+            f"**{pred['voice_emotion']}**; emotional consistency **{pred['consistency']:.2f}** "
+            f"(1 = they agree, 0 = they contradict each other). Fusion: `{pred['fusion']}`."
+        )
+    else:
+        used = [NOUNS.get(m, m) for m in pred.get("modalities") or []]
+        evidence = (
+            f"the face looks **{pred['face_emotion']}**"
+            if pred.get("face_emotion")
+            else f"the voice sounds **{pred['voice_emotion']}**"
+        )
+        lines.append(
+            f"Only the **{' and '.join(used)}** was analysed ({evidence}): the face/voice "
+            "consistency cue was unavailable, and the verdict comes from that modality's own "
+            "head (see the warnings)."
+        )
+    model = pred.get("model") or {}
+    if model:
+        lines.append(
+            f"Model: `{html.escape(str(model.get('name')))}`, trained on "
+            f"{html.escape(str(model.get('training_data')))}."
+        )
+    return "\n\n".join(lines)
 
 
 def emotion_figure(pred: dict[str, Any]) -> go.Figure:
@@ -60,9 +105,13 @@ def emotion_figure(pred: dict[str, Any]) -> go.Figure:
             marker_color=colour,
             hovertemplate="%{x}: %{y:.2f}<extra>" + name + "</extra>",
         )
+    consistency = pred.get("consistency")
     fig.update_layout(
         barmode="group",
-        title=f"Face vs voice emotion (consistency {pred['consistency']:.2f})",
+        title=f"Face vs voice emotion (consistency {consistency:.2f})"
+        if consistency is not None
+        else f"{' and '.join(NOUNS.get(m, m) for m in pred.get('modalities') or [])} emotion "
+        "only (no consistency)",
         yaxis={"title": "probability", "range": [0, 1]},
         legend={"orientation": "h", "y": 1.12, "x": 1, "xanchor": "right"},
         margin={"l": 50, "r": 20, "t": 60, "b": 40},
@@ -118,6 +167,10 @@ def timeline_figure(pred: dict[str, Any]) -> go.Figure:
     span (a stroke, a run of heat cells), so overlapping windows overlap on the page too.
     """
     segments = pred["segments"]
+    if not segments:
+        return go.Figure().update_layout(
+            title="No timeline: only one modality was analysed", height=200
+        )
     edges = _window_edges(segments)
     fig = make_subplots(
         rows=3,

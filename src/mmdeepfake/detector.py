@@ -7,6 +7,7 @@ import numbers
 import os
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -18,17 +19,40 @@ from huggingface_hub import PyTorchModelHubMixin
 from mmdeepfake import config_check, model_files
 from mmdeepfake import evidence as evidence_lib
 from mmdeepfake.config_check import check_num_frames, check_probability
+from mmdeepfake.domain import DomainCheck
 from mmdeepfake.encoders import EncoderOutput
-from mmdeepfake.errors import CheckpointError, ConfigError, MmDeepfakeError
+from mmdeepfake.errors import (
+    CheckpointError,
+    ConfigError,
+    MmDeepfakeError,
+    NoAudioTrackError,
+    NoFaceFoundError,
+    SilentAudioError,
+)
 from mmdeepfake.labels import EMOTIONS
 from mmdeepfake.media import features
 from mmdeepfake.media.decode import MediaSource
 from mmdeepfake.model import EmotionConsistencyModel, ModelOutput
 from mmdeepfake.model_files import CONFIG_NAME, WEIGHTS_NAME
-from mmdeepfake.prediction import Face, Prediction, Segment
+from mmdeepfake.prediction import Face, ModelInfo, Prediction, Segment
 from mmdeepfake.threads import may_overlap, run_alongside, torch_threads
 
+CARD_NAME = "README.md"
 MODALITIES = ("image", "audio")
+UNTRAINED = "untrained"
+ON_UNFAMILIAR = ("uncertain", "warn")
+REQUIRE = ("any", "both")
+# A one-modality head below this validation ROC-AUC is reported as not informative.
+INFORMATIVE_AUC = 0.6
+# Errors meaning that a modality is simply not in the input (not that the input is broken):
+# with require="any" the other modality is scored alone.
+_MISSING_MODALITY = (NoAudioTrackError, SilentAudioError, NoFaceFoundError)
+_ABSENCE = {
+    NoAudioTrackError: "the video has no sound track",
+    SilentAudioError: "the sound is silent",
+    NoFaceFoundError: "no face was found",
+}
+_NOUN = {"image": "face", "audio": "voice"}
 
 
 class Detector(
@@ -147,6 +171,20 @@ class Detector(
         # Written here rather than by the hub mixin, which would record the constructor
         # arguments as passed and lose calibration fitted after construction.
         (Path(save_directory) / CONFIG_NAME).write_text(json.dumps(self.config, indent=2))
+        # The card too: a model loaded with its own card (the starter's "synthetic data only"
+        # note, a card edited by hand) keeps it; the mixin would write a generic one instead.
+        # push_to_hub saves through here, so the uploaded card is the same.
+        (Path(save_directory) / CARD_NAME).write_text(self.model_card())
+
+    def model_card(self) -> str:
+        """The model card saved with the weights: the card this model was loaded with, if it
+        had one, else one generated from its config and metadata."""
+        card = getattr(self, "card", None)
+        if card:
+            return card
+        from mmdeepfake.train.hub import build_model_card
+
+        return build_model_card(self.config)
 
     @classmethod
     def from_pretrained(
@@ -211,6 +249,7 @@ class Detector(
             )
         detector.eval()
         detector.name = source
+        detector.card = _read_card(weights_path.parent)
         return detector
 
     @classmethod
@@ -244,18 +283,27 @@ class Detector(
         num_frames: int | None = None,
         detect_faces: bool = True,
         abstain_below: float | None = None,
+        on_unfamiliar: str = "uncertain",
+        require: str = "any",
     ) -> Prediction:
-        """Detect a deepfake in a video with sound, or in face image(s) plus a voice recording.
+        """Detect a deepfake in a video, in face image(s) plus a voice, or in one of them alone.
 
         Args:
-            video: a clip with an audio track (path, bytes).
-            image / images: face photo(s) (path, bytes, or HxWx3 uint8 array); needs ``audio``.
+            video: a clip (path, bytes); its sound track is the voice.
+            image / images: face photo(s) (path, bytes, or HxWx3 uint8 array).
             audio: the voice recording (path, bytes, or a 16 kHz float array).
             threshold: overrides the detector's decision threshold.
             num_frames: frames sampled from a video (default from the config, 16).
             detect_faces: set False when images are already cropped to a face.
             abstain_below: if the calibrated confidence of the verdict is below this bound, the
                 label is "uncertain" instead of real/fake.
+            on_unfamiliar: what to do when a modality is unlike the model's training data (see
+                ``Prediction.domain``): ``"uncertain"`` (default) labels the input "uncertain",
+                ``"warn"`` keeps the real/fake verdict. Both add a warning.
+            require: ``"any"`` (default) scores whatever modality is there: a face alone, a
+                voice alone, a video without sound (or with silent sound, or where no face is
+                found) is scored by that modality's own head, without the consistency cue.
+                ``"both"`` insists on a face and a voice and raises the typed errors instead.
 
         Raises:
             MmDeepfakeError: a subclass saying what is wrong with the input.
@@ -265,20 +313,43 @@ class Detector(
             raise ConfigError(f"threshold must be between 0 and 1, got {threshold}")
         if abstain_below is not None and not 0.5 <= abstain_below <= 1.0:
             raise ConfigError(f"abstain_below must be between 0.5 and 1, got {abstain_below}")
+        if on_unfamiliar not in ON_UNFAMILIAR:
+            raise ConfigError(f"on_unfamiliar must be one of {ON_UNFAMILIAR}, got {on_unfamiliar!r}")
+        if require not in REQUIRE:
+            raise ConfigError(f"require must be one of {REQUIRE}, got {require!r}")
         started = time.perf_counter()
-        see, hear = self._plan(video, image, images, audio, num_frames, detect_faces)
+        see, hear = self._plan(video, image, images, audio, num_frames, detect_faces, require)
         caller_threads = torch.get_num_threads()
-        sight, (voice, audio_out) = run_alongside(
-            lambda: self._listen(hear, caller_threads), see, overlap=may_overlap(self.device)
+        strict = require == "both"
+        sight, heard = run_alongside(
+            (lambda: _attempt(lambda: self._listen(hear, caller_threads), strict)) if hear
+            else (lambda: None),
+            (lambda: _attempt(see, strict)) if see else (lambda: None),
+            overlap=may_overlap(self.device),
         )
-        evidence = evidence_lib.combine(sight, voice)
-        source = _describe_source(video if video is not None else (image if image is not None else images))
-        return self._score(evidence, audio_out, threshold, abstain_below, source, started)
+        source = _describe_source(
+            video if video is not None else (image if image is not None else images or audio))
+        absent = {m: r for m, r in (("image", sight), ("audio", heard))
+                  if isinstance(r, MmDeepfakeError)}
+        if len(absent) == 2 or (absent and (see is None or hear is None)):
+            raise absent.get("audio") or absent["image"]  # the voice's error, as run_alongside
+        request = _Request(threshold, abstain_below, on_unfamiliar, source, started)
+        if see is not None and hear is not None and not absent:
+            voice, audio_out = heard
+            evidence = evidence_lib.combine(sight, voice)
+            return self._score(evidence, audio_out, request)
+        if see is not None and "image" not in absent:
+            reason = _ABSENCE.get(type(absent.get("audio")), "no voice was given")
+            return self._score_alone("image", sight, None, reason, request)
+        voice, audio_out = heard
+        reason = _ABSENCE.get(type(absent.get("image")), "no face image was given")
+        return self._score_alone("audio", voice, audio_out, reason, request)
 
     def _plan(
-        self, video, image, images, audio, num_frames, detect_faces
-    ) -> tuple[Callable[[], evidence_lib.Sight], Callable[[], evidence_lib.Voice]]:
-        """Check the arguments; return the two halves of the work: (see, hear)."""
+        self, video, image, images, audio, num_frames, detect_faces, require="any"
+    ) -> tuple[Callable[[], evidence_lib.Sight] | None, Callable[[], evidence_lib.Voice] | None]:
+        """Check the arguments; return the two halves of the work, (see, hear), either of
+        which is None when that modality was not given."""
         stills = [image] if image is not None else list(images or [])
         if image is not None and images:
             raise ConfigError("give either image= or images=, not both")
@@ -288,9 +359,7 @@ class Detector(
         if video is not None:
             if stills or audio is not None:
                 raise ConfigError("give either a video, or image(s) with audio, not both")
-            frames = int(num_frames or self.config["num_frames"])
-            if frames < 1:
-                raise ConfigError(f"num_frames must be at least 1, got {frames}")
+            frames = check_num_frames(self.config["num_frames"] if num_frames is None else num_frames)
             return (
                 lambda: evidence_lib.sight_from_video(
                     video, num_frames=frames, detect_faces=detect_faces, detector=faces,
@@ -298,17 +367,24 @@ class Detector(
                 ),
                 lambda: evidence_lib.voice_from_video(video),
             )
-        if not stills or audio is None:
+        if not stills and audio is None:
             raise ConfigError(
-                "predict needs a video with sound, or a face image (image= or images=) together "
-                "with a voice recording (audio=)"
+                "predict needs a video, a face image (image= or images=), a voice recording "
+                "(audio=), or a face image together with a voice recording"
             )
-        return (
-            lambda: evidence_lib.sight_from_images(
-                stills, detect_faces=detect_faces, detector=faces, margin=margin
-            ),
-            lambda: evidence_lib.voice_from_recording(audio),
+        if require == "both" and (not stills or audio is None):
+            raise ConfigError(
+                "require='both': predict needs a video with sound, or a face image (image= or "
+                "images=) together with a voice recording (audio=)"
+            )
+        see = (
+            (lambda: evidence_lib.sight_from_images(stills, detect_faces=detect_faces,
+                                                    detector=faces,
+                                                    margin=margin))
+            if stills else None
         )
+        hear = (lambda: evidence_lib.voice_from_recording(audio)) if audio is not None else None
+        return see, hear
 
     def _face_detector(self):
         """The shared face detector on this detector's device (the cascade runs there too)."""
@@ -354,13 +430,7 @@ class Detector(
 
     @torch.inference_mode()
     def _score(
-        self,
-        ev: evidence_lib.Evidence,
-        audio_out: EncoderOutput,
-        threshold: float,
-        abstain_below: float | None,
-        source: str | None,
-        started: float,
+        self, ev: evidence_lib.Evidence, audio_out: EncoderOutput, request: _Request
     ) -> Prediction:
         """Encode the faces, fuse them with the encoded voice, and explain the verdict."""
         device = self.device
@@ -386,11 +456,12 @@ class Detector(
         consistency = out.consistency.float().cpu().numpy()
 
         fake_probability = float(torch.sigmoid(segment_logits.mean()))
-        confidence = max(fake_probability, 1.0 - fake_probability)
-        if abstain_below is not None and confidence < abstain_below:
-            label = "uncertain"
-        else:
-            label = "fake" if fake_probability >= threshold else "real"
+        domain = {
+            "image": self.model.domain_guard.check("image", image_out.embedding),
+            "audio": self.model.domain_guard.check("audio", audio_out.embedding),
+        }
+        warnings = list(ev.warnings)
+        label = self._verdict(fake_probability, domain, request, warnings)
 
         segments = [
             Segment(
@@ -403,16 +474,6 @@ class Detector(
             )
             for i, (start_s, end_s) in enumerate(ev.window_times)
         ]
-        faces = [
-            Face(
-                frame_index=int(frame),
-                time=None if t is None else round(float(t), 3),
-                box=tuple(round(float(v), 1) for v in (box.x1, box.y1, box.x2, box.y2)),
-                score=round(float(box.score), 4),
-                emotions=_emotion_dict(face_probs_per_crop[i]),
-            )
-            for i, (frame, t, box) in enumerate(zip(ev.face_frames, ev.face_times, ev.boxes))
-        ]
         modality_scores = {
             name: float(torch.sigmoid(logits.float().mean()).cpu())
             for name, logits in (out.modality_logits or {}).items()
@@ -424,7 +485,7 @@ class Detector(
         return Prediction(
             label=label,
             fake_probability=fake_probability,
-            threshold=threshold,
+            threshold=request.threshold,
             face_emotions=_emotion_dict(face_probs_per_crop.mean(axis=0)),
             voice_emotions=_emotion_dict(voice_probs.mean(axis=0)),
             consistency=float(consistency.mean()),
@@ -432,15 +493,193 @@ class Detector(
             fusion=self.fusion_name,
             fusion_weights=weights,
             segments=segments,
-            faces=faces,
-            warnings=list(ev.warnings),
-            source=source,
+            faces=_faces(ev, face_probs_per_crop),
+            warnings=warnings,
+            source=request.source,
             duration=round(float(ev.duration), 3),
-            timings={
-                **{k: round(v, 4) for k, v in ev.timings.items()},
-                "total": round(time.perf_counter() - started, 4),
-            },
+            timings=_timings(ev.timings, request.started),
+            modalities=list(MODALITIES),
+            domain={m: check.to_dict() for m, check in domain.items()},
+            model=self.model_info,
         )
+
+    @torch.inference_mode()
+    def _score_alone(
+        self,
+        modality: str,
+        half: evidence_lib.Sight | evidence_lib.Voice,
+        audio_out: EncoderOutput | None,
+        reason: str,
+        request: _Request,
+    ) -> Prediction:
+        """Score one modality with its own head (``EmotionConsistencyModel.head_logit``).
+
+        The head's logit is divided by the head's own temperature, fitted on the validation
+        split with the guard (``metadata["modality_calibration"]``), or by the model's
+        temperature for models saved without one.
+        """
+        device = self.device
+        if modality == "image":
+            start = time.perf_counter()
+            batch = _to_device(features.faces_to_tensor(half.crops), device)
+            half.timings["features"] = half.timings.get("features", 0.0) + _elapsed(start, device)
+            start = time.perf_counter()
+            out = self.model.encode_image(batch)
+            half.timings["image_encoder"] = _elapsed(start, device)
+        else:
+            out = audio_out
+        start = time.perf_counter()
+        logits = self.model.head_logit(modality, out.embedding).float().cpu()
+        half.timings["fusion"] = _elapsed(start, device)
+        calibration = (self.metadata.get("modality_calibration") or {}).get(modality) or {}
+        temperature = float(calibration.get("temperature") or self.temperature)
+        fake_probability = float(torch.sigmoid(logits.mean() / temperature))
+        emotions = torch.softmax(out.emotion_logits.float(), dim=-1).cpu().numpy()
+        domain = {modality: self.model.domain_guard.check(modality, out.embedding)}
+        what = _NOUN[modality]
+        alone = (f"only the {what} was analysed ({reason}): the emotion-consistency cue, which "
+                 f"compares face and voice, was unavailable, so the verdict comes from the "
+                 f"{what}-only head")
+        warnings = [*half.warnings, alone]
+        auc = calibration.get("val_auc")
+        if auc is None:
+            auc = (self.metadata.get("val_metrics") or {}).get(f"val_auc_{modality}")
+        if auc is not None and auc < INFORMATIVE_AUC:
+            warnings.append(
+                f"this model's {what}-only head scored ROC-AUC {auc:.2f} on its validation "
+                "split (0.5 is chance): its one-modality verdict is not informative"
+            )
+        label = self._verdict(fake_probability, domain, request, warnings)
+        mean = _emotion_dict(emotions.mean(axis=0))
+        if modality == "image":
+            duration = half.duration
+            faces = _faces(half, emotions)
+        else:
+            duration = len(half.wave) / features.SAMPLE_RATE
+            faces = []
+        return Prediction(
+            label=label,
+            fake_probability=fake_probability,
+            threshold=request.threshold,
+            face_emotions=mean if modality == "image" else {},
+            voice_emotions=mean if modality == "audio" else {},
+            consistency=None,
+            modality_scores={modality: fake_probability},
+            fusion=self.fusion_name,
+            fusion_weights=None,
+            segments=[],
+            faces=faces,
+            warnings=warnings,
+            source=request.source,
+            duration=None if duration is None else round(float(duration), 3),
+            timings=_timings(half.timings, request.started),
+            modalities=[modality],
+            domain={m: check.to_dict() for m, check in domain.items()},
+            model=self.model_info,
+        )
+
+    def _verdict(
+        self, fake_probability: float, domain: dict[str, DomainCheck], request: _Request,
+        warnings: list[str],
+    ) -> str:
+        """The label, after the guard and the abstention bound; adds the matching warnings."""
+        warnings.extend(self._model_warnings())
+        unfamiliar = [m for m, check in domain.items() if check.familiar is False]
+        for modality in unfamiliar:
+            check = domain[modality]
+            warnings.append(
+                f"the {_NOUN[modality]} is unlike anything this model was trained on (distance "
+                f"{check.distance:.1f}, limit {check.limit:.1f}): its verdict on this input is "
+                "not evidence"
+                + ("; labelled uncertain (on_unfamiliar='warn' keeps the verdict)"
+                   if request.on_unfamiliar == "uncertain" else "")
+            )
+        if any(check.familiar is None for check in domain.values()):
+            warnings.append(
+                "this model has no unfamiliar-input guard (it was saved without one): it cannot "
+                "tell when an input is unlike its training data; fit one with "
+                "scripts/fit_domain_guard.py"
+            )
+        if unfamiliar and request.on_unfamiliar == "uncertain":
+            return "uncertain"
+        confidence = max(fake_probability, 1.0 - fake_probability)
+        if request.abstain_below is not None and confidence < request.abstain_below:
+            return "uncertain"
+        return "fake" if fake_probability >= request.threshold else "real"
+
+    @property
+    def model_info(self) -> ModelInfo:
+        """Which model this is and what it was trained on, as every prediction reports it."""
+        meta = self.metadata
+        if self.name == UNTRAINED and not meta:
+            return ModelInfo(name=self.name, training_data="nothing: random weights",
+                             synthetic=False)
+        statement = str(meta.get("training_data") or meta.get("trained_on")
+                        or "not recorded in the model's metadata")
+        synthetic = bool(meta.get("synthetic_data")) or "mmdeepfake-synth" in statement
+        return ModelInfo(name=self.name, training_data=statement, synthetic=synthetic)
+
+    def _model_warnings(self) -> list[str]:
+        info = self.model_info
+        notes = []
+        if info.name == UNTRAINED and not self.metadata:
+            notes.append(
+                "this detector was built with Detector() and never trained or loaded: its "
+                "weights are random and its verdict means nothing; load one with "
+                "Detector.from_pretrained(...) or Detector.starter()"
+            )
+        if info.synthetic:
+            notes.append(
+                f"this model was trained on synthetic data only ({info.training_data}): it has "
+                "never seen real faces, voices or deepfakes, so its verdicts on real media are "
+                "not evidence"
+            )
+        return notes
+
+
+@dataclass(frozen=True)
+class _Request:
+    """The caller's options for one prediction, passed from predict to the scoring step."""
+
+    threshold: float
+    abstain_below: float | None
+    on_unfamiliar: str
+    source: str | None
+    started: float
+
+
+def _attempt(work: Callable[[], Any], strict: bool) -> Any:
+    """Run one half; with ``strict`` off, a missing modality is returned instead of raised."""
+    try:
+        return work()
+    except _MISSING_MODALITY as exc:
+        if strict:
+            raise
+        return exc
+
+
+def _faces(half: evidence_lib.Evidence | evidence_lib.Sight, probs: np.ndarray) -> list[Face]:
+    return [
+        Face(
+            frame_index=int(frame),
+            time=None if t is None else round(float(t), 3),
+            box=tuple(round(float(v), 1) for v in (box.x1, box.y1, box.x2, box.y2)),
+            score=round(float(box.score), 4),
+            emotions=_emotion_dict(probs[i]),
+        )
+        for i, (frame, t, box) in enumerate(zip(half.face_frames, half.face_times, half.boxes))
+    ]
+
+
+def _timings(timings: dict[str, float], started: float) -> dict[str, float]:
+    return {**{k: round(v, 4) for k, v in timings.items()},
+            "total": round(time.perf_counter() - started, 4)}
+
+
+def _read_card(folder: Path) -> str | None:
+    """The model card saved next to the weights (for a hub repo: if the download fetched it)."""
+    card = folder / CARD_NAME
+    return card.read_text() if card.is_file() else None
 
 
 def _to_device(batch: torch.Tensor, device: torch.device) -> torch.Tensor:

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from mmdeepfake.domain import DomainGuard
 from mmdeepfake.encoders import EncoderOutput, create_encoder
 from mmdeepfake.errors import ConfigError
 from mmdeepfake.fusion import consistency_from_logits, create_fusion
@@ -97,6 +98,9 @@ class EmotionConsistencyModel(nn.Module):
             audio_dim=self.audio_encoder.embed_dim,
             **{"dropout": dropout, **self.config["fusion_kwargs"]},
         )
+        # Empty until fitted at the end of training (or by scripts/fit_domain_guard.py); its
+        # buffers travel in model.safetensors with the weights.
+        self.domain_guard = DomainGuard()
 
     @property
     def fusion_name(self) -> str:
@@ -109,6 +113,14 @@ class EmotionConsistencyModel(nn.Module):
     def encode_audio(self, waves: torch.Tensor) -> EncoderOutput:
         """Waveform windows (N, S) at 16 kHz -> EncoderOutput of N rows."""
         return self.audio_encoder(waves)
+
+    def head_logit(self, modality: str, embedding: torch.Tensor) -> torch.Tensor:
+        """The fusion strategy's unimodal real/fake head h_m(e_m): (N, D) -> (N,) logits.
+
+        Used alone when only one modality is available; every strategy trains these heads.
+        """
+        head = {"image": self.fusion.image_head, "audio": self.fusion.audio_head}[modality]
+        return head(embedding).squeeze(-1)
 
     def fuse(self, image_out: EncoderOutput, audio_out: EncoderOutput) -> ModelOutput:
         """Pair row i of the face view with row i of the voice view and score each pair."""

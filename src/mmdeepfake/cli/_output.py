@@ -21,7 +21,8 @@ from mmdeepfake.errors import ConfigError
 
 CSV_FIELDS = (
     "source", "label", "fake_probability", "threshold", "consistency", "face_emotion",
-    "voice_emotion", "image_score", "audio_score", "fusion", "warnings", "error",
+    "voice_emotion", "image_score", "audio_score", "fusion", "modalities", "model", "warnings",
+    "error",
 )
 
 
@@ -31,6 +32,9 @@ def _csv_row(record: dict) -> dict:
     row["image_score"] = scores.get("image")
     row["audio_score"] = scores.get("audio")
     row["warnings"] = "; ".join(record.get("warnings") or [])
+    row["modalities"] = " ".join(record.get("modalities") or [])
+    model = record.get("model")
+    row["model"] = f"{model['name']} (trained on {model['training_data']})" if model else None
     return row
 
 

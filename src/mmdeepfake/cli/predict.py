@@ -16,7 +16,7 @@ import re
 import sys
 from collections.abc import Iterator
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -50,10 +50,11 @@ _DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
 
 @dataclass(frozen=True)
 class Job:
-    """One thing to score: a video, or a face image with a voice recording."""
+    """One thing to score: a video, a face image with a voice recording, or one alone."""
 
     source: str
     audio: str | None = None
+    alone: str | None = None  # "image" or "audio": the source is scored on its own
 
 
 def _bounded_int(low: int, high: int | None = None):
@@ -110,6 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default: none; give these or --pair)")
     parser.add_argument("--pair", nargs=2, action="append", default=[], metavar=("IMAGE", "AUDIO"),
                         help="score a face image with a voice recording (repeatable; default: none)")
+    parser.add_argument("--image-only", action="append", default=[], metavar="IMAGE",
+                        help="score a face image on its own, without a voice (repeatable; "
+                             "default: none)")
+    parser.add_argument("--audio-only", action="append", default=[], metavar="AUDIO",
+                        help="score a voice recording on its own, without a face (repeatable; "
+                             "default: none)")
     parser.add_argument("--model", default="starter",
                         help="model folder or Hugging Face repo id (default: the bundled starter model)")
     parser.add_argument("--format", choices=("json", "jsonl", "csv"), default="jsonl",
@@ -126,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-detect-faces", dest="detect_faces", action="store_false",
                         help="the images are already cropped to a face: skip face detection "
                              "(default: detect faces)")
+    parser.add_argument("--on-unfamiliar", choices=("uncertain", "warn"), default="uncertain",
+                        help="input unlike the model's training data: label it uncertain, or "
+                             "keep the verdict with a warning (default: uncertain)")
+    parser.add_argument("--require", choices=("any", "both"), default="any",
+                        help="'both' refuses media without a usable face and voice; 'any' "
+                             "scores the modality that is there (default: any)")
     parser.add_argument("--endpoint-url", type=_endpoint_url,
                         help="S3 endpoint URL, for S3-compatible servers (default: AWS S3)")
     parser.add_argument("--workers", type=_bounded_int(1), default=1,
@@ -165,7 +178,13 @@ def _check_resources(parser: argparse.ArgumentParser, args: argparse.Namespace) 
             parser.error(f"argument --device: {args.device} is not available on this machine")
 
 
-def expand_inputs(inputs: list[str], pairs: list[list[str]], endpoint_url: str | None) -> list[Job]:
+def expand_inputs(
+    inputs: list[str],
+    pairs: list[list[str]],
+    endpoint_url: str | None,
+    images: list[str] = (),
+    audios: list[str] = (),
+) -> list[Job]:
     """Resolve files, folders and S3 prefixes into jobs, in a stable order."""
     jobs: list[Job] = []
     for item in inputs:
@@ -179,8 +198,11 @@ def expand_inputs(inputs: list[str], pairs: list[list[str]], endpoint_url: str |
         else:
             jobs.append(Job(item))
     jobs.extend(Job(image, audio) for image, audio in pairs)
+    jobs.extend(Job(image, alone="image") for image in images)
+    jobs.extend(Job(audio, alone="audio") for audio in audios)
     if not jobs:
-        raise ConfigError("nothing to score: give video paths, folders, s3:// prefixes or --pair")
+        raise ConfigError("nothing to score: give video paths, folders, s3:// prefixes, --pair, "
+                          "--image-only or --audio-only")
     return jobs
 
 
@@ -220,7 +242,9 @@ def _score(job_and_options: tuple[Job, dict]) -> dict:
     try:
         detector = _WORKER["detector"]
         media = _read(job.source, _WORKER["endpoint_url"])
-        if job.audio is None:
+        if job.alone is not None:
+            prediction = detector.predict(**{job.alone: media}, **options)
+        elif job.audio is None:
             prediction = detector.predict(media, **options)
         else:
             prediction = detector.predict(image=media, audio=_read(job.audio, _WORKER["endpoint_url"]), **options)
@@ -229,17 +253,22 @@ def _score(job_and_options: tuple[Job, dict]) -> dict:
         record["error"] = None
         return record
     except MmDeepfakeError as exc:
-        return _error_record(job, exc)
+        return _error_record(job, exc, _WORKER["detector"])
     except OSError as exc:  # permission denied, a path too long, an I/O error: this input only
         what = exc.filename or job.source
         unreadable = MediaUnreadableError(f"cannot read {what}: {exc.strerror or exc}")
-        return _error_record(job, unreadable)
+        return _error_record(job, unreadable, _WORKER["detector"])
 
 
-def _error_record(job: Job, exc: MmDeepfakeError) -> dict:
-    """The record of an input that failed; the message's advice is worded for this command."""
-    message = render(exc, CLI_ADVICE)
-    return {"source": job.source, "error": message, "error_type": type(exc).__name__}
+def _error_record(job: Job, exc: MmDeepfakeError, detector=None) -> dict:
+    """The record of an input that failed; the message's advice is worded for this command.
+
+    ``detector`` names the model that refused the input (absent when its worker died)."""
+    record = {"source": job.source, "error": render(exc, CLI_ADVICE),
+              "error_type": type(exc).__name__}
+    if detector is not None:
+        record["model"] = asdict(detector.model_info)
+    return record
 
 
 def _worker_died(job_and_options: tuple[Job, dict], exitcode: int | None) -> dict:
@@ -277,6 +306,7 @@ def score_jobs(jobs: list[Job], args: argparse.Namespace) -> Iterator[dict]:
     }
     if not args.detect_faces:
         options["detect_faces"] = False
+    options.update(on_unfamiliar=args.on_unfamiliar, require=args.require)
     work = [(job, options) for job in jobs]
     if args.workers <= 1:
         _init_worker(args.model, args.device, args.threads, args.endpoint_url)
@@ -305,7 +335,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     sink = RecordSink.open(args.format, args.out)
     try:
-        jobs = expand_inputs(args.inputs, args.pair, args.endpoint_url)
+        jobs = expand_inputs(
+            args.inputs, args.pair, args.endpoint_url, args.image_only, args.audio_only
+        )
         _run(jobs, args, sink)
     except KeyboardInterrupt:
         sink.close()

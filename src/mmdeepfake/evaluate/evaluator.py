@@ -109,6 +109,9 @@ class SplitScores:
     image_keys: list[str]
     audio_keys: list[str]
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    # The unfamiliar-input guard's distance per sample and its limit, per modality it covers.
+    domain_distances: dict[str, np.ndarray] = field(default_factory=dict)
+    domain_limits: dict[str, float] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.labels.size)
@@ -247,6 +250,10 @@ def score_split(
                     blank["audio"] = model.encode_audio(torch.zeros_like(waves[:1]))
                 image, audio = model.encode_image(faces), model.encode_audio(waves)
                 out = model.fuse(image, audio)
+                for modality, encoded in (("image", image), ("audio", audio)):
+                    if model.domain_guard.fitted(modality):
+                        keep(f"{modality} distance",
+                             model.domain_guard.distances(modality, encoded.embedding))
                 keep("logits", out.fake_logit)
                 keep("consistency", out.consistency)
                 keep("face_emotion_pred", out.face_emotion_logits.argmax(-1))
@@ -292,6 +299,10 @@ def score_split(
         image_keys=keys["image"],
         audio_keys=keys["audio"],
         skipped=skipped,
+        domain_distances={m: cat[f"{m} distance"].astype(np.float64) for m in ("image", "audio")
+                          if f"{m} distance" in cat},
+        domain_limits={m: model.domain_guard.limit(m) for m in ("image", "audio")
+                       if model.domain_guard.fitted(m)},
     )
 
 
@@ -404,7 +415,26 @@ def summarise(
         "abstention": [
             vars(row) for row in abstention_table(probs["detector"], y, abstain_bounds, threshold)
         ],
+        "domain": domain_summary(scores),
     }
+
+
+def domain_summary(scores: SplitScores) -> dict[str, Any]:
+    """Share of the split's samples the detector's unfamiliar-input guard calls familiar.
+
+    ``{"image": {"limit", "familiar_share"}, "audio": {...}, "both": share}``; a model without
+    a guard gives ``{"guard": false}``, since nothing can be said about familiarity.
+    """
+    if not scores.domain_limits:
+        return {"guard": False}
+    result: dict[str, Any] = {"guard": True}
+    familiar = np.ones(len(scores), dtype=bool)
+    for modality, limit in scores.domain_limits.items():
+        within = scores.domain_distances[modality] <= limit
+        familiar &= within
+        result[modality] = {"limit": limit, "familiar_share": float(within.mean())}
+    result["both"] = float(familiar.mean())
+    return result
 
 
 def metrics_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -445,6 +475,11 @@ def metrics_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
             "value": summary["temperature"],
         }
     )
+    domain = summary.get("domain") or {}
+    for name in ("image", "audio"):
+        if name in domain:
+            rows.append({"section": "domain", "name": name, "metric": "familiar_share",
+                         "value": domain[name]["familiar_share"]})
     for row in summary["abstention"]:
         for key in ("coverage", "accuracy", "kept", "abstained"):
             rows.append(

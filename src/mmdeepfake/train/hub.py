@@ -70,6 +70,7 @@ Trained on: {meta.get('trained_on', 'not recorded')} (run `{meta.get('run_id', '
 epoch {meta.get('epoch', '?')}). Training settings:
 {training_lines or '- not recorded'}
 
+{guard_section(config)}
 ## Validation metrics
 
 | metric | value |
@@ -98,6 +99,57 @@ their consistency, per-modality scores) so a person can check it.
   clips where they legitimately differ (irony, acting, masking), can be misjudged.
 - Not for automated decisions about people without human review.
 """
+
+
+GUARD_HEADING = "## Unfamiliar input"
+
+
+def guard_section(config: dict[str, Any]) -> str:
+    """The card section on the unfamiliar-input guard and the one-modality heads."""
+    meta = config.get("metadata") or {}
+    guard = meta.get("domain_guard")
+    if not guard:
+        return (f"{GUARD_HEADING}\n\nThis model has no unfamiliar-input guard: it cannot tell "
+                "when an input is unlike its training data. Fit one with "
+                "`scripts/fit_domain_guard.py`.\n")
+    rows = []
+    heads = meta.get("modality_calibration") or {}
+    for modality in ("image", "audio"):
+        g = guard.get(modality) or {}
+        h = heads.get(modality) or {}
+        auc = h.get("val_auc")
+        rows.append(f"| {modality} | {g.get('limit', float('nan')):.2f} | "
+                    f"{g.get('familiar_share_train', float('nan')):.3f} | "
+                    f"{g.get('familiar_share_validation', float('nan')):.3f} | "
+                    f"{'n/a' if auc is None else f'{auc:.3f}'} |")
+    return f"""{GUARD_HEADING}
+
+Each prediction says, per modality, whether the input is like the training data
+(`Prediction.domain`); by default an unfamiliar modality makes the label `uncertain`.
+Method: {guard.get('method')} ({guard.get('quantile')}); fitted on
+{guard.get('fitted_on', 'the training split')}.
+
+| modality | limit | familiar share, train | familiar share, validation | one-modality head ROC-AUC (validation) |
+|---|---|---|---|---|
+{chr(10).join(rows)}
+
+A one-modality head with a validation ROC-AUC near 0.5 gives verdicts that are not informative
+when the other modality is missing; predictions say so in their warnings.
+"""
+
+
+def with_guard_section(card: str, config: dict[str, Any]) -> str:
+    """``card`` with its unfamiliar-input section replaced by one describing ``config``'s guard
+    (inserted before "## Validation metrics", or appended, when the card has none)."""
+    section = guard_section(config)
+    start = card.find(GUARD_HEADING)
+    if start >= 0:
+        end = card.find("\n## ", start + len(GUARD_HEADING))
+        return card[:start] + section + (card[end + 1:] if end >= 0 else "")
+    anchor = card.find("## Validation metrics")
+    if anchor >= 0:
+        return card[:anchor] + section + "\n" + card[anchor:]
+    return card.rstrip("\n") + "\n\n" + section
 
 
 def download_folder(storage: Storage, prefix: str, dest: Path) -> None:

@@ -653,9 +653,17 @@ class _Run:
                          _fmt(row["val_auc"]), self.out.uri("models", "best"))
 
     def _metadata(self, row: dict[str, Any]) -> dict[str, Any]:
+        from mmdeepfake.data.synth import CLIPS_CSV
+
+        # Only mmdeepfake-synth writes labels/clips.csv: its presence marks synthetic data.
+        synthetic = self.data.exists(self.index.prefix + CLIPS_CSV)
         return {
             "run_id": self.out.run_id,
             "trained_on": self.data.uri(self.index.prefix),
+            "training_data": (f"mmdeepfake-synth synthetic faces and voices at "
+                              f"{self.data.uri(self.index.prefix)}" if synthetic else
+                              f"the dataset at {self.data.uri(self.index.prefix)}"),
+            "synthetic_data": synthetic,
             "epoch": row["epoch"],
             "val_metrics": {k: row.get(k) for k in ("val_loss", "val_accuracy", "val_auc",
                                                      "val_auc_image", "val_auc_audio")
@@ -671,10 +679,12 @@ class _Run:
         calibration: dict[str, Any] = {}
         if self.dist.is_main:
             calibration = self._calibrate()
+            guard = self._fit_guard()
             if self.config.plots:
                 self._plots(calibration)
             summary = {"run_id": self.out.run_id, "best": self.best, "calibration": {
                 k: v for k, v in calibration.items() if k != "abstention"},
+                "domain_guard": guard,
                 "skipped_samples": self.skipped_total,
                 "peak_rss_bytes": self.guard.peak_bytes, "config": self.config.to_dict()}
             self.out.write_text("logs", "summary.json", json.dumps(summary, indent=2,
@@ -720,6 +730,27 @@ class _Run:
         log.info("calibration on validation: temperature %.3f, ECE %.4f -> %.4f", temperature,
                  summary["ece_before"], summary["ece_after"])
         return summary
+
+    def _fit_guard(self) -> dict[str, Any]:
+        """Fit the best model's unfamiliar-input guard (and one-modality head calibration) on
+        its own embeddings of the train split, with limits from the validation split; store it
+        with the model and return the familiar share of each split."""
+        from mmdeepfake.domain import embed_split, familiar_shares, fit_detector_guard
+        from mmdeepfake.train.hub import load_run_detector
+
+        detector = load_run_detector(self.out_storage, self.out.run_id).to(self.dist.device)
+        seed = self.config.seed
+        train = embed_split(detector, self.data, self.index, "train", seed=seed)
+        validation = embed_split(detector, self.data, self.index, "validate", seed=seed)
+        record = fit_detector_guard(detector, train, validation,
+                                    source=f"train split of {self.data.uri(self.index.prefix)}")
+        self.out.save_detector(detector)
+        shares = {"train": familiar_shares(detector, train),
+                  "validate": familiar_shares(detector, validation)}
+        log.info("unfamiliar-input guard: limits image %.2f, audio %.2f; familiar share %s",
+                 record["image"]["limit"], record["audio"]["limit"], json.dumps(shares))
+        return {"limits": {m: record[m]["limit"] for m in ("image", "audio")},
+                "familiar_share": shares}
 
     def _plots(self, calibration: dict[str, Any]) -> None:
         from mmdeepfake.evaluate import plots
