@@ -371,7 +371,8 @@ def test_face_advice_names_the_flag_not_the_python_argument(saved, tmp_path):
     sky[..., 2] = 200
     Image.fromarray(sky).save(tmp_path / "sky.png")
     mf.write_audio(tmp_path / "voice.wav", mf.voice_like(seconds=2.0))
-    pair = ["--pair", str(tmp_path / "sky.png"), str(tmp_path / "voice.wav"), "--model", str(saved)]
+    pair = ["--pair", str(tmp_path / "sky.png"), str(tmp_path / "voice.wav"), "--model", str(saved),
+            "--require", "both"]  # with the default, a faceless pair is scored from the voice
     code, out, err = _finish(_predict(*pair))
     (record,) = [json.loads(line) for line in out.splitlines()]
     assert code == 1 and record["error_type"] == "NoFaceFoundError"
@@ -589,3 +590,29 @@ def test_hub_ids_only_with_allow_hub(saved):
     assert "Hugging Face Hub is not reachable" in status
     assert "Pick a model this page offers" in status
     assert "Detector.from_pretrained" not in status
+
+
+def _with_guard(saved: Path, dest: Path, image_dim: int) -> Path:
+    """A copy of ``saved`` whose weights carry an unfamiliar-input guard of width ``image_dim``."""
+    from safetensors.torch import load_file, save_file
+
+    dest.mkdir()
+    (dest / "config.json").write_text((saved / "config.json").read_text())
+    state = load_file(str(saved / "model.safetensors"))
+    state["model.domain_guard.image_means"] = torch.zeros(2, image_dim)
+    state["model.domain_guard.image_precision"] = torch.eye(image_dim)
+    state["model.domain_guard.image_limit"] = torch.tensor(3.0)
+    save_file(state, str(dest / "model.safetensors"))
+    return dest
+
+
+def test_weights_with_a_guard_of_the_encoders_width_load(saved, tmp_path):
+    width = Detector(**TINY_ARCH).model.image_encoder.embed_dim
+    detector = Detector.from_pretrained(_with_guard(saved, tmp_path / "ok", width))
+    assert detector.model.domain_guard.limit("image") == pytest.approx(3.0)
+
+
+def test_a_guard_wider_than_the_encoder_is_refused_from_the_header(saved, tmp_path):
+    width = Detector(**TINY_ARCH).model.image_encoder.embed_dim
+    with pytest.raises(CheckpointError, match="domain_guard.image"):
+        Detector.from_pretrained(_with_guard(saved, tmp_path / "wide", width * 64))

@@ -277,12 +277,40 @@ def implied_shapes(config: Mapping[str, Any]) -> dict[str, tuple[int, ...]] | No
         ) from exc
     shapes = {name: tuple(t.shape) for name, t in skeleton.state_dict().items()}
     count = sum(math.prod(shape) for shape in shapes.values())
+    shapes.update(_guard_shapes(skeleton))
     if count > MAX_PARAMETERS:
         raise ConfigError(
             f"these settings describe a model of {count:,} parameters; mmdeepfake loads at most "
             f"{MAX_PARAMETERS:,}. Check the widths and sizes in config.json."
         )
     return shapes
+
+
+# The unfamiliar-input guard (mmdeepfake.domain) is fitted after training, so a model may or may
+# not carry it; when it does, its shapes follow from the encoders' embedding widths.
+GUARD_PREFIX = "model.domain_guard."
+MAX_GUARD_CLASSES = 2  # class-conditional means: real and fake
+
+
+def _guard_shapes(skeleton: Any) -> dict[str, tuple[int, ...]]:
+    """The largest shapes of the optional guard buffers, for each modality's embedding width."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for modality, encoder in (
+        ("image", skeleton.model.image_encoder),
+        ("audio", skeleton.model.audio_encoder),
+    ):
+        dim = int(encoder.embed_dim)
+        shapes[f"{GUARD_PREFIX}{modality}_means"] = (MAX_GUARD_CLASSES, dim)
+        shapes[f"{GUARD_PREFIX}{modality}_precision"] = (dim, dim)
+        shapes[f"{GUARD_PREFIX}{modality}_limit"] = ()
+    return shapes
+
+
+def _shape_fits(key: str, expected: tuple[int, ...], found: tuple[int, ...]) -> bool:
+    """Whether ``found`` is a shape the config allows: exact, except the guard's class count."""
+    if key.startswith(GUARD_PREFIX) and key.endswith("_means"):
+        return len(found) == 2 and 1 <= found[0] <= expected[0] and found[1] == expected[1]
+    return found == expected
 
 
 def header_shapes(path: Path) -> dict[str, tuple[int, ...]]:
@@ -320,9 +348,10 @@ def check_weights_match(
 ) -> None:
     """Refuse weights whose tensors differ from the config's in name or shape."""
     found = header_shapes(weights)
-    missing = sorted(set(expected) - set(found))
+    required = {k for k in expected if not k.startswith(GUARD_PREFIX)}
+    missing = sorted(required - set(found))
     unexpected = sorted(set(found) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(found) if expected[k] != found[k])
+    wrong = sorted(k for k in set(expected) & set(found) if not _shape_fits(k, expected[k], found[k]))
     if missing or unexpected or wrong:
         detail = "; ".join(
             part
