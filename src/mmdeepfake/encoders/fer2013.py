@@ -201,7 +201,8 @@ class Fer2013EmotionEncoder(EmotionEncoder):
         self.embed_dim = embed_dim
         self.frozen = freeze
         self.network = MiniXception()
-        if pretrained:
+        # A skeleton on the meta device (config checks count its shapes) holds no values to load.
+        if pretrained and not next(self.network.parameters()).is_meta:
             load_fer2013_weights(self.network)
         if freeze:
             self.network.requires_grad_(False)
