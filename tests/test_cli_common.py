@@ -57,6 +57,10 @@ def test_bugs_keep_their_traceback():
 
 def test_setup_logging_levels_and_idempotent(capsys):
     root = logging.getLogger()
+    # A command run in this process by an earlier test may have left its stderr handler.
+    earlier = [h for h in root.handlers if type(h).__name__ == "_StderrHandler"]
+    for handler in earlier:
+        root.removeHandler(handler)
     before = list(root.handlers)
     try:
         setup_logging(0)
@@ -72,6 +76,8 @@ def test_setup_logging_levels_and_idempotent(capsys):
         for handler in root.handlers[:]:
             if handler not in before:
                 root.removeHandler(handler)
+        for handler in earlier:
+            root.addHandler(handler)
         root.setLevel(logging.WARNING)
         for name in ("botocore", "boto3", "s3transfer", "urllib3", "werkzeug", "PIL", "matplotlib"):
             logging.getLogger(name).setLevel(logging.NOTSET)

@@ -21,7 +21,9 @@ from mmdeepfake.errors import DETECT_FACES, LOCAL_MODEL_FOLDER, MmDeepfakeError,
 __all__ = [
     "CLI_ADVICE",
     "UsageParser",
+    "bounded_int",
     "cli_entry",
+    "probability",
     "run_cli",
     "setup_logging",
     "verbosity",
@@ -48,6 +50,33 @@ class UsageParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
         sys.exit(2)
+
+def bounded_int(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type``: a whole number from ``low`` to ``high`` (no upper bound if None)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low or (high is not None and value > high):
+            bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
+        return value
+
+    return parse
+
+
+def probability(text: str) -> float:
+    """An argparse ``type``: a number from 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:  # NaN fails this too
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
 
 MainFn = Callable[[Sequence[str] | None], int | None]
 

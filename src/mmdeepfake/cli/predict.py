@@ -23,6 +23,8 @@ from urllib.parse import urlsplit
 from mmdeepfake.cli._common import (
     CLI_ADVICE,
     UsageParser,
+    bounded_int,
+    probability,
     run_cli,
     setup_logging,
     verbosity,
@@ -55,30 +57,6 @@ class Job:
     source: str
     audio: str | None = None
     alone: str | None = None  # "image" or "audio": the source is scored on its own
-
-
-def _bounded_int(low: int, high: int | None = None):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < low or (high is not None and value > high):
-            bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-            raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
-        return value
-
-    return parse
-
-
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value <= 1.0:  # NaN fails this too
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-    return value
 
 
 def _endpoint_url(text: str) -> str:
@@ -124,10 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default: jsonl)")
     parser.add_argument("--out", help="output file, checked before scoring; jsonl and csv are "
                                       "written as records come (default: standard output)")
-    parser.add_argument("--threshold", type=_probability,
+    parser.add_argument("--threshold", type=probability,
                         help="decision threshold on the fake probability, between 0 and 1 "
                              "(default: the model's own)")
-    parser.add_argument("--num-frames", type=_bounded_int(MIN_NUM_FRAMES, MAX_NUM_FRAMES),
+    parser.add_argument("--num-frames", type=bounded_int(MIN_NUM_FRAMES, MAX_NUM_FRAMES),
                         help=f"frames sampled per video, {MIN_NUM_FRAMES} to {MAX_NUM_FRAMES} "
                              "(default: the model's own)")
     parser.add_argument("--no-detect-faces", dest="detect_faces", action="store_false",
@@ -141,10 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "scores the modality that is there (default: any)")
     parser.add_argument("--endpoint-url", type=_endpoint_url,
                         help="S3 endpoint URL, for S3-compatible servers (default: AWS S3)")
-    parser.add_argument("--workers", type=_bounded_int(1), default=1,
+    parser.add_argument("--workers", type=bounded_int(1), default=1,
                         help="worker processes, at most the CPU cores and one per GiB of "
                              "available memory (default: 1)")
-    parser.add_argument("--threads", type=_bounded_int(1),
+    parser.add_argument("--threads", type=bounded_int(1),
                         help="torch threads per worker (default: CPU cores / workers); with 2 or "
                              "more, each clip's voice and faces are also processed at once")
     parser.add_argument("--device", default="cpu", type=_device,

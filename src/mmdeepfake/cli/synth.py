@@ -12,7 +12,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from mmdeepfake.cli._common import cli_entry, setup_logging, verbosity, verbosity_parent
+from mmdeepfake.cli._common import (
+    bounded_int,
+    cli_entry,
+    setup_logging,
+    verbosity,
+    verbosity_parent,
+)
 from mmdeepfake.data.synth import VARIANTS
 
 
@@ -26,16 +32,6 @@ def _fractions(text: str) -> tuple[float, ...]:
     return values
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mmdeepfake-synth",
@@ -45,14 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--out", required=True,
                         help="folder or s3://BUCKET/PREFIX to write the dataset to (required)")
-    parser.add_argument("--clips", type=_positive, default=200, help="number of clips (default: 200)")
+    parser.add_argument("--clips", type=bounded_int(1), default=200, help="number of clips (default: 200)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--variant", choices=VARIANTS, default="consistency",
                         help="consistency: fakes only mismatch emotions; mixed: fakes may also "
                         "carry face/voice artefacts (default: consistency)")
     parser.add_argument("--videos", action="store_true",
                         help="also write mp4 clips (H.264 + AAC) under videos/ (default: off)")
-    parser.add_argument("--frames-per-clip", type=_positive, default=4,
+    parser.add_argument("--frames-per-clip", type=bounded_int(1), default=4,
                         help="face frames written per clip (default: 4)")
     parser.add_argument("--splits", type=_fractions, default=(0.7, 0.15, 0.15),
                         help="train,validate,test fractions (default: 0.7,0.15,0.15)")
