@@ -162,7 +162,8 @@ def main() -> int:
         args.dest.mkdir(parents=True, exist_ok=True)
         staging = root / "starter"
         detector.save_pretrained(staging)
-        card = build_model_card(detector.config, repo_id="mmdeepfake starter model")
+        card = build_model_card(detector.config, repo_id="mmdeepfake starter model",
+                                load="Detector.starter()")
         card += STARTER_NOTE.format(auc=test["roc_auc"], acc=test["accuracy"], n=test["n"],
                                     video_auc=videos["roc_auc"], video_acc=videos["accuracy"],
                                     videos=videos["n"],

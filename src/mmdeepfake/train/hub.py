@@ -20,8 +20,14 @@ from mmdeepfake.labels import EMOTIONS
 BEST_FOLDER = "best"
 
 
-def build_model_card(config: dict[str, Any], *, repo_id: str | None = None) -> str:
-    """A Hugging Face model card (README.md with YAML front matter) for a saved Detector."""
+def build_model_card(
+    config: dict[str, Any], *, repo_id: str | None = None, load: str | None = None
+) -> str:
+    """A Hugging Face model card (README.md with YAML front matter) for a saved Detector.
+
+    ``load`` is the Python expression the card shows for loading the model (default:
+    ``Detector.from_pretrained`` of ``repo_id``).
+    """
     meta = config.get("metadata") or {}
     metrics = meta.get("val_metrics") or {}
     calibration = meta.get("calibration") or {}
@@ -81,7 +87,7 @@ epoch {meta.get('epoch', '?')}). Training settings:
 
 ```python
 from mmdeepfake import Detector
-detector = Detector.from_pretrained("{repo_id or 'PATH_OR_REPO_ID'}")
+detector = {load or f'Detector.from_pretrained("{repo_id or "PATH_OR_REPO_ID"}")'}
 print(detector.predict("clip.mp4").to_dict())
 ```
 
