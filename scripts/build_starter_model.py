@@ -49,7 +49,8 @@ def evaluate(detector, data_dir: Path, split: str = "test") -> dict:
     storage = open_storage(data_dir)
     index = scan_dataset(storage, "")
     samples = pair_samples(index, split, 0)
-    loader = build_split_loader(storage, index, split, 32, samples=samples)
+    loader = build_split_loader(storage, index, split, 32, samples=samples,
+                                face_margin=detector.model.image_encoder.face_margin)
     labels, logits, face_ok, voice_ok = [], [], [], []
     detector.eval()
     with torch.inference_mode():

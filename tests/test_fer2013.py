@@ -190,3 +190,32 @@ def test_saved_detector_reloads_the_prior(fer_detector, tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(reloaded.model.encode_image(x).emotion_logits,
                                    fer_detector.model.encode_image(x).emotion_logits)
+
+
+def test_training_frames_faces_with_the_encoders_margin(tmp_path):
+    """The training loader crops dataset faces as predict does for this encoder (margin 0.4),
+    not with the pipeline default, so the prior sees the framing it was trained on."""
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    from mmdeepfake.data.storage import open_storage
+    from mmdeepfake.data.streaming import StreamingPairDataset
+
+    Image.fromarray(mf.astronaut()).save(tmp_path / "face.png")
+    mf.write_audio(tmp_path / "voice.wav", mf.voice_like(seconds=2.0))
+    sample = SimpleNamespace(image_key="face.png", audio_key="voice.wav", label=0,
+                             face_emotion=1, voice_emotion=1)
+    storage = open_storage(str(tmp_path))
+
+    def loaded_face(margin):
+        (item,) = list(StreamingPairDataset(storage, [sample], face_margin=margin))
+        return item.faces
+
+    photo = mf.astronaut()
+    box = faces.FaceDetector.shared().detect([photo], track=False)[0]
+    expected = features.faces_to_tensor(
+        faces.crop_faces([photo], [box], margin=FER2013_FACE_MARGIN)
+    )[0]
+    torch.testing.assert_close(loaded_face(FER2013_FACE_MARGIN), expected)
+    assert not torch.allclose(loaded_face(None), expected)

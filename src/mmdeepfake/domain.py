@@ -194,8 +194,9 @@ def embed_split(detector: Any, storage: Any, index: Any, split: str, *, seed: in
     from mmdeepfake.data.streaming import build_split_loader
 
     samples = pair_samples(index, split, seed)
-    loader = build_split_loader(storage, index, split, batch_size, seed=seed, samples=samples)
     model = detector.model
+    loader = build_split_loader(storage, index, split, batch_size, seed=seed, samples=samples,
+                                face_margin=model.image_encoder.face_margin)
     model.eval()
     parts: dict[str, list] = {k: [] for k in ("image", "audio", "labels", "il", "al", "fl")}
     device = detector.device

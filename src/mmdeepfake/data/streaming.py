@@ -152,19 +152,21 @@ def _connector_error(exc: Exception, storage: S3Storage, key: str) -> StorageErr
     return StorageError(f"S3 could not read {where}: {message}")
 
 
-def decode_face(data: bytes) -> tuple[torch.Tensor, bool]:
+def decode_face(data: bytes, margin: float | None = None) -> tuple[torch.Tensor, bool]:
     """Face image bytes -> a normalised (3, 224, 224) tensor, and whether a face was detected.
 
     Dataset frames are face images, but how tightly each source crops them varies; running
     them through the same detector and crop as ``Detector.predict`` keeps training and
-    inference framing identical. Images where no face is detected are centre-cropped and
-    counted by the trainer.
+    inference framing identical. ``margin`` is the image encoder's declared framing
+    (``EmotionEncoder.face_margin``; the pipeline default when None). Images where no face is
+    detected are centre-cropped and counted by the trainer.
     """
     from mmdeepfake.media.decode import load_image
-    from mmdeepfake.media.faces import crop_main_face
+    from mmdeepfake.media.faces import FACE_MARGIN, crop_main_face
     from mmdeepfake.media.features import IMAGE_SIZE, faces_to_tensor
 
-    face, detected = crop_main_face(load_image(data), size=IMAGE_SIZE)
+    framing = FACE_MARGIN if margin is None else margin
+    face, detected = crop_main_face(load_image(data), size=IMAGE_SIZE, margin=framing)
     return faces_to_tensor(np.ascontiguousarray(face)[None])[0], detected
 
 
@@ -213,8 +215,10 @@ class StreamingPairDataset(IterableDataset):
         world_size: int = 1,
         reader: Reader | None = None,
         equal_shards: bool = True,
+        face_margin: float | None = None,
     ) -> None:
         self.storage = storage
+        self.face_margin = face_margin
         self.samples = list(samples)
         self.shuffle = shuffle
         self.seed = seed
@@ -246,7 +250,7 @@ class StreamingPairDataset(IterableDataset):
         sample = self.samples[index]
         key = sample.image_key
         try:
-            faces, face_detected = decode_face(self.reader(key))
+            faces, face_detected = decode_face(self.reader(key), self.face_margin)
             key = sample.audio_key
             wave = decode_voice(self.reader(key))
         except KeyNotFoundError as exc:
@@ -315,13 +319,15 @@ def build_split_loader(
     s3_reader: str = "auto",
     samples: Sequence[Any] | None = None,
     equal_shards: bool = True,
+    face_margin: float | None = None,
 ) -> DataLoader:
     """A DataLoader over one split of a scanned dataset (pairs drawn with ``seed``).
 
     Batches are dicts from :func:`collate_samples`; ``batch["skipped"]`` lists bad samples.
     Pass ``samples`` to reuse pairs already drawn (so a log can count true pairs once).
     ``equal_shards`` trims every rank to the same sample count (needed for training steps
-    under DDP); turn it off to score every sample of a split across ranks.
+    under DDP); turn it off to score every sample of a split across ranks. ``face_margin``
+    frames the face crops as the model's image encoder declares (see :func:`decode_face`).
     """
     if samples is None:
         from mmdeepfake.data.layout import pair_samples
@@ -330,7 +336,7 @@ def build_split_loader(
     dataset = StreamingPairDataset(
         storage, samples, shuffle=shuffle, seed=seed, prefetch=prefetch, rank=rank,
         world_size=world_size, reader=make_reader(storage, s3_reader),
-        equal_shards=equal_shards,
+        equal_shards=equal_shards, face_margin=face_margin,
     )
     return DataLoader(
         dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_samples,
