@@ -349,3 +349,56 @@ def test_page_in_headless_chromium(server, media):
             indent=2,
         )
     )
+
+
+# --- the page's answers are the bundled starter's answers ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def starter() -> Detector:
+    return Detector.starter()
+
+
+@pytest.fixture(scope="module")
+def starter_client(starter, tmp_path_factory):
+    """The real page serving the bundled starter model, as `make demo` starts it."""
+    app = build_app(starter, examples_dir=tmp_path_factory.mktemp("starter-examples"))
+    url = launch(app, host="127.0.0.1", port=_free_port(), block=False)
+    yield Client(url, verbose=False)
+    app.close()
+
+
+@pytest.fixture(scope="module")
+def synthetic_clips(tmp_path_factory) -> dict[str, Path]:
+    """Clips like the starter's training data: face and voice agree, or they do not."""
+    from mmdeepfake.data.synth import make_clip
+
+    folder = tmp_path_factory.mktemp("synthetic")
+    return {
+        "agree": make_clip(folder / "agree.mp4", "happy", "happy", seed=3, seconds=3.0),
+        "disagree": make_clip(folder / "disagree.mp4", "happy", "angry", seed=3, seconds=3.0),
+    }
+
+
+@pytest.mark.parametrize("clip", ["agree", "disagree"])
+def test_the_page_answers_what_the_starter_answers(starter, starter_client, synthetic_clips,
+                                                   clip):
+    path = synthetic_clips[clip]
+    page = starter_client.predict(handle_file(str(path)), 0.5, FRAMES, None, api_name="/detect")
+    library = starter.predict(str(path), threshold=0.5, num_frames=FRAMES).to_dict()
+    assert page["label"] == library["label"]
+    assert page["fake_probability"] == pytest.approx(library["fake_probability"], abs=1e-5)
+    assert page["consistency"] == pytest.approx(library["consistency"], abs=1e-5)
+    assert page["model"]["name"] == "starter"
+    assert page["domain"] == library["domain"]
+
+
+def test_the_starter_on_the_page_tells_agreeing_from_disagreeing_clips(starter_client,
+                                                                       synthetic_clips):
+    answers = {
+        name: starter_client.predict(handle_file(str(path)), 0.5, FRAMES, None,
+                                     api_name="/detect")
+        for name, path in synthetic_clips.items()
+    }
+    assert answers["agree"]["label"] == "real" and answers["disagree"]["label"] == "fake"
+    assert answers["agree"]["consistency"] > answers["disagree"]["consistency"]
