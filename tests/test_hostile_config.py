@@ -62,7 +62,8 @@ def _load_in_watched_child(folder: Path) -> tuple[dict, int]:
     """Run Detector.from_pretrained(folder) in a child; return its report and peak RSS."""
     script = textwrap.dedent(
         f"""
-        import json, resource
+        import json
+        from memory_watch import high_water_mark
         from mmdeepfake import Detector
         from mmdeepfake.errors import MmDeepfakeError
         try:
@@ -70,11 +71,11 @@ def _load_in_watched_child(folder: Path) -> tuple[dict, int]:
             report = {{"error": None}}
         except MmDeepfakeError as exc:
             report = {{"error": type(exc).__name__, "message": str(exc)}}
-        report["maxrss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        report["peak_bytes"] = high_water_mark()
         print(json.dumps(report))
         """
     )
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO / "tests")])}
     child = subprocess.Popen(
         [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True, env=env,
@@ -84,7 +85,7 @@ def _load_in_watched_child(folder: Path) -> tuple[dict, int]:
     deadline = time.monotonic() + 300  # a hang is a failure, not a wait
     while child.poll() is None:
         try:
-            peak = max(peak, watched.memory_info().rss)
+            peak = max(peak, watched.memory_info().rss)  # now, for the watchdog
         except psutil.NoSuchProcess:
             break
         if peak > MEMORY_CAP or time.monotonic() > deadline:
@@ -95,7 +96,7 @@ def _load_in_watched_child(folder: Path) -> tuple[dict, int]:
     out, err = child.communicate()
     assert child.returncode == 0, err
     report = json.loads(out.strip().splitlines()[-1])
-    return report, max(peak, report["maxrss_kb"] * 1024)
+    return report, max(peak, report["peak_bytes"])
 
 
 # --- config.json that asks for a huge model ------------------------------------------------------

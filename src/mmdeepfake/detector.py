@@ -591,7 +591,7 @@ class Detector(
                 f"the {_NOUN[modality]} is unlike anything this model was trained on (distance "
                 f"{check.distance:.1f}, limit {check.limit:.1f}): its verdict on this input is "
                 "not evidence"
-                + ("; labelled uncertain (on_unfamiliar='warn' keeps the verdict)"
+                + ("; labelled uncertain, with the probability still reported"
                    if request.on_unfamiliar == "uncertain" else "")
             )
         if any(check.familiar is None for check in domain.values()):
