@@ -428,19 +428,24 @@ class Detector(
             audio_out = self.model.encode_audio(waves)
         return image_out, audio_out
 
+    def _encode_faces(self, crops: np.ndarray, timings: dict[str, float]) -> EncoderOutput:
+        """Face crops -> the image encoder's output, timing the tensor copy and the encoder."""
+        device = self.device
+        start = time.perf_counter()
+        batch = _to_device(features.faces_to_tensor(crops), device)
+        timings["features"] = timings.get("features", 0.0) + _elapsed(start, device)
+        start = time.perf_counter()
+        out = self.model.encode_image(batch)
+        timings["image_encoder"] = _elapsed(start, device)
+        return out
+
     @torch.inference_mode()
     def _score(
         self, ev: evidence_lib.Evidence, audio_out: EncoderOutput, request: _Request
     ) -> Prediction:
         """Encode the faces, fuse them with the encoded voice, and explain the verdict."""
         device = self.device
-        start = time.perf_counter()
-        face_batch = _to_device(features.faces_to_tensor(ev.crops), device)
-        ev.timings["features"] = ev.timings.get("features", 0.0) + _elapsed(start, device)
-
-        start = time.perf_counter()
-        image_out = self.model.encode_image(face_batch)
-        ev.timings["image_encoder"] = _elapsed(start, device)
+        image_out = self._encode_faces(ev.crops, ev.timings)
 
         start = time.perf_counter()
         with torch_threads(1, device):
@@ -520,12 +525,7 @@ class Detector(
         """
         device = self.device
         if modality == "image":
-            start = time.perf_counter()
-            batch = _to_device(features.faces_to_tensor(half.crops), device)
-            half.timings["features"] = half.timings.get("features", 0.0) + _elapsed(start, device)
-            start = time.perf_counter()
-            out = self.model.encode_image(batch)
-            half.timings["image_encoder"] = _elapsed(start, device)
+            out = self._encode_faces(half.crops, half.timings)
         else:
             out = audio_out
         start = time.perf_counter()
