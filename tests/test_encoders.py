@@ -14,6 +14,7 @@ from mmdeepfake.encoders.hf import UNMAPPED_OFFSET, map_labels_to_emotions
 from mmdeepfake.errors import CheckpointError, ConfigError
 from mmdeepfake.labels import EMOTION_INDEX, NUM_EMOTIONS
 from mmdeepfake.media.features import WINDOW_SAMPLES
+from tiny_models import TINY_VIT_SHAPE
 
 TINY = {
     "resnet18": ({"width": 4, "embed_dim": 16}, (2, 3, 224, 224), 49),
@@ -21,13 +22,7 @@ TINY = {
 }
 
 TINY_VIT = {
-    "model_type": "vit",
-    "image_size": 32,
-    "patch_size": 8,
-    "hidden_size": 16,
-    "num_hidden_layers": 1,
-    "num_attention_heads": 2,
-    "intermediate_size": 32,
+    **TINY_VIT_SHAPE,
     "id2label": {0: "Angry", 1: "hap", 2: "happiness", 3: "other"},
     "label2id": {"Angry": 0, "hap": 1, "happiness": 2, "other": 3},
 }

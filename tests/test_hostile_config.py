@@ -23,18 +23,12 @@ import torch
 from mmdeepfake import Detector
 from mmdeepfake.config_check import MAX_NUM_FRAMES
 from mmdeepfake.errors import CheckpointError, ConfigError
-from tiny_models import TINY_ARCH
+from tiny_models import TINY_ARCH, TINY_VIT_SHAPE
 
 REPO = Path(__file__).resolve().parents[1]
 MEMORY_CAP = 1_500_000_000  # the watch kills a child above this resident size
 TINY_VIT = {
-    "model_type": "vit",
-    "image_size": 32,
-    "patch_size": 8,
-    "hidden_size": 16,
-    "num_hidden_layers": 1,
-    "num_attention_heads": 2,
-    "intermediate_size": 32,
+    **TINY_VIT_SHAPE,
     "id2label": {"0": "happy", "1": "sad"},
     "label2id": {"happy": 0, "sad": 1},
 }
