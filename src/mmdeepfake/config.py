@@ -23,6 +23,7 @@ from typing import Any
 
 from mmdeepfake import config_check
 from mmdeepfake.errors import ConfigError
+from mmdeepfake.media import faces
 
 #: The fields that decide the network's shape (what :meth:`DetectorConfig.architecture` returns).
 ARCHITECTURE_FIELDS = (
@@ -69,10 +70,10 @@ class PreprocessConfig:
     window_frames: int = 128
     num_frames: int = 16
     face_margin: float | None = None
-    min_face_size: int = 40
-    face_thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
-    face_detect_side: int = 320
-    face_scale_factor: float = 0.709
+    min_face_size: int = faces.MIN_FACE_SIZE
+    face_thresholds: tuple[float, float, float] = faces.STAGE_THRESHOLDS
+    face_detect_side: int = faces.DETECT_SIDE
+    face_scale_factor: float = faces.SCALE_FACTOR
 
     def __post_init__(self) -> None:
         # Checked here, so a config built in code is held to the same bounds as a loaded one;

@@ -299,7 +299,7 @@ def _check_values(value: Any, name: str, depth: int) -> None:
     elif isinstance(value, str):
         if len(value) > 1000:
             raise ConfigError(f"{name} is a string of {len(value)} characters; at most 1000")
-    elif isinstance(value, (list, dict)):
+    elif isinstance(value, (list, tuple, dict)):
         if len(value) > _MAX_ITEMS:
             raise ConfigError(f"{name} has {len(value)} items; at most {_MAX_ITEMS}")
         if name.endswith("depths") and (
