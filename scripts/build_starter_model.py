@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Build the starter model bundled in ``mmdeepfake/starter/`` (loaded by ``Detector.starter()``).
 
-Reproducible: synthetic training data from a fixed seed, the tiny architecture, the library's
+Reproducible: synthetic training data from a fixed seed, the ``starter`` architecture
+(``mmdeepfake/architectures/starter.json``), the library's
 own trainer (``mmdeepfake.train.trainer.train``) with a fixed seed, then an evaluation on a
 synthetic *test* set generated with a seed the training never saw. The model card records the
 command, the data and the measured ROC-AUC. Run from the repository root:
@@ -29,12 +30,11 @@ REPO = Path(__file__).resolve().parents[1]
 DEST = REPO / "src" / "mmdeepfake" / "starter"
 TRAIN_SEED = 0
 TEST_SEED = 20_240_917  # never used for training data
-VOICE = {"audio_encoder": "cnn_lstm", "audio_encoder_kwargs": {"width": 8, "hidden": 32}}
-#: Face encoders the starter can be built with (``--image-encoder``): a narrow ResNet-18 learned
-#: from the synthetic faces, or the frozen FER2013 prior (real-face emotions; only the
-#: projection of its features into the fusion is trained).
+#: Face encoders the starter can be built with (``--image-encoder``): the starter
+#: architecture's narrow ResNet-18 learned from the synthetic faces, or the frozen FER2013 prior
+#: (real-face emotions; only the projection of its features into the fusion is trained).
 FACE_ENCODERS = {
-    "resnet18": {"image_encoder": "resnet18", "image_encoder_kwargs": {"width": 8}},
+    "resnet18": {},
     "fer2013": {"image_encoder": "fer2013", "image_encoder_kwargs": {"freeze": True}},
 }
 
@@ -107,6 +107,7 @@ def main() -> int:
 
     import logging
 
+    from mmdeepfake.architectures import architecture_config, model_options
     from mmdeepfake.data.storage import open_storage
     from mmdeepfake.data.synth import generate_dataset
     from mmdeepfake.train.config import TrainConfig
@@ -125,9 +126,12 @@ def main() -> int:
                          variant="consistency", frames_per_clip=args.frames_per_clip,
                          splits=(0.0, 0.0, 1.0))
         print(f"data generated in {time.time() - started:.0f} s", flush=True)
+        starter = architecture_config("starter")
         config = TrainConfig(
             data_dir=str(train_dir), prefix="", output=str(out_dir), run_id="starter",
-            fusion="mid", model={**FACE_ENCODERS[args.image_encoder], **VOICE, "embed_dim": 64}, dropout=0.1, epochs=args.epochs, batch_size=16, lr=3e-3,
+            fusion=starter.fusion,
+            model={**model_options("starter"), **FACE_ENCODERS[args.image_encoder]},
+            dropout=starter.dropout, epochs=args.epochs, batch_size=16, lr=3e-3,
             weight_decay=1e-4, emotion_weight=5.0, consistency_weight=0.1, seed=TRAIN_SEED,
             prefetch=8, plots=False, log_every=20,
         )

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-TINY_ARCH = {
-    "image_encoder_kwargs": {"width": 8},
-    "audio_encoder_kwargs": {"width": 8, "hidden": 16},
-    "embed_dim": 32,
-}
+from mmdeepfake.architectures import model_options
+
+#: The named ``tiny`` architecture as Detector keyword arguments, without the fusion (tests
+#: pick it) and dropout: ``Detector(fusion="attention", **TINY_ARCH)``.
+TINY_ARCH = model_options("tiny")
 
 # A one-layer ViT for the hf_image wrapper, built offline from this config; each test adds the
 # labels it needs (id2label / label2id).

@@ -15,6 +15,9 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "Detector": "mmdeepfake.detector",
+    "DetectorConfig": "mmdeepfake.config",
+    "PreprocessConfig": "mmdeepfake.config",
+    "list_architectures": "mmdeepfake.architectures",
     "Prediction": "mmdeepfake.prediction",
     "Segment": "mmdeepfake.prediction",
     "Face": "mmdeepfake.prediction",
@@ -28,14 +31,19 @@ __all__ = [
     "ENCODERS",
     "FUSIONS",
     "Detector",
+    "DetectorConfig",
     "Face",
     "MmDeepfakeError",
     "Prediction",
+    "PreprocessConfig",
     "Segment",
     "__version__",
+    "list_architectures",
 ]
 
 if TYPE_CHECKING:
+    from mmdeepfake.architectures import list_architectures
+    from mmdeepfake.config import DetectorConfig, PreprocessConfig
     from mmdeepfake.detector import Detector
     from mmdeepfake.encoders import ENCODERS
     from mmdeepfake.errors import MmDeepfakeError

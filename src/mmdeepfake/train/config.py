@@ -84,6 +84,10 @@ class TrainConfig:
     log_every: int = 10
 
     def __post_init__(self) -> None:
+        if isinstance(self.model, str):  # a named architecture (mmdeepfake/architectures)
+            from mmdeepfake.architectures import model_options
+
+            self.model = model_options(self.model)
         self.validate()
 
     # -- checks -----------------------------------------------------------------------------
@@ -110,7 +114,10 @@ class TrainConfig:
         if self.s3_reader not in ("auto", "boto3", "s3torchconnector"):
             raise ConfigError("s3_reader must be auto, boto3 or s3torchconnector")
         if not isinstance(self.model, dict):
-            raise ConfigError("model must be a mapping of Detector keyword arguments")
+            raise ConfigError(
+                "model must be an architecture name (see mmdeepfake.architectures) or a mapping "
+                "of Detector keyword arguments"
+            )
         parse_size(self.memory_budget)
 
     def check_source(self) -> None:
