@@ -50,7 +50,8 @@ def evaluate(detector, data_dir: Path, split: str = "test") -> dict:
     index = scan_dataset(storage, "")
     samples = pair_samples(index, split, 0)
     loader = build_split_loader(storage, index, split, 32, samples=samples,
-                                face_margin=detector.face_margin)
+                                face_margin=detector.face_margin,
+                                preprocess=detector.preprocess)
     labels, logits, face_ok, voice_ok = [], [], [], []
     detector.eval()
     with torch.inference_mode():

@@ -33,30 +33,56 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_preprocess_defaults_are_todays_constants():
     p = PreprocessConfig()
-    assert (p.image_size, p.image_mean, p.image_std) == (224, (0.485, 0.456, 0.406),
-                                                         (0.229, 0.224, 0.225))
+    assert (p.image_size, p.image_mean, p.image_std) == (
+        224,
+        (0.485, 0.456, 0.406),
+        (0.229, 0.224, 0.225),
+    )
     assert (p.sample_rate, p.n_mels, p.n_fft, p.hop_length, p.window_frames) == (
-        16000, 128, 1024, 256, 128)
+        16000,
+        128,
+        1024,
+        256,
+        128,
+    )
     assert p.window_samples == 32512 and p.window_seconds == pytest.approx(2.032)
     assert (p.num_frames, p.face_margin) == (16, None)
     # one source: the feature code and the encoders read these values
     assert (features.IMAGE_SIZE, features.IMAGE_MEAN, features.IMAGE_STD) == (
-        p.image_size, p.image_mean, p.image_std)
-    assert (features.SAMPLE_RATE, features.N_MELS, features.N_FFT, features.HOP_LENGTH,
-            features.N_FRAMES, features.WINDOW_SAMPLES) == (
-        p.sample_rate, p.n_mels, p.n_fft, p.hop_length, p.window_frames, p.window_samples)
+        p.image_size,
+        p.image_mean,
+        p.image_std,
+    )
+    assert (
+        features.SAMPLE_RATE,
+        features.N_MELS,
+        features.N_FFT,
+        features.HOP_LENGTH,
+        features.N_FRAMES,
+        features.WINDOW_SAMPLES,
+    ) == (p.sample_rate, p.n_mels, p.n_fft, p.hop_length, p.window_frames, p.window_samples)
     assert (hf.IMAGENET_MEAN, hf.IMAGENET_STD) == (p.image_mean, p.image_std)
     cascade = inspect.signature(faces.FaceDetector).parameters
     assert {key: cascade[key].default for key in p.face_detector_kwargs()} == (
-        p.face_detector_kwargs())
-    assert p.face_detector_kwargs() == {"min_face_size": 40, "thresholds": (0.6, 0.7, 0.7),
-                                        "detect_side": 320, "factor": 0.709}
+        p.face_detector_kwargs()
+    )
+    assert p.face_detector_kwargs() == {
+        "min_face_size": 40,
+        "thresholds": (0.6, 0.7, 0.7),
+        "detect_side": 320,
+        "factor": 0.709,
+    }
 
 
 def test_config_round_trips_through_json():
-    config = DetectorConfig(fusion="attention", embed_dim=32, threshold=0.3, temperature=1.5,
-                            preprocess=PreprocessConfig(num_frames=8, face_margin=0.5),
-                            metadata={"note": "x"})
+    config = DetectorConfig(
+        fusion="attention",
+        embed_dim=32,
+        threshold=0.3,
+        temperature=1.5,
+        preprocess=PreprocessConfig(num_frames=8, face_margin=0.5),
+        metadata={"note": "x"},
+    )
     text = json.dumps(config.to_dict())
     assert json.loads(text)["preprocess"]["face_margin"] == 0.5
     assert DetectorConfig.from_dict(json.loads(text)) == config
@@ -147,7 +173,8 @@ def test_named_architectures_build_and_match_the_documented_sizes():
 def test_starter_architecture_is_the_shipped_starter():
     shipped = json.loads(resources.files("mmdeepfake").joinpath("starter/config.json").read_text())
     assert architecture_config("starter").architecture() == (
-        DetectorConfig.from_dict(shipped).architecture())
+        DetectorConfig.from_dict(shipped).architecture()
+    )
 
 
 def test_presets_tests_and_defaults_use_the_named_architectures():
@@ -159,7 +186,8 @@ def test_presets_tests_and_defaults_use_the_named_architectures():
     with torch.device("meta"), _SkipInPlace():
         default, base = Detector(), Detector.from_architecture("base")
     assert {k: v.shape for k, v in default.state_dict().items()} == {
-        k: v.shape for k, v in base.state_dict().items()}
+        k: v.shape for k, v in base.state_dict().items()
+    }
 
 
 def test_unknown_architecture_names_the_known_ones():
@@ -201,8 +229,9 @@ def _expected_face_emotions(detector, image, preprocess, margin) -> dict[str, fl
     cascade = faces.FaceDetector.shared(**preprocess.face_detector_kwargs())
     box = cascade.detect([image], track=False)[0]
     crop = faces.crop_faces([image], [box], margin=margin)
-    batch = features.faces_to_tensor(crop, size=preprocess.image_size,
-                                     mean=preprocess.image_mean, std=preprocess.image_std)
+    batch = features.faces_to_tensor(
+        crop, size=preprocess.image_size, mean=preprocess.image_mean, std=preprocess.image_std
+    )
     with torch.inference_mode():
         probs = torch.softmax(detector.model.encode_image(batch).emotion_logits, -1)[0]
     return {name: float(p) for name, p in zip(EMOTIONS, probs)}
@@ -230,8 +259,7 @@ def test_predict_frames_crops_and_normalises_faces_as_saved(saved):
     expected = _expected_face_emotions(loaded, image, CUSTOM, margin=0.6)
     assert got == pytest.approx(expected, abs=2e-5)
     # the same weights with today's preprocessing read the face differently: the test sees it
-    default = _expected_face_emotions(loaded, image, PreprocessConfig(),
-                                      margin=faces.FACE_MARGIN)
+    default = _expected_face_emotions(loaded, image, PreprocessConfig(), margin=faces.FACE_MARGIN)
     assert max(abs(default[e] - expected[e]) for e in EMOTIONS) > 1e-3
 
 
@@ -248,3 +276,28 @@ def test_starter_keeps_todays_preprocessing():
     starter = Detector.starter()
     assert starter.preprocess == PreprocessConfig()
     assert math.isclose(starter.face_margin, faces.FACE_MARGIN)
+
+
+def test_training_crops_faces_with_the_models_preprocessing():
+    """The training and evaluation loaders read faces as predict does, for a custom config."""
+    import io
+    import pickle
+
+    from PIL import Image
+
+    from mmdeepfake.data.streaming import decode_face
+
+    image = mf.face_photo()
+    stream = io.BytesIO()
+    Image.fromarray(image).save(stream, format="PNG")
+    tensor, detected = decode_face(stream.getvalue(), 0.6, pickle.loads(pickle.dumps(CUSTOM)))
+    cascade = faces.FaceDetector.shared(**CUSTOM.face_detector_kwargs())
+    box = cascade.detect([image], track=False)[0]
+    expected = features.faces_to_tensor(
+        faces.crop_faces([image], [box], margin=0.6),
+        size=160,
+        mean=CUSTOM.image_mean,
+        std=CUSTOM.image_std,
+    )[0]
+    assert detected and tensor.shape == (3, 160, 160)
+    torch.testing.assert_close(tensor, expected)

@@ -247,7 +247,9 @@ def check_preprocess(section: Mapping[str, Any]) -> dict[str, Any]:
                 or not isinstance(value, (int, float))
                 or not low_f <= value <= high_f
             ):
-                raise ConfigError(f"{name} must be a number between {low_f} and {high_f}, got {value!r}")
+                raise ConfigError(
+                    f"{name} must be a number between {low_f} and {high_f}, got {value!r}"
+                )
             value = float(value)
         if key in FIXED_PREPROCESS and value != defaults[key]:
             raise ConfigError(
@@ -456,7 +458,9 @@ def check_weights_match(
     required = {k for k in expected if not k.startswith(GUARD_PREFIX)}
     missing = sorted(required - set(found))
     unexpected = sorted(set(found) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(found) if not _shape_fits(k, expected[k], found[k]))
+    wrong = sorted(
+        k for k in set(expected) & set(found) if not _shape_fits(k, expected[k], found[k])
+    )
     if missing or unexpected or wrong:
         detail = "; ".join(
             part

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from mmdeepfake.config import PreprocessConfig
 from mmdeepfake.data.storage import KeyNotFoundError, S3Storage, Storage, check_size
 from mmdeepfake.errors import (
     BucketNotFoundError,
@@ -152,22 +153,37 @@ def _connector_error(exc: Exception, storage: S3Storage, key: str) -> StorageErr
     return StorageError(f"S3 could not read {where}: {message}")
 
 
-def decode_face(data: bytes, margin: float | None = None) -> tuple[torch.Tensor, bool]:
-    """Face image bytes -> a normalised (3, 224, 224) tensor, and whether a face was detected.
+def decode_face(
+    data: bytes, margin: float | None = None, preprocess: PreprocessConfig | None = None
+) -> tuple[torch.Tensor, bool]:
+    """Face image bytes -> a normalised (3, S, S) tensor, and whether a face was detected.
 
     Dataset frames are face images, but how tightly each source crops them varies; running
     them through the same detector and crop as ``Detector.predict`` keeps training and
-    inference framing identical. ``margin`` is the image encoder's declared framing
-    (``EmotionEncoder.face_margin``; the pipeline default when None). Images where no face is
-    detected are centre-cropped and counted by the trainer.
+    inference framing identical. ``margin`` is the model's framing (``Detector.face_margin``;
+    the pipeline default when None); ``preprocess`` the model's face detector settings, crop
+    size S and normalisation (``Detector.preprocess``; the defaults when None). Images where
+    no face is detected are centre-cropped and counted by the trainer.
     """
     from mmdeepfake.media.decode import load_image
-    from mmdeepfake.media.faces import FACE_MARGIN, crop_main_face
+    from mmdeepfake.media.faces import FACE_MARGIN, FaceDetector, crop_main_face
     from mmdeepfake.media.features import IMAGE_SIZE, faces_to_tensor
 
+    settings = preprocess or PreprocessConfig()
     framing = FACE_MARGIN if margin is None else margin
-    face, detected = crop_main_face(load_image(data), size=IMAGE_SIZE, margin=framing)
-    return faces_to_tensor(np.ascontiguousarray(face)[None])[0], detected
+    face, detected = crop_main_face(
+        load_image(data),
+        detector=FaceDetector.shared(**settings.face_detector_kwargs()),
+        size=IMAGE_SIZE,
+        margin=framing,
+    )
+    tensor = faces_to_tensor(
+        np.ascontiguousarray(face)[None],
+        size=settings.image_size,
+        mean=settings.image_mean,
+        std=settings.image_std,
+    )
+    return tensor[0], detected
 
 
 def decode_voice(data: bytes) -> torch.Tensor:
@@ -216,9 +232,11 @@ class StreamingPairDataset(IterableDataset):
         reader: Reader | None = None,
         equal_shards: bool = True,
         face_margin: float | None = None,
+        preprocess: PreprocessConfig | None = None,
     ) -> None:
         self.storage = storage
         self.face_margin = face_margin
+        self.preprocess = preprocess
         self.samples = list(samples)
         self.shuffle = shuffle
         self.seed = seed
@@ -250,7 +268,7 @@ class StreamingPairDataset(IterableDataset):
         sample = self.samples[index]
         key = sample.image_key
         try:
-            faces, face_detected = decode_face(self.reader(key), self.face_margin)
+            faces, face_detected = decode_face(self.reader(key), self.face_margin, self.preprocess)
             key = sample.audio_key
             wave = decode_voice(self.reader(key))
         except KeyNotFoundError as exc:
@@ -320,14 +338,15 @@ def build_split_loader(
     samples: Sequence[Any] | None = None,
     equal_shards: bool = True,
     face_margin: float | None = None,
+    preprocess: PreprocessConfig | None = None,
 ) -> DataLoader:
     """A DataLoader over one split of a scanned dataset (pairs drawn with ``seed``).
 
     Batches are dicts from :func:`collate_samples`; ``batch["skipped"]`` lists bad samples.
     Pass ``samples`` to reuse pairs already drawn (so a log can count true pairs once).
     ``equal_shards`` trims every rank to the same sample count (needed for training steps
-    under DDP); turn it off to score every sample of a split across ranks. ``face_margin``
-    frames the face crops as the model's image encoder declares (see :func:`decode_face`).
+    under DDP); turn it off to score every sample of a split across ranks. ``face_margin`` and
+    ``preprocess`` crop and normalise faces as the model does (see :func:`decode_face`).
     """
     if samples is None:
         from mmdeepfake.data.layout import pair_samples
@@ -336,7 +355,7 @@ def build_split_loader(
     dataset = StreamingPairDataset(
         storage, samples, shuffle=shuffle, seed=seed, prefetch=prefetch, rank=rank,
         world_size=world_size, reader=make_reader(storage, s3_reader),
-        equal_shards=equal_shards, face_margin=face_margin,
+        equal_shards=equal_shards, face_margin=face_margin, preprocess=preprocess,
     )
     return DataLoader(
         dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_samples,

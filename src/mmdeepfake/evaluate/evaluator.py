@@ -219,6 +219,7 @@ def score_split(
         prefetch=prefetch,
         s3_reader=s3_reader,
         face_margin=detector.face_margin,
+        preprocess=detector.preprocess,
     )
     model = detector.model
     device = detector.device

@@ -312,16 +312,14 @@ class FaceDetector:
     ) -> FaceDetector:
         """A process-wide detector with these settings on `device`, built on first use (one
         per device and settings: a model saved with its own settings gets its own)."""
-        settings = {
-            "min_face_size": int(min_face_size),
-            "thresholds": tuple(float(t) for t in thresholds),
-            "detect_side": int(detect_side),
-            "factor": float(factor),
-        }
-        key = (str(device), *settings.values())
+        low, mid, high = (float(t) for t in thresholds)
+        key = (str(device), int(min_face_size), (low, mid, high), int(detect_side), float(factor))
         with cls._shared_lock:
             if key not in cls._shared:
-                cls._shared[key] = cls(device=str(device), **settings)
+                cls._shared[key] = cls(
+                    min_face_size=key[1], thresholds=key[2], detect_side=key[3],
+                    device=key[0], factor=key[4],
+                )
             return cls._shared[key]
 
     def detect(self, frames: Sequence[np.ndarray], *, track: bool = True) -> list[FaceBox | None]:
