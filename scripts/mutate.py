@@ -94,7 +94,12 @@ TARGETS: dict[str, Target] = {
     ),
     "calibration": Target(
         ("src/mmdeepfake/evaluate/calibration.py",),
-        ("tests/test_evaluate_metrics.py", "tests/test_properties.py", "tests/test_core_values.py"),
+        (
+            "tests/test_evaluate_metrics.py",
+            "tests/test_calibration_values.py",
+            "tests/test_properties.py",
+            "tests/test_core_values.py",
+        ),
     ),
     "losses": Target(
         ("src/mmdeepfake/losses.py",),
