@@ -74,7 +74,12 @@ TARGETS: dict[str, Target] = {
     ),
     "fusion": Target(
         ("src/mmdeepfake/fusion/*.py",),
-        ("tests/test_fusion.py", "tests/test_model.py", "tests/test_core_values.py"),
+        (
+            "tests/test_fusion.py",
+            "tests/test_model.py",
+            "tests/test_core_values.py",
+            "tests/test_fusion_through_predict.py",
+        ),
         FUNCTIONS,
     ),
     "model": Target(
