@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Batch prediction throughput: `mmdeepfake-predict` over generated clips with 1 and 2 workers.
 
-Generates ``--clips`` short talking-face clips (tests/media_factory.face_video: H.264 + AAC,
+Generates ``--clips`` short talking-face clips (mmdeepfake.testing.face_video: H.264 + AAC,
 a real face in every frame), then times the whole command, start-up and model loading
 included, with ``--workers 1`` and ``--workers 2`` (each of the two then gets one torch thread),
 and with ``--workers 1 --threads 1``, alternating the three ``--repeats`` times (the machine may
@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 GENERATE = """
 import sys
-sys.path.insert(0, {root!r})
-from tests.media_factory import face_video
+sys.path.insert(0, {src!r})
+from mmdeepfake.testing import face_video
 for i in range({clips}):
     face_video(f"{folder}/clip_{{i:03d}}.mp4", seconds={seconds} + (i % 3), size=({width}, {height}))
 """
@@ -77,7 +77,7 @@ def main() -> int:
         folder = Path(tmp) / "clips"
         folder.mkdir()
         subprocess.run([sys.executable, "-c", GENERATE.format(
-            root=str(ROOT), clips=args.clips, folder=str(folder), seconds=args.seconds,
+            src=str(ROOT / "src"), clips=args.clips, folder=str(folder), seconds=args.seconds,
             width=width, height=height)], check=True)
         model = args.model
         if model is None:

@@ -64,8 +64,8 @@ print(json.dumps({
 
 GENERATE = """
 import sys
-sys.path.insert(0, {root!r})
-from tests.media_factory import face_video
+sys.path.insert(0, {src!r})
+from mmdeepfake.testing import face_video
 face_video({path!r}, seconds=10.0, size=(1280, 720), fps=25)
 """
 
@@ -106,8 +106,8 @@ def main() -> int:
         video = args.video
         if video is None:
             video = Path(tmp) / "clip_720p_10s.mp4"
-            subprocess.run([sys.executable, "-c", GENERATE.format(root=str(ROOT), path=str(video))],
-                           check=True)
+            generate = GENERATE.format(src=str(ROOT / "src"), path=str(video))
+            subprocess.run([sys.executable, "-c", generate], check=True)
         sources = {ref: export(ref, Path(tmp)) for ref in versions}
         rounds: dict[str, list[dict]] = {ref: [] for ref in versions}
         for round_no in range(args.rounds):

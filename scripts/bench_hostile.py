@@ -71,11 +71,11 @@ def make_inputs(work: Path) -> dict[str, tuple[str, dict]]:
     work.mkdir(parents=True, exist_ok=True)
     script = f"""
 import sys
-sys.path.insert(0, {str(ROOT)!r})
+sys.path.insert(0, {str(ROOT / "src")!r})
 from pathlib import Path
 import numpy as np, soundfile as sf
 from PIL import Image
-from tests import media_factory as mf
+from mmdeepfake.testing import media as mf
 w = Path({str(work)!r})
 def once(name, make):
     if not (w / name).exists():

@@ -13,7 +13,7 @@ In one run, on the same clip and the same evidence:
   ``first_predict_s`` measured in a fresh (cold) Python process (see `cold_start`).
 
 Without ``--video`` the script generates a 10 s 1280x720 25 fps H.264 + AAC clip with a real
-face (tests/media_factory.face_video) in a child process, so generating it does not count in
+face (mmdeepfake.testing.face_video) in a child process, so generating it does not count in
 the peak RSS. The model is the default full-size detector (ResNet-18 width 64, CNN-BiLSTM),
 untrained: its weights do not change the cost. The last line printed is one JSON object.
 
@@ -37,8 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 GENERATE = """
 import sys
-sys.path.insert(0, {root!r})
-from tests.media_factory import face_video
+sys.path.insert(0, {src!r})
+from mmdeepfake.testing import face_video
 face_video({path!r}, seconds=10.0, size=(1280, 720), fps=25)
 """
 
@@ -101,8 +101,8 @@ def main() -> int:
         if video is None:
             video = Path(tmp) / "clip_720p_10s.mp4"
             started = time.perf_counter()
-            subprocess.run([sys.executable, "-c", GENERATE.format(root=str(ROOT), path=str(video))],
-                           check=True)
+            generate = GENERATE.format(src=str(ROOT / "src"), path=str(video))
+            subprocess.run([sys.executable, "-c", generate], check=True)
             print(f"generated {video.name} ({video.stat().st_size / 1e6:.1f} MB) in "
                   f"{time.perf_counter() - started:.1f} s", flush=True)
 

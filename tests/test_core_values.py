@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 import torch
 
-import media_factory as mf
 from mmdeepfake import Detector
 from mmdeepfake.data.synth_face import draw_face
 from mmdeepfake.data.synth_voice import synth_voice
@@ -33,6 +32,7 @@ from mmdeepfake.fusion import create_fusion
 from mmdeepfake.labels import EMOTIONS
 from mmdeepfake.losses import DetectionLoss
 from mmdeepfake.model import EmotionConsistencyModel, ModelOutput
+from mmdeepfake.testing import media as mf
 from tiny_models import TINY_ARCH
 
 LN2 = math.log(2.0)

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-import media_factory as mf
 from mmdeepfake import EMOTIONS, Detector
 from mmdeepfake.errors import CheckpointError, ConfigError, MmDeepfakeError, NoFaceFoundError
 from mmdeepfake.fusion import FUSIONS
 from mmdeepfake.prediction import Prediction
+from mmdeepfake.testing import media as mf
 from tiny_models import TINY_ARCH
 
 

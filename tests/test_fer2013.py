@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 import torch
 
-import media_factory as mf
 from mmdeepfake import Detector
 from mmdeepfake.encoders import create_encoder
 from mmdeepfake.encoders.fer2013 import (
@@ -27,6 +26,7 @@ from mmdeepfake.encoders.fer2013 import (
 )
 from mmdeepfake.labels import EMOTIONS
 from mmdeepfake.media import faces, features
+from mmdeepfake.testing import media as mf
 
 # FER2013-order probabilities (angry, disgusted, fearful, happy, sad, surprised, neutral) of
 # fer's quantized tflite model on each input of fer_input().

@@ -305,7 +305,7 @@ def _finish(process: subprocess.Popen) -> tuple[int, str, str]:
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> Path:
-    import media_factory as mf
+    from mmdeepfake.testing import media as mf
 
     return mf.face_video(tmp_path_factory.mktemp("clip") / "face.mp4", seconds=2.0)
 
@@ -360,7 +360,7 @@ def test_face_advice_names_the_flag_not_the_python_argument(saved, tmp_path):
     import numpy as np
     from PIL import Image
 
-    import media_factory as mf
+    from mmdeepfake.testing import media as mf
 
     sky = np.zeros((120, 160, 3), dtype=np.uint8)
     sky[..., 2] = 200

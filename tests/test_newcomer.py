@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-import media_factory as mf
 from mmdeepfake import Detector
+from mmdeepfake.testing import media as mf
 from tiny_models import TINY_ARCH
 
 REPO = Path(__file__).resolve().parents[1]

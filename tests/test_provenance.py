@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import torch
 
-import media_factory as mf
 from mmdeepfake import Detector
 from mmdeepfake.prediction import ModelInfo
+from mmdeepfake.testing import media as mf
 from tiny_models import TINY_ARCH
 
 REPO = Path(__file__).resolve().parents[1]

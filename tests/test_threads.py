@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-import media_factory as mf
 from mmdeepfake import Detector, threads
 from mmdeepfake.errors import NoAudioTrackError, NoFaceFoundError
+from mmdeepfake.testing import media as mf
 from tiny_models import TINY_ARCH
 
 CPU = torch.device("cpu")
