@@ -31,6 +31,8 @@ from mmdeepfake.errors import CheckpointError, MmDeepfakeError
 from mmdeepfake.testing import media as mf
 from tiny_models import TINY_ARCH
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
 sys.path.insert(0, str(REPO / "demos"))

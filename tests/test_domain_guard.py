@@ -23,6 +23,8 @@ from mmdeepfake.media import decode, faces, features
 from mmdeepfake.testing import media as mf
 from tiny_models import TINY_ARCH
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[1]
 
 

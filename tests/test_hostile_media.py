@@ -34,6 +34,8 @@ from mmdeepfake.prediction import Prediction
 from mmdeepfake.testing import media as mf
 from tiny_models import TINY_ARCH
 
+pytestmark = pytest.mark.slow
+
 TESTS = Path(__file__).parent
 SRC = TESTS.parent / "src"
 #: A child using more than this failed the test; the watchdog kills it at KILL_BYTES.

@@ -21,6 +21,8 @@ from mmdeepfake import Detector
 from mmdeepfake.testing import media as mf
 from tiny_models import TINY_ARCH
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
 VIDEO_SECONDS = 4.64

@@ -24,6 +24,8 @@ from mmdeepfake.media import faces, features
 from mmdeepfake.testing import media as mf
 from tiny_models import TINY_ARCH
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[1]
 HEAD_TEMPERATURE = {"image": 3.0, "audio": 0.5}
 
