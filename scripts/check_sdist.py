@@ -86,19 +86,36 @@ def run_fast_tests(unpacked: Path, pytest_args: list[str]) -> int:
     env = {**os.environ, "PYTHONPATH": str(unpacked / "src")}
     where = subprocess.run(
         [sys.executable, "-c", "import mmdeepfake; print(mmdeepfake.__file__)"],
-        cwd=unpacked, env=env, check=True, capture_output=True, text=True,
+        cwd=unpacked,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
     if not Path(where).resolve().is_relative_to(unpacked.resolve()):
         raise SystemExit(f"mmdeepfake is imported from {where}, not from the unpacked sdist")
-    command = [sys.executable, "-m", "pytest", "-m", "not slow and not browser", "-q",
-               "-p", "no:cacheprovider", *pytest_args]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-m",
+        "not slow and not browser",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        *pytest_args,
+    ]
     return subprocess.run(command, cwd=unpacked, env=env, check=False).returncode
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--no-isolation", dest="isolation", action="store_false",
-                        help="build with the installed setuptools instead of a fresh one")
+    parser.add_argument(
+        "--no-isolation",
+        dest="isolation",
+        action="store_false",
+        help="build with the installed setuptools instead of a fresh one",
+    )
     parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     args = parser.parse_args(argv)
 
