@@ -3,7 +3,10 @@ names no source is refused with the accepted spellings."""
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -11,6 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import media_factory as mf
 import mmdeepfake
 from mmdeepfake import Detector, load_detector
 from mmdeepfake.errors import CheckpointError, ConfigError, HubUnreachableError
@@ -184,3 +188,34 @@ def test_a_revision_is_for_hub_repos_only(outputs):
         load_detector(outputs / "run-1" / "models" / "best", revision="main")
     with pytest.raises(ConfigError, match="hub repos only"):
         load_detector("starter", revision="main")
+
+
+def _predict_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mmdeepfake.cli.predict", *args],
+                          capture_output=True, text=True, timeout=600, check=False)
+
+
+def test_the_predict_command_loads_an_s3_model_with_its_endpoint(outputs, s3_bucket, tmp_path):
+    from PIL import Image
+
+    best = outputs / "run-2" / "models" / "best"
+    client = s3_bucket.server.client()
+    for path in best.iterdir():
+        client.put_object(Bucket=s3_bucket.name, Key=f"models/best/{path.name}",
+                          Body=path.read_bytes())
+    Image.fromarray(mf.face_photo()).save(tmp_path / "face.jpg")
+    mf.write_audio(tmp_path / "voice.flac", mf.voice_like(seconds=2.0))
+    pair = (str(tmp_path / "face.jpg"), str(tmp_path / "voice.flac"))
+
+    uri = s3_bucket.uri("models/best")
+    result = _predict_cli("--pair", *pair, "--model", uri, "--endpoint-url",
+                          s3_bucket.endpoint_url, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    (record,) = json.loads(result.stdout)
+    expected = load_detector(best).predict(image=pair[0], audio=pair[1])
+    assert record["model"]["name"] == uri
+    assert record["fake_probability"] == pytest.approx(expected.fake_probability, abs=1e-6)
+
+    refused = _predict_cli("--pair", *pair, "--model", "hf-hub:")
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert "hf-hub:ORG/NAME" in refused.stderr and "s3://BUCKET/PREFIX" in refused.stderr
