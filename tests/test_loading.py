@@ -219,3 +219,29 @@ def test_the_predict_command_loads_an_s3_model_with_its_endpoint(outputs, s3_buc
     refused = _predict_cli("--pair", *pair, "--model", "hf-hub:")
     assert refused.returncode != 0 and "Traceback" not in refused.stderr
     assert "hf-hub:ORG/NAME" in refused.stderr and "s3://BUCKET/PREFIX" in refused.stderr
+
+
+def test_a_run_push_uploads_the_best_model_it_downloaded(outputs, monkeypatch):
+    # The Hugging Face Hub cannot be reached from here, so HfApi's two calls are replaced by a
+    # recorder; the copy out of the run's storage and the card run for real.
+    from huggingface_hub import HfApi
+
+    from mmdeepfake.data.storage import open_storage
+    from mmdeepfake.train.hub import push_run_model
+
+    uploaded: dict = {}
+
+    def record_upload(self, *, repo_id, folder_path, **kwargs):
+        folder = Path(folder_path)
+        uploaded.update(repo=repo_id, files=sorted(p.name for p in folder.iterdir()),
+                        weights=load_file(str(folder / "model.safetensors")),
+                        card=(folder / "README.md").read_text())
+
+    monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kwargs: None)
+    monkeypatch.setattr(HfApi, "upload_folder", record_upload)
+    push_run_model(open_storage(outputs), "run-2", "me/detector")
+    assert uploaded["repo"] == "me/detector"
+    assert uploaded["files"] == ["README.md", "config.json", "model.safetensors"]
+    saved = _weights_of(outputs / "run-2" / "models" / "best")
+    assert all(torch.equal(uploaded["weights"][k], v) for k, v in saved.items())
+    assert "# me/detector" in uploaded["card"]
