@@ -591,7 +591,8 @@ def test_hub_ids_only_with_allow_hub(saved):
     from mmdeepfake_demo.models import LoadedModel, ModelCatalog, ModelStore
 
     initial = LoadedModel("tiny", {"mid": Detector.from_pretrained(saved)})
-    assert ModelCatalog(allow_hub=True).resolve("user/name") == "user/name"
+    assert ModelCatalog(allow_hub=True).resolve("user/name") == "hf-hub:user/name"
+    assert ModelCatalog(allow_hub=True).resolve("hf-hub:user/name") == "hf-hub:user/name"
     with pytest.raises(CheckpointError, match="not a model this page offers"):
         ModelCatalog(allow_hub=False).resolve("user/name")
     handlers = Handlers(ModelStore(initial, catalog=ModelCatalog(allow_hub=True)))

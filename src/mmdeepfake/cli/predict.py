@@ -96,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="score a voice recording on its own, without a face (repeatable; "
                              "default: none)")
     parser.add_argument("--model", default="starter",
-                        help="model folder or Hugging Face repo id (default: the bundled starter model)")
+                        help="model: a folder, hf-hub:ORG/NAME (or ORG/NAME), s3://BUCKET/PREFIX "
+                             "or starter (default: the bundled starter model)")
     parser.add_argument("--format", choices=("json", "jsonl", "csv"), default="jsonl",
                         help="output format: one JSON array, one JSON object per line, or CSV "
                              "(default: jsonl)")
@@ -204,15 +205,10 @@ def _init_worker(model: str, device: str, threads: int | None, endpoint_url: str
 
     if threads:
         torch.set_num_threads(threads)
-    _WORKER["detector"] = load_detector(model, device)
+    from mmdeepfake.loading import load_detector
+
+    _WORKER["detector"] = load_detector(model, endpoint_url=endpoint_url).to(device)
     _WORKER["endpoint_url"] = endpoint_url
-
-
-def load_detector(model: str, device: str = "cpu"):
-    from mmdeepfake.detector import Detector
-
-    detector = Detector.starter() if model == "starter" else Detector.from_pretrained(model)
-    return detector.to(device)
 
 
 def _score(job_and_options: tuple[Job, dict]) -> dict:
