@@ -14,11 +14,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import media_factory as mf
 import mmdeepfake
 from mmdeepfake import Detector, load_detector
 from mmdeepfake.errors import CheckpointError, ConfigError, HubUnreachableError
 from mmdeepfake.loading import load_run_detector, parse_spec
+from mmdeepfake.testing import media as mf
 from tiny_models import TINY_ARCH
 
 SPELLED_OUT = ("'starter'", "hf-hub:ORG/NAME", "hf-hub:ORG/NAME@REVISION", "ORG/NAME",
