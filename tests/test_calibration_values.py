@@ -40,7 +40,11 @@ def test_column_shaped_inputs_are_flattened_not_broadcast():
     [
         ([0.1, 0.2], [0], "got 2 values for 1 labels; pass one per label"),
         ([0.1, 0.2], [0, 2], "labels must hold only 0 (real) and 1 (fake)"),
-        ([0.1, math.nan], [0, 1], "values contain NaN or infinite numbers; check the model outputs"),
+        (
+            [0.1, math.nan],
+            [0, 1],
+            "values contain NaN or infinite numbers; check the model outputs",
+        ),
     ],
 )
 def test_bad_inputs_are_refused_with_the_message_a_user_reads(values, labels, message):
@@ -99,7 +103,8 @@ def test_default_binning_is_fifteen_equal_bins():
 
 def test_bin_edges_and_contents_for_four_bins():
     bins = C.reliability_bins([0.1, 0.3, 0.3, 0.8, 1.0], [0, 1, 0, 1, 1], n_bins=4)
-    assert [(b.lower, b.upper) for b in bins] == [(0.0, 0.25), (0.25, 0.5), (0.5, 0.75), (0.75, 1.0)]
+    edges = [(0.0, 0.25), (0.25, 0.5), (0.5, 0.75), (0.75, 1.0)]
+    assert [(b.lower, b.upper) for b in bins] == edges
     assert [b.count for b in bins] == [1, 2, 0, 2]
     assert bins[1].fraction_fake == 0.5
     assert bins[3].mean_probability == pytest.approx(0.9)

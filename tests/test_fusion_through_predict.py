@@ -80,7 +80,7 @@ def test_the_divergence_input_is_one_minus_the_reported_consistency(pairs):
             expected = sigmoid(SCALE * (1.0 - segment.consistency) + BIAS)
             assert segment.fake_probability == pytest.approx(expected, abs=2e-3)
         scores[name] = prediction.fake_probability
-    assert scores["agree"] < 0.1 < 0.9 < scores["disagree"]
+    assert scores["agree"] < 0.1 and scores["disagree"] > 0.9
 
 
 def test_the_difference_input_is_face_minus_voice_emotions(pairs):
