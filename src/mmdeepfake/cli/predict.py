@@ -5,7 +5,8 @@ the system will not read, a worker process that died on it) still gets a record,
 ``error`` and ``error_type`` fields set, and makes the exit status non-zero. Flags are checked
 before anything is scored (a bad value is a usage error: one line, exit status 2), the output
 before the first input, and records are written as they are produced, so Ctrl-C (exit status
-130) keeps every finished one.
+130) keeps every finished one. The scoring itself, worker pool included, is
+:mod:`mmdeepfake.batch`; this module parses the flags and writes the records.
 """
 
 from __future__ import annotations
