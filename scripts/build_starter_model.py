@@ -111,8 +111,9 @@ def main() -> int:
     from mmdeepfake.architectures import architecture_config, model_options
     from mmdeepfake.data.storage import open_storage
     from mmdeepfake.data.synth import generate_dataset
+    from mmdeepfake.loading import load_run_detector
     from mmdeepfake.train.config import TrainConfig
-    from mmdeepfake.train.hub import build_model_card, load_run_detector
+    from mmdeepfake.train.hub import build_model_card
     from mmdeepfake.train.trainer import train
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")

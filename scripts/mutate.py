@@ -74,7 +74,12 @@ TARGETS: dict[str, Target] = {
     ),
     "fusion": Target(
         ("src/mmdeepfake/fusion/*.py",),
-        ("tests/test_fusion.py", "tests/test_model.py", "tests/test_core_values.py"),
+        (
+            "tests/test_fusion.py",
+            "tests/test_model.py",
+            "tests/test_core_values.py",
+            "tests/test_fusion_through_predict.py",
+        ),
         FUNCTIONS,
     ),
     "model": Target(
@@ -94,7 +99,12 @@ TARGETS: dict[str, Target] = {
     ),
     "calibration": Target(
         ("src/mmdeepfake/evaluate/calibration.py",),
-        ("tests/test_evaluate_metrics.py", "tests/test_properties.py", "tests/test_core_values.py"),
+        (
+            "tests/test_evaluate_metrics.py",
+            "tests/test_calibration_values.py",
+            "tests/test_properties.py",
+            "tests/test_core_values.py",
+        ),
     ),
     "losses": Target(
         ("src/mmdeepfake/losses.py",),

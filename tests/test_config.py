@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 import torch
 
-import media_factory as mf
 from mmdeepfake import Detector
 from mmdeepfake.architectures import architecture_config, list_architectures, model_options
 from mmdeepfake.config import DetectorConfig, PreprocessConfig
@@ -23,6 +22,7 @@ from mmdeepfake.encoders import hf
 from mmdeepfake.errors import ConfigError
 from mmdeepfake.labels import EMOTIONS
 from mmdeepfake.media import faces, features
+from mmdeepfake.testing import media as mf
 from mmdeepfake.train.config import TrainConfig
 from tiny_models import TINY_ARCH
 
@@ -301,3 +301,8 @@ def test_training_crops_faces_with_the_models_preprocessing():
     )[0]
     assert detected and tensor.shape == (3, 160, 160)
     torch.testing.assert_close(tensor, expected)
+
+
+def test_a_model_override_merges_into_a_named_architecture():
+    config = TrainConfig.from_sources("tiny", {"model": {"embed_dim": 64}})
+    assert config.model == {**model_options("tiny"), "embed_dim": 64}

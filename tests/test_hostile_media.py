@@ -23,7 +23,6 @@ import psutil
 import pytest
 import torch
 
-import media_factory as mf
 from memory_watch import tree_high_water_mark
 from mmdeepfake import Detector
 from mmdeepfake.errors import CorruptMediaError, MediaTooLargeError, UnsupportedMediaError
@@ -32,7 +31,10 @@ from mmdeepfake.fusion import FUSIONS
 from mmdeepfake.media import decode, limits
 from mmdeepfake.media.audio import AudioSink
 from mmdeepfake.prediction import Prediction
+from mmdeepfake.testing import media as mf
 from tiny_models import TINY_ARCH
+
+pytestmark = pytest.mark.slow
 
 TESTS = Path(__file__).parent
 SRC = TESTS.parent / "src"
@@ -306,7 +308,10 @@ def test_segments_fused_in_batches_match_one_call(fusion):
 
 def test_huge_frames_are_refused_before_decoding(tmp_path):
     path = tmp_path / "huge.mp4"
-    make = "import sys, media_factory as mf; mf.huge_frame_video(sys.argv[1], (6000, 6000), 2)"
+    make = (
+        "import sys; from mmdeepfake.testing import media as mf; "
+        "mf.huge_frame_video(sys.argv[1], (6000, 6000), 2)"
+    )
     status, _, stderr, _ = run_watched([sys.executable, "-c", make, str(path)], timeout=120)
     assert status == 0, stderr
     assert path.stat().st_size < 1024**2

@@ -11,6 +11,7 @@ from mmdeepfake.media.faces import FaceDetector
 from tiny_models import TINY_ARCH
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("width", [8, 16])
 def test_resnet_channels_last_inference_matches_training_layout(width):
     torch.manual_seed(0)

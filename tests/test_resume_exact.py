@@ -22,6 +22,8 @@ from mmdeepfake.train import trainer
 from mmdeepfake.train.artifacts import RunArtifacts, checkpoint_from_bytes
 from mmdeepfake.train.config import TrainConfig
 
+pytestmark = pytest.mark.slow
+
 EPOCHS = 3
 COMPARED = ("train_loss", "train_accuracy", "lr", "val_loss", "val_accuracy")
 

@@ -24,6 +24,7 @@ _LAZY = {
     "ENCODERS": "mmdeepfake.encoders",
     "FUSIONS": "mmdeepfake.fusion",
     "MmDeepfakeError": "mmdeepfake.errors",
+    "load_detector": "mmdeepfake.loading",
 }
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "Segment",
     "__version__",
     "list_architectures",
+    "load_detector",
 ]
 
 if TYPE_CHECKING:
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
     from mmdeepfake.encoders import ENCODERS
     from mmdeepfake.errors import MmDeepfakeError
     from mmdeepfake.fusion import FUSIONS
+    from mmdeepfake.loading import load_detector
     from mmdeepfake.prediction import Face, Prediction, Segment
 
 

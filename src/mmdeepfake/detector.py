@@ -7,7 +7,6 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ import numpy as np
 import torch
 from huggingface_hub import PyTorchModelHubMixin
 
-from mmdeepfake import config_check, model_files
+from mmdeepfake import config_check
 from mmdeepfake import evidence as evidence_lib
 from mmdeepfake.config import DetectorConfig, PreprocessConfig
 from mmdeepfake.config_check import check_num_frames, check_probability
@@ -250,31 +249,55 @@ class Detector(
         map_location: str = "cpu",
         **overrides: Any,
     ) -> Detector:
-        """Load a detector from a local folder or a Hugging Face Hub repo id.
+        """Load a detector: the hub mixin's name for :func:`mmdeepfake.load_detector`.
 
-        Only ``model.safetensors`` is read (never a pickle). ``config.json`` is checked before
-        anything is built (see :mod:`mmdeepfake.config_check`): its values and the size of
-        the model they imply, then the weights' shapes from the safetensors header, so a
-        crafted config cannot allocate more than its weights file holds. ``overrides`` replace
-        config values (for example ``image_encoder_kwargs={"model_id": FOLDER}`` to name a
-        local Hugging Face model that the config may not name itself).
+        ``pretrained_model_name_or_path`` is any model spec :func:`mmdeepfake.load_detector`
+        takes: a local folder, ``hf-hub:ORG/NAME`` (or a bare ``ORG/NAME`` when no such folder
+        exists), ``s3://BUCKET/PREFIX`` or ``starter``. ``overrides`` replace config values
+        (for example ``image_encoder_kwargs={"model_id": FOLDER}`` to name a local Hugging Face
+        model that the config may not name itself).
 
         Raises:
             CheckpointError: no such folder or repo, unreadable or mismatched files.
             HubUnreachableError: a hub id while the hub does not answer (within a few seconds).
-            ConfigError: config values out of range.
+            ConfigError: a malformed spec, or config values out of range.
         """
-        from safetensors.torch import load_file
+        # loading builds Detectors, so it is imported on use rather than above.
+        from mmdeepfake.loading import load_as
 
-        source = str(pretrained_model_name_or_path)
-        config_path, weights_path = model_files.locate(
-            source,
+        return load_as(
+            cls,
+            pretrained_model_name_or_path,
             revision=revision,
             cache_dir=cache_dir,
             force_download=force_download,
             token=token,
             local_files_only=local_files_only,
+            map_location=map_location,
+            **overrides,
         )
+
+    @classmethod
+    def _from_files(
+        cls,
+        config_path: Path,
+        weights_path: Path,
+        source: str,
+        *,
+        map_location: str = "cpu",
+        overrides: dict[str, Any] | None = None,
+    ) -> Detector:
+        """Build a detector from its two files, found by :mod:`mmdeepfake.loading`.
+
+        Only ``model.safetensors`` is read (never a pickle). ``config.json`` is checked before
+        anything is built (see :mod:`mmdeepfake.config_check`): its values and the size of
+        the model they imply, then the weights' shapes from the safetensors header, so a
+        crafted config cannot allocate more than its weights file holds. ``source`` names the
+        model in messages and becomes its ``name``.
+        """
+        from safetensors.torch import load_file
+
+        overrides = overrides or {}
         stored = config_check.read_config(config_path)
         config = DetectorConfig.from_dict(
             _with_overrides(stored, overrides), from_file=set(stored) - set(overrides)
@@ -309,17 +332,11 @@ class Detector(
 
         It shows the pipeline end to end and separates the synthetic set well; it has never
         seen a real deepfake, so its verdicts on real media are demonstrations, not evidence.
+        Same as ``load_detector("starter")``.
         """
-        folder = resources.files("mmdeepfake") / "starter"
-        if not folder.joinpath(WEIGHTS_NAME).is_file():
-            raise CheckpointError(
-                "the bundled starter model is missing from this installation; reinstall "
-                "mmdeepfake or load a model with Detector.from_pretrained(...)"
-            )
-        with resources.as_file(folder) as path:
-            detector = cls.from_pretrained(path)
-        detector.name = "starter"
-        return detector
+        from mmdeepfake.loading import STARTER, load_as
+
+        return load_as(cls, STARTER)
 
     # --- inference ---------------------------------------------------------------------------
 

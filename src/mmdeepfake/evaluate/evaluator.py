@@ -22,7 +22,6 @@ import io
 import json
 import logging
 import math
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -32,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mmdeepfake.data.storage import Storage, open_storage
-from mmdeepfake.errors import CheckpointError, ConfigError, DatasetError
+from mmdeepfake.errors import ConfigError, DatasetError
 from mmdeepfake.evaluate import metrics as M
 from mmdeepfake.evaluate.calibration import (
     DEFAULT_ABSTAIN_BOUNDS,
@@ -40,6 +39,7 @@ from mmdeepfake.evaluate.calibration import (
     expected_calibration_error,
     sigmoid,
 )
+from mmdeepfake.loading import load_detector
 
 if TYPE_CHECKING:
     from mmdeepfake.data.layout import DatasetIndex
@@ -118,32 +118,6 @@ class SplitScores:
 
 
 # --- loading ---------------------------------------------------------------------------------
-
-
-def load_detector(model: str, *, endpoint_url: str | None = None) -> Detector:
-    """A Detector from ``starter``, a local folder, a Hub repo id or an S3 folder URI.
-
-    An S3 folder (for example a training run's ``s3://B/outputs/RUN/models/best``) is read
-    into a temporary directory; the model is small and the directory is removed afterwards.
-    """
-    from mmdeepfake.detector import Detector
-
-    if model == "starter":
-        return Detector.starter()
-    if not model.startswith("s3://"):
-        return Detector.from_pretrained(model)
-    from mmdeepfake.data.storage import parse_uri
-    from mmdeepfake.train.hub import download_folder
-
-    bucket, prefix = parse_uri(model)
-    storage = open_storage(f"s3://{bucket}/", endpoint_url=endpoint_url)
-    with tempfile.TemporaryDirectory(prefix="mmdeepfake-model-") as tmp:
-        download_folder(storage, prefix.rstrip("/"), Path(tmp))
-        if not Path(tmp, "config.json").is_file():
-            raise CheckpointError(f"{model} has no config.json; give a folder saved by training")
-        detector = Detector.from_pretrained(tmp)
-    detector.name = model
-    return detector
 
 
 def open_dataset(

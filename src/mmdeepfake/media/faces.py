@@ -450,9 +450,9 @@ class FaceDetector:
         boxes[:, 0::2] = boxes[:, 0::2].clamp(0, full_w)
         boxes[:, 1::2] = boxes[:, 1::2].clamp(0, full_h)
         found: list[list[FaceBox]] = [[] for _ in range(count)]
-        for box, image_id, score in zip(boxes.tolist(), ids.tolist(), scores.tolist()):
-            if box[2] - box[0] >= 1 and box[3] - box[1] >= 1:
-                found[image_id].append(FaceBox(*box, score=score))
+        for (x1, y1, x2, y2), image_id, score in zip(boxes.tolist(), ids.tolist(), scores.tolist()):
+            if x2 - x1 >= 1 and y2 - y1 >= 1:
+                found[image_id].append(FaceBox(x1, y1, x2, y2, score=score))
         return found
 
     def _cascade(self, images: torch.Tensor, scale: float, indices: list[int]):
@@ -684,7 +684,6 @@ def _square_crop(frame: np.ndarray, cx: float, cy: float, side: float, size: int
     x1 = min(max(cx - side / 2, 0.0), width - side)
     y1 = min(max(cy - side / 2, 0.0), height - side)
     image = Image.fromarray(np.ascontiguousarray(frame))
-    crop = image.resize(
-        (size, size), Image.BILINEAR, box=(x1, y1, x1 + side, y1 + side), reducing_gap=None
-    )
+    box = (x1, y1, x1 + side, y1 + side)
+    crop = image.resize((size, size), Image.Resampling.BILINEAR, box=box, reducing_gap=None)
     return np.asarray(crop, dtype=np.uint8)

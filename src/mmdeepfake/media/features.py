@@ -74,7 +74,9 @@ def faces_to_tensor(
         crops = crops.copy()
     x = torch.from_numpy(np.ascontiguousarray(crops, dtype=np.uint8)).permute(0, 3, 1, 2)
     if x.shape[2:] != (size, size):
-        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        x = F.interpolate(
+            x, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+        )
     shift = torch.tensor(tuple(mean), dtype=torch.float32).view(1, 3, 1, 1) * 255
     scale = torch.tensor(tuple(std), dtype=torch.float32).view(1, 3, 1, 1) * 255
     return ((x.float() - shift) / scale).contiguous()

@@ -713,7 +713,7 @@ class _Run:
     def _calibrate(self) -> dict[str, Any]:
         """Fit a temperature on the best model's validation logits; store it in its config."""
         from mmdeepfake.evaluate.calibration import calibration_summary, fit_temperature
-        from mmdeepfake.train.hub import load_run_detector
+        from mmdeepfake.loading import load_run_detector
 
         rows = self._best_predictions()
         logits = np.array([float(r["fake_logit"]) for r in rows])
@@ -738,7 +738,7 @@ class _Run:
         its own embeddings of the train split, with limits from the validation split; store it
         with the model and return the familiar share of each split."""
         from mmdeepfake.domain import embed_split, familiar_shares, fit_detector_guard
-        from mmdeepfake.train.hub import load_run_detector
+        from mmdeepfake.loading import load_run_detector
 
         detector = load_run_detector(self.out_storage, self.out.run_id).to(self.dist.device)
         seed = self.config.seed
