@@ -110,6 +110,24 @@ def test_one_modality_hands_back_nothing_for_the_other(detector, pair):
     assert face_only.wave.shape == (0,)
 
 
+def test_the_pipeline_takes_frames_margin_and_face_settings_from_the_preprocessing(clip):
+    torch.manual_seed(0)
+    detector = Detector(**TINY_ARCH)
+    detector.with_config(preprocess={"num_frames": 4, "face_margin": 0.6, "min_face_size": 30})
+    pipeline = detector.pipeline
+    assert pipeline.preprocess == detector.preprocess
+    assert pipeline.face_detector() is FaceDetector.shared(detector.device, min_face_size=30)
+    assert pipeline.face_detector().min_face_size == 30
+    result = pipeline.run(clip, keep_media=True)
+    video = decode.load_video(clip, num_frames=4, decode_audio=False)
+    frames = list(video.frames)
+    boxes = pipeline.face_detector().detect(frames, track=True)
+    kept = [i for i, box in enumerate(boxes) if box is not None]
+    expected = crop_faces([frames[i] for i in kept], [boxes[i] for i in kept], margin=0.6)
+    assert len(result.prediction.faces) == len(kept) <= 4
+    assert np.array_equal(result.crops, expected)
+
+
 def test_media_is_not_kept_unless_asked(detector, clip):
     result = detector.pipeline.run(clip, num_frames=FRAMES)
     assert result.crops is None and result.wave is None

@@ -157,7 +157,7 @@ class Handlers:
             description,
             fusion_dropdown(model),
             gr.update(value=detector.threshold),
-            gr.update(value=int(detector.config.get("num_frames", 16))),
+            gr.update(value=detector.num_frames),
         )
 
 

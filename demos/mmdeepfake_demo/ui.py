@@ -144,7 +144,7 @@ def build_app(
                     num_frames = gr.Slider(
                         1,
                         MAX_FRAMES,
-                        value=int(detector.config.get("num_frames", 16)),
+                        value=detector.num_frames,
                         step=1,
                         label="Frames to sample from a video",
                     )

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import numbers
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,7 @@ import torch
 from huggingface_hub import PyTorchModelHubMixin
 
 from mmdeepfake import config_check, model_files
+from mmdeepfake.config import DetectorConfig, PreprocessConfig
 from mmdeepfake.config_check import check_num_frames, check_probability
 from mmdeepfake.errors import CheckpointError, ConfigError, MmDeepfakeError
 from mmdeepfake.media.decode import MediaSource
@@ -37,9 +38,10 @@ class Detector(
     """Decides whether a talking-face clip (or a face plus a voice) is real or a deepfake.
 
     The model reads the emotion on the face and in the voice and asks whether they agree;
-    ``predict`` returns the verdict with that evidence. Every constructor argument is stored in
-    ``config.json`` by :meth:`save_pretrained`, so a saved folder or hub repo rebuilds the exact
-    architecture.
+    ``predict`` returns the verdict with that evidence. Every constructor argument is held in
+    :attr:`config` (a :class:`~mmdeepfake.config.DetectorConfig`) and stored in ``config.json``
+    by :meth:`save_pretrained`, so a saved folder or hub repo rebuilds the exact architecture
+    and preprocesses media as the model was trained to see them.
 
     Args:
         image_encoder / audio_encoder / fusion: registry names (see ``mmdeepfake.ENCODERS`` and
@@ -47,8 +49,14 @@ class Detector(
         *_kwargs: options of those components (for example ``{"width": 16}`` for a small ResNet).
         threshold: fake probability at or above which the verdict is "fake".
         temperature: calibration temperature applied to the fused logit (fitted by training).
-        num_frames: frames sampled evenly from a video.
+        preprocess: how media become inputs (crop size and normalisation, frames per video,
+            face framing and face-detector settings); a PreprocessConfig or a mapping of its
+            fields. Default: ``PreprocessConfig()``.
+        num_frames: frames sampled evenly from a video (replaces ``preprocess.num_frames``).
         metadata: free-form facts about the weights (training data, metrics) kept in the config.
+
+    Raises:
+        ConfigError: a setting out of range, or preprocessing the image encoder cannot take.
     """
 
     model: EmotionConsistencyModel
@@ -68,16 +76,16 @@ class Detector(
         dropout: float = 0.1,
         threshold: float = 0.5,
         temperature: float = 1.0,
-        num_frames: int = 16,
+        preprocess: PreprocessConfig | Mapping[str, Any] | None = None,
+        num_frames: int | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        threshold = check_probability(threshold, "threshold")
-        if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
-            raise ConfigError(f"temperature must be a number, got {temperature!r}")
-        if not temperature > 0:
-            raise ConfigError(f"temperature must be positive, got {temperature!r}")
-        num_frames = check_num_frames(num_frames)
+        if isinstance(preprocess, Mapping):
+            preprocess = PreprocessConfig.from_dict(preprocess)
+        preprocess = preprocess or PreprocessConfig()
+        if num_frames is not None:
+            preprocess = replace(preprocess, num_frames=check_num_frames(num_frames))
         self.model = EmotionConsistencyModel(
             image_encoder=image_encoder,
             audio_encoder=audio_encoder,
@@ -88,33 +96,69 @@ class Detector(
             embed_dim=embed_dim,
             dropout=dropout,
         )
-        self.config: dict[str, Any] = {
+        #: Everything config.json holds; replaced (never edited) by :meth:`with_config`.
+        self.config = DetectorConfig(
             **self.model.config,
-            "threshold": threshold,
-            "temperature": temperature,
-            "num_frames": num_frames,
-            "metadata": dict(metadata or {}),
-        }
+            preprocess=_fitting(preprocess, self.model),
+            threshold=threshold,
+            temperature=temperature,
+            metadata=dict(metadata or {}),
+        )
         self.name = "untrained"
         self.eval()
+
+    @classmethod
+    def from_config(cls, config: DetectorConfig) -> Detector:
+        """A detector with random weights built from ``config``."""
+        return cls(
+            **config.architecture(),
+            preprocess=config.preprocess,
+            threshold=config.threshold,
+            temperature=config.temperature,
+            metadata=config.metadata,
+        )
+
+    @classmethod
+    def from_architecture(cls, name: str, **overrides: Any) -> Detector:
+        """A detector with random weights of a named architecture (``tiny``, ``starter``,
+        ``base``: see :func:`mmdeepfake.architectures.list_architectures`); ``overrides``
+        replace config fields, for example ``fusion="attention"`` or ``num_frames=8``."""
+        from mmdeepfake.architectures import architecture_config
+
+        return cls.from_config(architecture_config(name).replace(**overrides))
 
     # --- properties --------------------------------------------------------------------------
 
     @property
     def fusion_name(self) -> str:
-        return self.config["fusion"]
+        return self.config.fusion
 
     @property
     def threshold(self) -> float:
-        return float(self.config["threshold"])
+        return float(self.config.threshold)
 
     @property
     def temperature(self) -> float:
-        return float(self.config["temperature"])
+        return float(self.config.temperature)
 
     @property
     def metadata(self) -> dict[str, Any]:
-        return self.config["metadata"]
+        return self.config.metadata
+
+    @property
+    def preprocess(self) -> PreprocessConfig:
+        return self.config.preprocess
+
+    @property
+    def num_frames(self) -> int:
+        """Frames sampled from a video when ``predict`` is not told otherwise."""
+        return self.config.preprocess.num_frames
+
+    @property
+    def face_margin(self) -> float:
+        """The framing of face crops: the saved ``preprocess.face_margin``, else the image
+        encoder's declared margin (``EmotionEncoder.face_margin``)."""
+        return self.pipeline.face_margin
 
     @property
     def device(self) -> torch.device:
@@ -125,16 +169,23 @@ class Detector(
         return self.model(faces, waves)
 
     def with_config(self, **changes: Any) -> Detector:
-        """Update calibration or metadata fields in place (threshold, temperature, metadata)."""
-        allowed = {"threshold", "temperature", "num_frames", "metadata"}
+        """Change calibration, metadata or preprocessing in place (threshold, temperature,
+        metadata, num_frames, preprocess: a PreprocessConfig, or a mapping of the preprocess
+        fields to change). The architecture is fixed once built."""
+        allowed = {"threshold", "temperature", "num_frames", "metadata", "preprocess"}
         unknown = set(changes) - allowed
         if unknown:
-            raise ConfigError(f"cannot change {sorted(unknown)} after construction; allowed: {sorted(allowed)}")
+            raise ConfigError(
+                f"cannot change {sorted(unknown)} after construction; allowed: {sorted(allowed)}"
+            )
         if "num_frames" in changes:
             changes["num_frames"] = check_num_frames(changes["num_frames"])
         if "threshold" in changes:
             changes["threshold"] = check_probability(changes["threshold"], "threshold")
-        self.config.update(changes)
+        if isinstance(changes.get("preprocess"), Mapping):
+            changes["preprocess"] = {**self.preprocess.to_dict(), **changes["preprocess"]}
+        config = self.config.replace(**changes)
+        self.config = replace(config, preprocess=_fitting(config.preprocess, self.model))
         return self
 
     # --- persistence -------------------------------------------------------------------------
@@ -145,7 +196,7 @@ class Detector(
         save_model(self, str(Path(save_directory) / WEIGHTS_NAME))
         # Written here rather than by the hub mixin, which would record the constructor
         # arguments as passed and lose calibration fitted after construction.
-        (Path(save_directory) / CONFIG_NAME).write_text(json.dumps(self.config, indent=2))
+        (Path(save_directory) / CONFIG_NAME).write_text(json.dumps(self.config.to_dict(), indent=2))
         # The card too: a model loaded with its own card (the starter's "synthetic data only"
         # note, a card edited by hand) keeps it; the mixin would write a generic one instead.
         # push_to_hub saves through here, so the uploaded card is the same.
@@ -159,7 +210,7 @@ class Detector(
             return card
         from mmdeepfake.train.hub import build_model_card
 
-        return build_model_card(self.config)
+        return build_model_card(self.config.to_dict())
 
     @classmethod
     def from_pretrained(
@@ -200,14 +251,14 @@ class Detector(
             local_files_only=local_files_only,
         )
         stored = config_check.read_config(config_path)
-        config = config_check.check_config(
-            {**stored, **overrides}, from_file=set(stored) - set(overrides)
+        config = DetectorConfig.from_dict(
+            _with_overrides(stored, overrides), from_file=set(stored) - set(overrides)
         )
-        expected = config_check.implied_shapes(config)
+        expected = config_check.implied_shapes(config.architecture())
         if expected is not None:
             config_check.check_weights_match(expected, weights_path, source)
         try:
-            detector = cls(**config)
+            detector = cls.from_config(config)
             state = load_file(str(weights_path), device=str(map_location))
         except MmDeepfakeError:
             raise
@@ -301,14 +352,14 @@ class Detector(
         """The work around the network that ``predict`` runs: decoding, faces, voice windows,
         threads, scoring (see :class:`~mmdeepfake.pipeline.DetectionPipeline`).
 
-        Built from the current config on every access, so a threshold or calibration changed
+        Built from the current config on every access, so preprocessing or calibration changed
         with :meth:`with_config` applies to the next prediction.
         """
         return DetectionPipeline(
             self.model,
+            preprocess=self.preprocess,
             threshold=self.threshold,
             temperature=self.temperature,
-            num_frames=self.config["num_frames"],
             metadata=self.metadata,
             model_info=self.model_info,
             model_notes=self._model_warnings(),
@@ -342,6 +393,44 @@ class Detector(
                 "not evidence"
             )
         return notes
+
+
+def _fitting(preprocess: PreprocessConfig, model: EmotionConsistencyModel) -> PreprocessConfig:
+    """``preprocess``, refused when the image encoder cannot take crops normalised that way.
+
+    Some encoders (``fer2013``, ``hf_image``) undo the pipeline's normalisation themselves with
+    the default statistics (``EmotionEncoder.fixed_input_stats``): other statistics would reach
+    them as wrong pixels, silently.
+    """
+    defaults = PreprocessConfig()
+    encoder = model.image_encoder
+    if getattr(encoder, "fixed_input_stats", False) and (
+        preprocess.image_mean != defaults.image_mean or preprocess.image_std != defaults.image_std
+    ):
+        raise ConfigError(
+            f"the {model.config['image_encoder']!r} image encoder takes crops normalised with "
+            f"mean {defaults.image_mean} and std {defaults.image_std}, which it undoes itself; "
+            f"preprocess.image_mean {preprocess.image_mean} / image_std {preprocess.image_std} "
+            "cannot be used with it"
+        )
+    return preprocess
+
+
+def _with_overrides(stored: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored config with the caller's overrides; a ``preprocess`` override (a mapping or a
+    PreprocessConfig) changes only the fields it names."""
+    stored = dict(stored)
+    if "num_frames" in stored and isinstance(stored.get("preprocess") or {}, Mapping):
+        # the flat layout of older files, moved into its section before the caller's changes
+        section = stored.get("preprocess") or {}
+        stored["preprocess"] = {**section, "num_frames": stored.pop("num_frames")}
+    merged = {**stored, **overrides}
+    section = overrides.get("preprocess")
+    if isinstance(section, PreprocessConfig):
+        section = section.to_dict()
+    if isinstance(section, Mapping) and isinstance(stored.get("preprocess"), Mapping):
+        merged["preprocess"] = {**stored["preprocess"], **section}
+    return merged
 
 
 def _read_card(folder: Path) -> str | None:

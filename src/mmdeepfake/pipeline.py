@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from mmdeepfake import evidence as evidence_lib
+from mmdeepfake.config import PreprocessConfig
 from mmdeepfake.config_check import check_num_frames
 from mmdeepfake.domain import DomainCheck
 from mmdeepfake.encoders import EncoderOutput
@@ -97,10 +98,11 @@ class DetectionPipeline:
 
     Args:
         model: the network that scores face crops and voice windows.
+        preprocess: how media become the network's inputs (frames per video, which a call may
+            override; face-detector settings and crop margin; crop size and normalisation).
         threshold: fake probability at or above which the verdict is "fake" (a call may
             override it).
         temperature: calibration temperature of the fused logit.
-        num_frames: frames sampled evenly from a video (a call may override it).
         metadata: the model's metadata; ``modality_calibration`` and ``val_metrics`` calibrate
             and qualify the one-modality verdicts.
         model_info: which model this is, as every prediction reports it.
@@ -112,17 +114,17 @@ class DetectionPipeline:
         self,
         model: EmotionConsistencyModel,
         *,
+        preprocess: PreprocessConfig | None = None,
         threshold: float = 0.5,
         temperature: float = 1.0,
-        num_frames: int = 16,
         metadata: Mapping[str, Any] | None = None,
         model_info: ModelInfo | None = None,
         model_notes: Sequence[str] = (),
     ) -> None:
         self.model = model
+        self.preprocess = preprocess or PreprocessConfig()
         self.threshold = float(threshold)
         self.temperature = float(temperature)
-        self.num_frames = check_num_frames(num_frames)
         self.metadata: Mapping[str, Any] = dict(metadata or {})
         self.model_info = model_info or ModelInfo(
             name="untrained", training_data="not recorded", synthetic=False
@@ -137,9 +139,17 @@ class DetectionPipeline:
     def fusion_name(self) -> str:
         return str(self.model.config["fusion"])
 
+    @property
+    def face_margin(self) -> float:
+        """The framing of face crops: ``preprocess.face_margin``, else the image encoder's
+        declared margin (``EmotionEncoder.face_margin``), as the encoder was trained."""
+        margin = self.preprocess.face_margin
+        return self.model.image_encoder.face_margin if margin is None else margin
+
     def face_detector(self) -> FaceDetector:
-        """The shared face detector on the model's device (the cascade runs there too)."""
-        return FaceDetector.shared(self.device)
+        """The shared face detector with the preprocessing's settings on the model's device
+        (the cascade runs there too)."""
+        return FaceDetector.shared(self.device, **self.preprocess.face_detector_kwargs())
 
     # --- the public steps ------------------------------------------------------------------------
 
@@ -250,12 +260,12 @@ class DetectionPipeline:
         if image is not None and images:
             raise ConfigError("give either image= or images=, not both")
         faces = self.face_detector()
-        # The face crop is framed as the image encoder was trained (its declared margin).
-        margin = self.model.image_encoder.face_margin
+        margin = self.face_margin
         if video is not None:
             if stills or audio is not None:
                 raise ConfigError("give either a video, or image(s) with audio, not both")
-            frames = check_num_frames(self.num_frames if num_frames is None else num_frames)
+            default = self.preprocess.num_frames
+            frames = check_num_frames(default if num_frames is None else num_frames)
             return (
                 partial(evidence_lib.image_evidence_from_video, video, num_frames=frames,
                         detect_faces=detect_faces, detector=faces, margin=margin),
@@ -304,7 +314,11 @@ class DetectionPipeline:
         """Face crops -> the image encoder's output, timing the tensor copy and the encoder."""
         device = self.device
         start = time.perf_counter()
-        batch = _to_device(features.faces_to_tensor(crops), device)
+        preprocess = self.preprocess
+        tensor = features.faces_to_tensor(
+            crops, size=preprocess.image_size, mean=preprocess.image_mean, std=preprocess.image_std
+        )
+        batch = _to_device(tensor, device)
         timings["features"] = timings.get("features", 0.0) + _elapsed(start, device)
         start = time.perf_counter()
         out = self.model.encode_image(batch)
@@ -399,7 +413,7 @@ class DetectionPipeline:
         request: _Request,
     ) -> Prediction:
         """Score the voice alone with the audio head (see :meth:`_score_alone`)."""
-        duration = round(float(len(half.wave) / features.SAMPLE_RATE), 3)
+        duration = round(float(len(half.wave) / self.preprocess.sample_rate), 3)
         return self._score_alone("audio", out, half.timings, half.warnings, reason, request,
                                  duration, lambda emotions: [])
 
