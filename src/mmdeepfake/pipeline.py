@@ -73,7 +73,7 @@ class PipelineResult:
 
     ``crops`` are the (F, 224, 224, 3) uint8 face crops the image encoder read, one per entry
     of ``prediction.faces`` and in its order; ``wave`` is the mono float32 voice at
-    ``features.SAMPLE_RATE`` that the audio encoder heard. A modality that was not scored has
+    ``preprocess.sample_rate`` that the audio encoder heard. A modality that was not scored has
     no crops (F = 0) or an empty voice. Both are None unless ``keep_media=True`` was asked.
     """
 
