@@ -77,7 +77,7 @@ def test_loading_refuses_mismatched_or_broken_checkpoints(tmp_path, detector):
         Detector.from_pretrained(tmp_path / "corrupt")
 
     (tmp_path / "nopickle").mkdir()
-    (tmp_path / "nopickle" / "config.json").write_text(json.dumps(detector.config))
+    (tmp_path / "nopickle" / "config.json").write_text(json.dumps(detector.config.to_dict()))
     (tmp_path / "nopickle" / "pytorch_model.bin").write_bytes(b"pickles are never loaded")
     with pytest.raises(CheckpointError, match="model.safetensors"):
         Detector.from_pretrained(tmp_path / "nopickle")

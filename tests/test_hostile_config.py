@@ -156,7 +156,7 @@ def test_num_frames_is_bounded_when_changed_later():
     detector = Detector(**TINY_ARCH)
     with pytest.raises(ConfigError, match="num_frames"):
         detector.with_config(num_frames=0)
-    assert detector.with_config(num_frames=MAX_NUM_FRAMES).config["num_frames"] == MAX_NUM_FRAMES
+    assert detector.with_config(num_frames=MAX_NUM_FRAMES).num_frames == MAX_NUM_FRAMES
 
 
 # --- hf encoders: only safetensors, only hub ids from a config ---------------------------------

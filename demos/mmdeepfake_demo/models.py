@@ -82,8 +82,8 @@ class LoadedModel:
         if self.notice:
             lines.append(f"> **Notice:** {html.escape(self.notice)}")
         lines.append(
-            f"image encoder `{config['image_encoder']}` · audio encoder "
-            f"`{config['audio_encoder']}` · fusion {', '.join(f'`{f}`' for f in self.fusions)} · "
+            f"image encoder `{config.image_encoder}` · audio encoder "
+            f"`{config.audio_encoder}` · fusion {', '.join(f'`{f}`' for f in self.fusions)} · "
             f"threshold {det.threshold:.2f} · temperature {det.temperature:.2f}"
         )
         facts = _metadata_facts(det.metadata)

@@ -188,6 +188,7 @@ class Fer2013EmotionEncoder(EmotionEncoder):
 
     modality = "image"
     face_margin = FER2013_FACE_MARGIN
+    fixed_input_stats = True  # to_fer_input undoes the ImageNet normalisation
 
     def __init__(
         self,

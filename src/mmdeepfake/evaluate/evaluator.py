@@ -192,7 +192,7 @@ def score_split(
         num_workers=num_workers,
         prefetch=prefetch,
         s3_reader=s3_reader,
-        face_margin=detector.model.image_encoder.face_margin,
+        face_margin=detector.face_margin,
     )
     model = detector.model
     device = detector.device

@@ -33,6 +33,12 @@ INSTALL_HINT = "pip install --no-deps facenet-pytorch==2.6.0"
 #: Default framing of a face crop: a square 1.25 times the detector box's longer side. An image
 #: encoder trained on other framing declares its own (``EmotionEncoder.face_margin``).
 FACE_MARGIN = 0.25
+#: The cascade's default settings (see FaceDetector); a model carries its own in
+#: ``PreprocessConfig``, whose defaults these are.
+MIN_FACE_SIZE = 40
+STAGE_THRESHOLDS = (0.6, 0.7, 0.7)
+DETECT_SIDE = 320
+SCALE_FACTOR = 0.709
 
 
 @dataclass(frozen=True)
@@ -247,16 +253,16 @@ class FaceDetector:
             cores busy (each operation then waits for a descheduled thread), hence 1.
     """
 
-    _shared: ClassVar[dict[str, FaceDetector]] = {}
+    _shared: ClassVar[dict[tuple, FaceDetector]] = {}
     _shared_lock = threading.Lock()
 
     def __init__(
         self,
-        min_face_size: int = 40,
-        thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
-        detect_side: int = 320,
+        min_face_size: int = MIN_FACE_SIZE,
+        thresholds: tuple[float, float, float] = STAGE_THRESHOLDS,
+        detect_side: int = DETECT_SIDE,
         device: str = "cpu",
-        factor: float = 0.709,
+        factor: float = SCALE_FACTOR,
         weights_dir: str | Path | None = None,
         redetect_every: int = 8,
         num_threads: int | None = 1,
@@ -295,12 +301,27 @@ class FaceDetector:
             net.to(memory_format=torch.channels_last)
 
     @classmethod
-    def shared(cls, device: str | torch.device = "cpu") -> FaceDetector:
-        """A process-wide detector with default settings on `device`, built on first use."""
-        key = str(device)
+    def shared(
+        cls,
+        device: str | torch.device = "cpu",
+        *,
+        min_face_size: int = MIN_FACE_SIZE,
+        thresholds: tuple[float, float, float] = STAGE_THRESHOLDS,
+        detect_side: int = DETECT_SIDE,
+        factor: float = SCALE_FACTOR,
+    ) -> FaceDetector:
+        """A process-wide detector with these settings on `device`, built on first use (one
+        per device and settings: a model saved with its own settings gets its own)."""
+        settings = {
+            "min_face_size": int(min_face_size),
+            "thresholds": tuple(float(t) for t in thresholds),
+            "detect_side": int(detect_side),
+            "factor": float(factor),
+        }
+        key = (str(device), *settings.values())
         with cls._shared_lock:
             if key not in cls._shared:
-                cls._shared[key] = cls(device=key)
+                cls._shared[key] = cls(device=str(device), **settings)
             return cls._shared[key]
 
     def detect(self, frames: Sequence[np.ndarray], *, track: bool = True) -> list[FaceBox | None]:

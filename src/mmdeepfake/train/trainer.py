@@ -481,7 +481,7 @@ class _Run:
             self.data, self.index, "train", c.batch_size, seed=c.seed, shuffle=True,
             num_workers=c.num_workers, prefetch=c.prefetch, rank=dist.rank,
             world_size=dist.world_size, s3_reader=c.s3_reader, samples=samples,
-            face_margin=self.detector.model.image_encoder.face_margin)
+            face_margin=self.detector.face_margin)
         loader.dataset.set_epoch(epoch)
         per_rank = len(loader.dataset)
         total_steps = math.ceil(per_rank / max(self.guard.batch_size, 1))
@@ -593,7 +593,7 @@ class _Run:
             self.data, self.index, "validate", max(self.guard.batch_size, 1), seed=c.seed,
             num_workers=c.num_workers, prefetch=c.prefetch, rank=dist.rank,
             world_size=dist.world_size, s3_reader=c.s3_reader, samples=self.val_samples,
-            equal_shards=False, face_margin=self.detector.model.image_encoder.face_margin)
+            equal_shards=False, face_margin=self.detector.face_margin)
         self.detector.eval()
         rows: list[dict[str, Any]] = []
         loss_sum = 0.0
