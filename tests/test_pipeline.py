@@ -19,12 +19,12 @@ import numpy as np
 import pytest
 import torch
 
-import media_factory as mf
 from mmdeepfake import Detector
 from mmdeepfake.errors import ConfigError
 from mmdeepfake.media import decode, features
 from mmdeepfake.media.faces import FaceDetector, crop_faces
 from mmdeepfake.pipeline import DetectionPipeline
+from mmdeepfake.testing import media as mf
 from tiny_models import TINY_ARCH
 
 REPO = Path(__file__).resolve().parents[1]
