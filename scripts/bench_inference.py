@@ -6,8 +6,8 @@ In one run, on the same clip and the same evidence:
 * ``e2e_s``: median over ``--runs`` of ``Detector.predict(video)`` with ``--frames`` frames
   (decode, face detection, crops, features, encoders, fusion, building the Prediction);
 * ``model_s``: median over ``--runs`` of the two encoders' forward passes alone
-  (``Detector._encode``, with predict's thread settings), on the same face crops and voice
-  windows that predict used;
+  (``DetectionPipeline.encode``, with predict's thread settings), on the same face crops and
+  voice windows that predict used;
 * ``overhead_ratio = e2e_s / model_s``, the median split by stage (``Prediction.timings``),
   the process's peak RSS, and ``import_s`` / ``import_detector_s`` / ``load_s`` /
   ``first_predict_s`` measured in a fresh (cold) Python process (see `cold_start`).
@@ -116,7 +116,7 @@ def main() -> int:
 
         import torch
 
-        from mmdeepfake import Detector, evidence
+        from mmdeepfake import Detector
         from mmdeepfake.media import features
         from mmdeepfake.threads import torch_threads
 
@@ -146,16 +146,19 @@ def main() -> int:
             e2e.append(time.perf_counter() - started)
             stages.append(prediction.timings)
 
-        # The same evidence predict scored, fed to the encoders alone.
-        ev = evidence.from_video(str(video), num_frames=args.frames)
-        faces = features.faces_to_tensor(ev.crops).to(device)
-        waves = features.waves_to_windows(ev.wave, ev.windows).to(device)
+        # The same crops and voice predict scored (handed back by its pipeline), fed to the
+        # encoders alone.
+        pipeline = detector.pipeline
+        scored = pipeline.run(str(video), num_frames=args.frames, keep_media=True)
+        faces = features.faces_to_tensor(scored.crops).to(device)
+        waves = features.waves_to_windows(scored.wave, features.audio_windows(scored.wave))
+        waves = waves.to(device)
         model_times = []
         with torch.inference_mode():
-            detector._encode(faces, waves)
+            pipeline.encode(faces, waves)
             for _ in range(args.runs):
                 started = time.perf_counter()
-                detector._encode(faces, waves)
+                pipeline.encode(faces, waves)
                 sync()
                 model_times.append(time.perf_counter() - started)
             # The split between the two encoders, each as predict runs it.
@@ -182,8 +185,8 @@ def main() -> int:
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
         "frames": args.frames,
         "runs": args.runs,
-        "faces": len(ev.crops),
-        "voice_windows": len(ev.windows),
+        "faces": len(scored.crops),
+        "voice_windows": len(waves),
         "e2e_s": median(e2e),
         "model_s": median(model_times),
         "image_encoder_s": median(image_times),

@@ -56,7 +56,12 @@ FUNCTIONS = ("*.x_*", "*ǁforward__mutmut_*", "*ǁunimodal_logits__mutmut_*")
 TARGETS: dict[str, Target] = {
     "features": Target(
         ("src/mmdeepfake/media/features.py",),
-        ("tests/test_media_features.py", "tests/test_properties.py", "tests/test_core_values.py"),
+        (
+            "tests/test_media_features.py",
+            "tests/test_features_values.py",
+            "tests/test_properties.py",
+            "tests/test_core_values.py",
+        ),
         FUNCTIONS,
     ),
     # Face detection: the box arithmetic (IoU, NMS, squaring, regression) and the final
@@ -87,11 +92,11 @@ TARGETS: dict[str, Target] = {
         ("tests/test_model.py", "tests/test_core_values.py"),
         ("*ǁfuse__mutmut_*", "*ǁforward__mutmut_*", "*ǁencode_*"),
     ),
-    # The detector's scoring: fused logits to the Prediction a user reads.
-    "detector": Target(
-        ("src/mmdeepfake/detector.py",),
-        ("tests/test_core_values.py",),
-        ("mmdeepfake.detector.xǁDetectorǁ_score__*",),
+    # The pipeline's scoring: fused logits to the Prediction a user reads.
+    "pipeline": Target(
+        ("src/mmdeepfake/pipeline.py",),
+        ("tests/test_core_values.py", "tests/test_pipeline.py"),
+        ("mmdeepfake.pipeline.xǁDetectionPipelineǁ_score__*",),
     ),
     "metrics": Target(
         ("src/mmdeepfake/evaluate/metrics.py",),

@@ -244,7 +244,7 @@ def test_saved_preprocessing_comes_back(saved):
     loaded = Detector.from_pretrained(saved)
     assert loaded.preprocess == CUSTOM
     assert (loaded.num_frames, loaded.face_margin) == (5, 0.6)
-    cascade = loaded._face_detector()
+    cascade = loaded.pipeline.face_detector()
     assert (cascade.min_face_size, cascade.thresholds) == (30, (0.55, 0.65, 0.65))
     # an override changes only the preprocessing fields it names
     changed = Detector.from_pretrained(saved, preprocess={"num_frames": 3})

@@ -26,7 +26,7 @@ import torch
 from memory_watch import tree_high_water_mark
 from mmdeepfake import Detector
 from mmdeepfake.errors import CorruptMediaError, MediaTooLargeError, UnsupportedMediaError
-from mmdeepfake.evidence import Voice, encode_in_batches, fuse_in_batches, window_batches
+from mmdeepfake.evidence import AudioEvidence, encode_in_batches, fuse_in_batches, window_batches
 from mmdeepfake.fusion import FUSIONS
 from mmdeepfake.media import decode, limits
 from mmdeepfake.media.audio import AudioSink
@@ -274,7 +274,7 @@ def test_voice_windows_are_encoded_in_bounded_batches():
     wave = mf.voice_like(15.0)
     from mmdeepfake.media import features
 
-    voice = Voice(wave=wave, windows=features.audio_windows(wave))
+    voice = AudioEvidence(wave=wave, windows=features.audio_windows(wave))
     batches = list(window_batches(voice, batch_windows=3))
     assert len(voice.windows) == 8 and [len(b) for b in batches] == [3, 3, 2]
     with torch.inference_mode():

@@ -41,4 +41,4 @@ def test_shared_face_detector_is_one_per_device():
 
 def test_detector_runs_face_detection_on_its_own_device():
     detector = Detector(**TINY_ARCH)
-    assert detector._face_detector().device == detector.device
+    assert detector.pipeline.face_detector().device == detector.device

@@ -122,7 +122,7 @@ def clip(tmp_path_factory) -> str:
 def _serial(monkeypatch) -> None:
     """Force every stage onto the calling thread, as on a one-thread budget."""
     monkeypatch.setattr(threads, "may_overlap", lambda device: False)
-    monkeypatch.setattr("mmdeepfake.detector.may_overlap", lambda device: False)
+    monkeypatch.setattr("mmdeepfake.pipeline.may_overlap", lambda device: False)
 
 
 @pytest.mark.slow

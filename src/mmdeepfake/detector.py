@@ -4,54 +4,26 @@ from __future__ import annotations
 
 import json
 import os
-import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from huggingface_hub import PyTorchModelHubMixin
 
 from mmdeepfake import config_check
-from mmdeepfake import evidence as evidence_lib
 from mmdeepfake.config import DetectorConfig, PreprocessConfig
 from mmdeepfake.config_check import check_num_frames, check_probability
-from mmdeepfake.domain import DomainCheck
-from mmdeepfake.encoders import EncoderOutput
-from mmdeepfake.errors import (
-    CheckpointError,
-    ConfigError,
-    MmDeepfakeError,
-    NoAudioTrackError,
-    NoFaceFoundError,
-    SilentAudioError,
-)
-from mmdeepfake.labels import EMOTIONS
-from mmdeepfake.media import features
+from mmdeepfake.errors import CheckpointError, ConfigError, MmDeepfakeError
 from mmdeepfake.media.decode import MediaSource
 from mmdeepfake.model import EmotionConsistencyModel, ModelOutput
 from mmdeepfake.model_files import CONFIG_NAME, WEIGHTS_NAME
-from mmdeepfake.prediction import Face, ModelInfo, Prediction, Segment
-from mmdeepfake.threads import may_overlap, run_alongside, torch_threads
+from mmdeepfake.pipeline import DetectionPipeline
+from mmdeepfake.prediction import ModelInfo, Prediction
 
 CARD_NAME = "README.md"
-MODALITIES = ("image", "audio")
 UNTRAINED = "untrained"
-ON_UNFAMILIAR = ("uncertain", "warn")
-REQUIRE = ("any", "both")
-# A one-modality head below this validation ROC-AUC is reported as not informative.
-INFORMATIVE_AUC = 0.6
-# Errors meaning that a modality is simply not in the input (not that the input is broken):
-# with require="any" the other modality is scored alone.
-_MISSING_MODALITY = (NoAudioTrackError, SilentAudioError, NoFaceFoundError)
-_ABSENCE = {
-    NoAudioTrackError: "the video has no sound track",
-    SilentAudioError: "the sound is silent",
-    NoFaceFoundError: "no face was found",
-}
-_NOUN = {"image": "face", "audio": "voice"}
 
 
 class Detector(
@@ -85,6 +57,10 @@ class Detector(
     Raises:
         ConfigError: a setting out of range, or preprocessing the image encoder cannot take.
     """
+
+    model: EmotionConsistencyModel
+    name: str
+    card: str | None
 
     def __init__(
         self,
@@ -181,8 +157,7 @@ class Detector(
     def face_margin(self) -> float:
         """The framing of face crops: the saved ``preprocess.face_margin``, else the image
         encoder's declared margin (``EmotionEncoder.face_margin``)."""
-        margin = self.preprocess.face_margin
-        return self.model.image_encoder.face_margin if margin is None else margin
+        return self.pipeline.face_margin
 
     @property
     def device(self) -> torch.device:
@@ -376,315 +351,36 @@ class Detector(
         Raises:
             MmDeepfakeError: a subclass saying what is wrong with the input.
         """
-        threshold = self.threshold if threshold is None else float(threshold)
-        if not 0.0 <= threshold <= 1.0:
-            raise ConfigError(f"threshold must be between 0 and 1, got {threshold}")
-        if abstain_below is not None and not 0.5 <= abstain_below <= 1.0:
-            raise ConfigError(f"abstain_below must be between 0.5 and 1, got {abstain_below}")
-        if on_unfamiliar not in ON_UNFAMILIAR:
-            raise ConfigError(f"on_unfamiliar must be one of {ON_UNFAMILIAR}, got {on_unfamiliar!r}")
-        if require not in REQUIRE:
-            raise ConfigError(f"require must be one of {REQUIRE}, got {require!r}")
-        started = time.perf_counter()
-        see, hear = self._plan(video, image, images, audio, num_frames, detect_faces, require)
-        caller_threads = torch.get_num_threads()
-        strict = require == "both"
-        sight, heard = run_alongside(
-            (lambda: _attempt(lambda: self._listen(hear, caller_threads), strict)) if hear
-            else (lambda: None),
-            (lambda: _attempt(see, strict)) if see else (lambda: None),
-            overlap=may_overlap(self.device),
-        )
-        source = _describe_source(
-            video if video is not None else (image if image is not None else images or audio))
-        absent = {m: r for m, r in (("image", sight), ("audio", heard))
-                  if isinstance(r, MmDeepfakeError)}
-        if len(absent) == 2 or (absent and (see is None or hear is None)):
-            raise absent.get("audio") or absent["image"]  # the voice's error, as run_alongside
-        request = _Request(threshold, abstain_below, on_unfamiliar, source, started)
-        if see is not None and hear is not None and not absent:
-            voice, audio_out = heard
-            evidence = evidence_lib.combine(sight, voice)
-            return self._score(evidence, audio_out, request)
-        if see is not None and "image" not in absent:
-            reason = _ABSENCE.get(type(absent.get("audio")), "no voice was given")
-            return self._score_alone("image", sight, None, reason, request)
-        voice, audio_out = heard
-        reason = _ABSENCE.get(type(absent.get("image")), "no face image was given")
-        return self._score_alone("audio", voice, audio_out, reason, request)
+        return self.pipeline.run(
+            video,
+            image=image,
+            images=images,
+            audio=audio,
+            threshold=threshold,
+            num_frames=num_frames,
+            detect_faces=detect_faces,
+            abstain_below=abstain_below,
+            on_unfamiliar=on_unfamiliar,
+            require=require,
+        ).prediction
 
-    def _plan(
-        self, video, image, images, audio, num_frames, detect_faces, require="any"
-    ) -> tuple[Callable[[], evidence_lib.Sight] | None, Callable[[], evidence_lib.Voice] | None]:
-        """Check the arguments; return the two halves of the work, (see, hear), either of
-        which is None when that modality was not given."""
-        stills = [image] if image is not None else list(images or [])
-        if image is not None and images:
-            raise ConfigError("give either image= or images=, not both")
-        faces = self._face_detector()
-        # The face crop is framed as the image encoder was trained: the model's saved margin,
-        # else the encoder's declared one.
-        margin = self.face_margin
-        if video is not None:
-            if stills or audio is not None:
-                raise ConfigError("give either a video, or image(s) with audio, not both")
-            frames = check_num_frames(self.num_frames if num_frames is None else num_frames)
-            return (
-                lambda: evidence_lib.sight_from_video(
-                    video, num_frames=frames, detect_faces=detect_faces, detector=faces,
-                    margin=margin,
-                ),
-                lambda: evidence_lib.voice_from_video(video),
-            )
-        if not stills and audio is None:
-            raise ConfigError(
-                "predict needs a video, a face image (image= or images=), a voice recording "
-                "(audio=), or a face image together with a voice recording"
-            )
-        if require == "both" and (not stills or audio is None):
-            raise ConfigError(
-                "require='both': predict needs a video with sound, or a face image (image= or "
-                "images=) together with a voice recording (audio=)"
-            )
-        see = (
-            (lambda: evidence_lib.sight_from_images(stills, detect_faces=detect_faces,
-                                                    detector=faces,
-                                                    margin=margin))
-            if stills else None
-        )
-        hear = (lambda: evidence_lib.voice_from_recording(audio)) if audio is not None else None
-        return see, hear
+    @property
+    def pipeline(self) -> DetectionPipeline:
+        """The work around the network that ``predict`` runs: decoding, faces, voice windows,
+        threads, scoring (see :class:`~mmdeepfake.pipeline.DetectionPipeline`).
 
-    def _face_detector(self):
-        """The shared face detector with this model's settings on its device (the cascade runs
-        there too)."""
-        from mmdeepfake.media.faces import FaceDetector
-
-        return FaceDetector.shared(self.device, **self.preprocess.face_detector_kwargs())
-
-    def _listen(
-        self, hear: Callable[[], evidence_lib.Voice], caller_threads: int
-    ) -> tuple[evidence_lib.Voice, EncoderOutput]:
-        """The voice half, on a helper thread: decode the audio, cut it, run the voice encoder.
-
-        One intra-op thread (see `_encode`); the caller's count is restored afterwards, because
-        changing it here also changes the default of threads that start later.
+        Built from the current config on every access, so preprocessing or calibration changed
+        with :meth:`with_config` applies to the next prediction.
         """
-        voice = hear()
-        device = self.device
-        with torch.inference_mode(), torch_threads(1, device, restore=caller_threads):
-            start = time.perf_counter()
-            # Windows are cut and encoded in bounded batches: memory does not grow with duration.
-            batches = (_to_device(b, device) for b in evidence_lib.window_batches(voice))
-            audio_out = evidence_lib.encode_in_batches(
-                self.model.encode_audio, batches, len(voice.windows)
-            )
-            voice.timings["audio_encoder"] = _elapsed(start, device)
-        return voice, audio_out
-
-    def _encode(
-        self, faces: torch.Tensor, waves: torch.Tensor
-    ) -> tuple[EncoderOutput, EncoderOutput]:
-        """Both encoders' forward passes, one after the other (benchmarks time this alone).
-
-        The ResNet's large convolutions use every intra-op thread. The voice encoder's LSTM
-        steps and the fusion head are many tiny operations: a second thread barely speeds them
-        up on an idle CPU, but when another process holds a core every operation waits for the
-        descheduled thread (measured on 2 cores with one busy: voice encoder 1.7 s with 2
-        threads, 0.09 s with 1), so they run on one.
-        """
-        image_out = self.model.encode_image(faces)
-        with torch_threads(1, faces.device):
-            audio_out = self.model.encode_audio(waves)
-        return image_out, audio_out
-
-    def _encode_faces(self, crops: np.ndarray, timings: dict[str, float]) -> EncoderOutput:
-        """Face crops -> the image encoder's output, timing the tensor copy and the encoder."""
-        device = self.device
-        start = time.perf_counter()
-        preprocess = self.preprocess
-        batch = _to_device(
-            features.faces_to_tensor(
-                crops,
-                size=preprocess.image_size,
-                mean=preprocess.image_mean,
-                std=preprocess.image_std,
-            ),
-            device,
+        return DetectionPipeline(
+            self.model,
+            preprocess=self.preprocess,
+            threshold=self.threshold,
+            temperature=self.temperature,
+            metadata=self.metadata,
+            model_info=self.model_info,
+            model_notes=self._model_warnings(),
         )
-        timings["features"] = timings.get("features", 0.0) + _elapsed(start, device)
-        start = time.perf_counter()
-        out = self.model.encode_image(batch)
-        timings["image_encoder"] = _elapsed(start, device)
-        return out
-
-    @torch.inference_mode()
-    def _score(
-        self, ev: evidence_lib.Evidence, audio_out: EncoderOutput, request: _Request
-    ) -> Prediction:
-        """Encode the faces, fuse them with the encoded voice, and explain the verdict."""
-        device = self.device
-        image_out = self._encode_faces(ev.crops, ev.timings)
-
-        start = time.perf_counter()
-        with torch_threads(1, device):
-            out = evidence_lib.fuse_in_batches(self.model.fuse, image_out, ev.groups, audio_out)
-        ev.timings["fusion"] = _elapsed(start, device)
-
-        temperature = self.temperature
-        segment_logits = out.fake_logit.float().cpu() / temperature
-        segment_probs = torch.sigmoid(segment_logits).numpy()
-        face_probs_per_crop = torch.softmax(image_out.emotion_logits.float(), dim=-1).cpu().numpy()
-        face_probs_per_segment = torch.softmax(out.face_emotion_logits.float(), dim=-1).cpu().numpy()
-        voice_probs = torch.softmax(out.voice_emotion_logits.float(), dim=-1).cpu().numpy()
-        consistency = out.consistency.float().cpu().numpy()
-
-        fake_probability = float(torch.sigmoid(segment_logits.mean()))
-        domain = {
-            "image": self.model.domain_guard.check("image", image_out.embedding),
-            "audio": self.model.domain_guard.check("audio", audio_out.embedding),
-        }
-        warnings = list(ev.warnings)
-        label = self._verdict(fake_probability, domain, request, warnings)
-
-        segments = [
-            Segment(
-                start=round(start_s, 3),
-                end=round(end_s, 3),
-                face_emotions=_emotion_dict(face_probs_per_segment[i]),
-                voice_emotions=_emotion_dict(voice_probs[i]),
-                consistency=float(consistency[i]),
-                fake_probability=float(segment_probs[i]),
-            )
-            for i, (start_s, end_s) in enumerate(ev.window_times)
-        ]
-        modality_scores = {
-            name: float(torch.sigmoid(logits.float().mean()).cpu())
-            for name, logits in (out.modality_logits or {}).items()
-        }
-        weights = None
-        if out.fusion_weights is not None:
-            mean_weights = out.fusion_weights.float().mean(dim=0).cpu().numpy()
-            weights = {name: float(w) for name, w in zip(MODALITIES, mean_weights)}
-        return Prediction(
-            label=label,
-            fake_probability=fake_probability,
-            threshold=request.threshold,
-            face_emotions=_emotion_dict(face_probs_per_crop.mean(axis=0)),
-            voice_emotions=_emotion_dict(voice_probs.mean(axis=0)),
-            consistency=float(consistency.mean()),
-            modality_scores=modality_scores,
-            fusion=self.fusion_name,
-            fusion_weights=weights,
-            segments=segments,
-            faces=_faces(ev, face_probs_per_crop),
-            warnings=warnings,
-            source=request.source,
-            duration=round(float(ev.duration), 3),
-            timings=_timings(ev.timings, request.started),
-            modalities=list(MODALITIES),
-            domain={m: check.to_dict() for m, check in domain.items()},
-            model=self.model_info,
-        )
-
-    @torch.inference_mode()
-    def _score_alone(
-        self,
-        modality: str,
-        half: evidence_lib.Sight | evidence_lib.Voice,
-        audio_out: EncoderOutput | None,
-        reason: str,
-        request: _Request,
-    ) -> Prediction:
-        """Score one modality with its own head (``EmotionConsistencyModel.head_logit``).
-
-        The head's logit is divided by the head's own temperature, fitted on the validation
-        split with the guard (``metadata["modality_calibration"]``), or by the model's
-        temperature for models saved without one.
-        """
-        device = self.device
-        if modality == "image":
-            out = self._encode_faces(half.crops, half.timings)
-        else:
-            out = audio_out
-        start = time.perf_counter()
-        logits = self.model.head_logit(modality, out.embedding).float().cpu()
-        half.timings["fusion"] = _elapsed(start, device)
-        calibration = (self.metadata.get("modality_calibration") or {}).get(modality) or {}
-        temperature = float(calibration.get("temperature") or self.temperature)
-        fake_probability = float(torch.sigmoid(logits.mean() / temperature))
-        emotions = torch.softmax(out.emotion_logits.float(), dim=-1).cpu().numpy()
-        domain = {modality: self.model.domain_guard.check(modality, out.embedding)}
-        what = _NOUN[modality]
-        alone = (f"only the {what} was analysed ({reason}): the emotion-consistency cue, which "
-                 f"compares face and voice, was unavailable, so the verdict comes from the "
-                 f"{what}-only head")
-        warnings = [*half.warnings, alone]
-        auc = calibration.get("val_auc")
-        if auc is None:
-            auc = (self.metadata.get("val_metrics") or {}).get(f"val_auc_{modality}")
-        if auc is not None and auc < INFORMATIVE_AUC:
-            warnings.append(
-                f"this model's {what}-only head scored ROC-AUC {auc:.2f} on its validation "
-                "split (0.5 is chance): its one-modality verdict is not informative"
-            )
-        label = self._verdict(fake_probability, domain, request, warnings)
-        mean = _emotion_dict(emotions.mean(axis=0))
-        if modality == "image":
-            duration = half.duration
-            faces = _faces(half, emotions)
-        else:
-            duration = len(half.wave) / features.SAMPLE_RATE
-            faces = []
-        return Prediction(
-            label=label,
-            fake_probability=fake_probability,
-            threshold=request.threshold,
-            face_emotions=mean if modality == "image" else {},
-            voice_emotions=mean if modality == "audio" else {},
-            consistency=None,
-            modality_scores={modality: fake_probability},
-            fusion=self.fusion_name,
-            fusion_weights=None,
-            segments=[],
-            faces=faces,
-            warnings=warnings,
-            source=request.source,
-            duration=None if duration is None else round(float(duration), 3),
-            timings=_timings(half.timings, request.started),
-            modalities=[modality],
-            domain={m: check.to_dict() for m, check in domain.items()},
-            model=self.model_info,
-        )
-
-    def _verdict(
-        self, fake_probability: float, domain: dict[str, DomainCheck], request: _Request,
-        warnings: list[str],
-    ) -> str:
-        """The label, after the guard and the abstention bound; adds the matching warnings."""
-        warnings.extend(self._model_warnings())
-        unfamiliar = [m for m, check in domain.items() if check.familiar is False]
-        for modality in unfamiliar:
-            check = domain[modality]
-            warnings.append(
-                f"the {_NOUN[modality]} is unlike anything this model was trained on (distance "
-                f"{check.distance:.1f}, limit {check.limit:.1f}): its verdict on this input is "
-                "not evidence"
-                + ("; labelled uncertain, with the probability still reported"
-                   if request.on_unfamiliar == "uncertain" else "")
-            )
-        if any(check.familiar is None for check in domain.values()):
-            warnings.append(
-                "this model has no unfamiliar-input guard (it was saved without one): it cannot "
-                "tell when an input is unlike its training data; fit one with "
-                "scripts/fit_domain_guard.py"
-            )
-        if unfamiliar and request.on_unfamiliar == "uncertain":
-            return "uncertain"
-        confidence = max(fake_probability, 1.0 - fake_probability)
-        if request.abstain_below is not None and confidence < request.abstain_below:
-            return "uncertain"
-        return "fake" if fake_probability >= request.threshold else "real"
 
     @property
     def model_info(self) -> ModelInfo:
@@ -714,17 +410,6 @@ class Detector(
                 "not evidence"
             )
         return notes
-
-
-@dataclass(frozen=True)
-class _Request:
-    """The caller's options for one prediction, passed from predict to the scoring step."""
-
-    threshold: float
-    abstain_below: float | None
-    on_unfamiliar: str
-    source: str | None
-    started: float
 
 
 def _fitting(preprocess: PreprocessConfig, model: EmotionConsistencyModel) -> PreprocessConfig:
@@ -765,62 +450,7 @@ def _with_overrides(stored: Mapping[str, Any], overrides: Mapping[str, Any]) -> 
     return merged
 
 
-def _attempt(work: Callable[[], Any], strict: bool) -> Any:
-    """Run one half; with ``strict`` off, a missing modality is returned instead of raised."""
-    try:
-        return work()
-    except _MISSING_MODALITY as exc:
-        if strict:
-            raise
-        return exc
-
-
-def _faces(half: evidence_lib.Evidence | evidence_lib.Sight, probs: np.ndarray) -> list[Face]:
-    return [
-        Face(
-            frame_index=int(frame),
-            time=None if t is None else round(float(t), 3),
-            box=tuple(round(float(v), 1) for v in (box.x1, box.y1, box.x2, box.y2)),
-            score=round(float(box.score), 4),
-            emotions=_emotion_dict(probs[i]),
-        )
-        for i, (frame, t, box) in enumerate(zip(half.face_frames, half.face_times, half.boxes))
-    ]
-
-
-def _timings(timings: dict[str, float], started: float) -> dict[str, float]:
-    return {**{k: round(v, 4) for k, v in timings.items()},
-            "total": round(time.perf_counter() - started, 4)}
-
-
 def _read_card(folder: Path) -> str | None:
     """The model card saved next to the weights (for a hub repo: if the download fetched it)."""
     card = folder / CARD_NAME
     return card.read_text() if card.is_file() else None
-
-
-def _to_device(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Move a CPU batch to the model's device; through pinned memory for an asynchronous copy."""
-    if device.type == "cpu":
-        return batch
-    return batch.pin_memory().to(device, non_blocking=True)
-
-
-def _elapsed(start: float, device: torch.device) -> float:
-    """Seconds since `start`, after the device finished its queued work (honest GPU timings)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter() - start
-
-
-def _emotion_dict(probs: np.ndarray) -> dict[str, float]:
-    return {name: round(float(p), 5) for name, p in zip(EMOTIONS, probs)}
-
-
-def _describe_source(source: Any) -> str | None:
-    if isinstance(source, (str, os.PathLike)):
-        return str(source)
-    if isinstance(source, (list, tuple)) and source and isinstance(source[0], (str, os.PathLike)):
-        return str(source[0])
-    return None
-
