@@ -26,7 +26,7 @@ import torch
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-from mmdeepfake import EMOTIONS, Detector
+from mmdeepfake import EMOTIONS, Detector, loading
 from mmdeepfake.errors import CheckpointError, MmDeepfakeError
 from mmdeepfake.testing import media as mf
 from tiny_models import TINY_ARCH
@@ -281,18 +281,18 @@ def _app_module():
     return module
 
 
-def test_page_defaults_to_the_starter_and_says_it_is_synthetic(monkeypatch, detector):
-    monkeypatch.setattr(Detector, "starter", classmethod(lambda cls: detector))
+def test_page_defaults_to_the_starter_and_says_it_is_synthetic():
     model = _app_module().initial_model(None)
     assert model.spec == "starter" and model.notice is None
     assert STARTER_NOTE in model.describe()
 
 
 def test_page_falls_back_to_an_untrained_detector_with_a_notice(monkeypatch):
-    def missing(cls):
+    def missing(cls, **options):
         raise CheckpointError("the bundled starter model is missing from this installation")
 
-    monkeypatch.setattr(Detector, "starter", classmethod(missing))
+    # The page loads "starter" through mmdeepfake.loading, as Detector.starter() does.
+    monkeypatch.setattr(loading, "_load_starter", missing)
     app_module = _app_module()
     model = app_module.initial_model(None)
     text = model.describe()
