@@ -76,25 +76,27 @@ _MAX_ITEMS = 4096
 
 def check_num_frames(value: Any, name: str = "num_frames") -> int:
     """``value`` as a frame count in [MIN_NUM_FRAMES, MAX_NUM_FRAMES] (ConfigError otherwise)."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not math.isfinite(value)
-        or value != int(value)
-    ):
+    number = float(value) if _is_number(value) else math.nan
+    if not math.isfinite(number) or number != int(number):
         raise ConfigError(f"{name} must be a whole number of frames, got {value!r}")
-    if not MIN_NUM_FRAMES <= value <= MAX_NUM_FRAMES:
+    if not MIN_NUM_FRAMES <= number <= MAX_NUM_FRAMES:
         raise ConfigError(
             f"{name} must be between {MIN_NUM_FRAMES} and {MAX_NUM_FRAMES}, got {value!r}"
         )
-    return int(value)
+    return int(number)
 
 
 def check_probability(value: Any, name: str) -> float:
     """``value`` as a float in [0, 1] (ConfigError otherwise, NaN included)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
+    number = float(value) if _is_number(value) else math.nan
+    if not 0 <= number <= 1:  # NaN fails too
         raise ConfigError(f"{name} must be a number between 0 and 1, got {value!r}")
-    return float(value)
+    return number
+
+
+def _is_number(value: Any) -> bool:
+    """A real number, not a bool (``True`` is an int to Python, never a frame count here)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def read_config(path: Path) -> dict[str, Any]:

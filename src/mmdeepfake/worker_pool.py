@@ -13,7 +13,7 @@ from __future__ import annotations
 import signal
 from collections.abc import Callable, Iterable, Iterator
 from multiprocessing.connection import Connection, wait
-from typing import Any, Self
+from typing import Any
 
 from mmdeepfake.errors import MmDeepfakeError, WorkerDiedError
 
@@ -144,7 +144,7 @@ class WorkerPool:
             worker.stop()
         self._workers = []
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> WorkerPool:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

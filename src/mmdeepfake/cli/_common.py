@@ -207,10 +207,10 @@ def verbosity(args: argparse.Namespace) -> int:
     return min(args.verbosity_default + args.verbose, len(_LEVEL_NAMES) - 1)
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _StderrHandler(logging.StreamHandler):
     """Writes to whatever ``sys.stderr`` is at the time (pytest and tools swap it)."""
 
-    @property  # type: ignore[override]
+    @property
     def stream(self):
         return sys.stderr
 

@@ -110,6 +110,8 @@ class _HFEncoder(EmotionEncoder):
     """Shared logic: hidden state -> tokens/embedding; model labels -> emotion logits."""
 
     auto_class: str
+    model: Any  # a transformers PreTrainedModel (optional dependency, not imported here)
+    label_mask: torch.Tensor
 
     def __init__(
         self,
@@ -129,7 +131,8 @@ class _HFEncoder(EmotionEncoder):
         self._setup_inputs(model_id, config)
         hidden_dim, num_labels = self._probe()
         self.proj = nn.Sequential(nn.Linear(hidden_dim, embed_dim), nn.LayerNorm(embed_dim))
-        self.emotion_head = nn.Sequential(nn.Dropout(dropout), nn.Linear(embed_dim, NUM_EMOTIONS))
+        emotion_out = nn.Linear(embed_dim, NUM_EMOTIONS)
+        self.emotion_head = nn.Sequential(nn.Dropout(dropout), emotion_out)
         mapping = map_labels_to_emotions(self.model.config.id2label)
         self.mapped_emotions = sorted(set(mapping.values()))
         label_mask = torch.zeros(len(self.mapped_emotions), num_labels, dtype=torch.bool)
@@ -137,8 +140,8 @@ class _HFEncoder(EmotionEncoder):
             label_mask[self.mapped_emotions.index(emotion), label] = True
         self.register_buffer("label_mask", label_mask, persistent=False)
         if self.mapped_emotions:
-            nn.init.zeros_(self.emotion_head[1].weight)
-            nn.init.zeros_(self.emotion_head[1].bias)
+            nn.init.zeros_(emotion_out.weight)
+            nn.init.zeros_(emotion_out.bias)
 
     def _setup_inputs(self, model_id: str | None, config: Mapping[str, Any] | None) -> None:
         raise NotImplementedError  # pragma: no cover - abstract
@@ -193,6 +196,8 @@ class HFImageEmotionEncoder(_HFEncoder):
     modality = "image"
     auto_class = "AutoModelForImageClassification"
     fixed_input_stats = True  # re-normalised from the ImageNet statistics
+    scale: torch.Tensor
+    shift: torch.Tensor
 
     def __init__(
         self,

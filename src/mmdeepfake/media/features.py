@@ -125,6 +125,9 @@ class LogMelSpectrogram(torch.nn.Module):
     saved with the model so a checkpoint always carries its own front end.
     """
 
+    window: torch.Tensor
+    mel_fb: torch.Tensor
+
     def __init__(
         self,
         sample_rate: int = SAMPLE_RATE,
