@@ -33,6 +33,7 @@ from mmdeepfake.labels import EMOTIONS
 from mmdeepfake.media import features
 from mmdeepfake.media.decode import MediaSource
 from mmdeepfake.model import EmotionConsistencyModel, ModelOutput
+from mmdeepfake.model_card import build_model_card
 from mmdeepfake.model_files import CONFIG_NAME, WEIGHTS_NAME
 from mmdeepfake.prediction import Face, ModelInfo, Prediction, Segment
 from mmdeepfake.threads import may_overlap, run_alongside, torch_threads
@@ -182,8 +183,6 @@ class Detector(
         card = getattr(self, "card", None)
         if card:
             return card
-        from mmdeepfake.train.hub import build_model_card
-
         return build_model_card(self.config)
 
     @classmethod

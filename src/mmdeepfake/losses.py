@@ -19,6 +19,13 @@ from torch import nn
 
 from mmdeepfake.model import ModelOutput
 
+#: Default weights of the loss terms (and the consistency margin), shared with the training
+#: configuration so a run and a loss built by hand weigh the same terms alike.
+EMOTION_WEIGHT = 1.0
+CONSISTENCY_WEIGHT = 0.5
+MARGIN = 0.5
+AUXILIARY_WEIGHT = 0.25
+
 
 class DetectionLoss(nn.Module):
     """Callable as ``loss(output, labels, face_emotions=None, voice_emotions=None)``.
@@ -30,10 +37,10 @@ class DetectionLoss(nn.Module):
 
     def __init__(
         self,
-        emotion_weight: float = 0.5,
-        consistency_weight: float = 0.2,
-        margin: float = 0.5,
-        auxiliary_weight: float = 0.25,
+        emotion_weight: float = EMOTION_WEIGHT,
+        consistency_weight: float = CONSISTENCY_WEIGHT,
+        margin: float = MARGIN,
+        auxiliary_weight: float = AUXILIARY_WEIGHT,
     ) -> None:
         super().__init__()
         self.emotion_weight = emotion_weight

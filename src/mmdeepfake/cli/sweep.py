@@ -3,7 +3,7 @@
 Sweep flags are parsed here; every other flag is a `mmdeepfake-train` flag (data source,
 ``--config``, ``--epochs``, ...) and is parsed by that command's own parser, so the two
 commands accept exactly the same training options. The work is in
-:func:`mmdeepfake.evaluate.sweep.run_sweep`.
+:func:`mmdeepfake.sweep.run_sweep`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 from mmdeepfake.cli._common import cli_entry, run_cli, setup_logging, verbosity
 from mmdeepfake.errors import ConfigError
-from mmdeepfake.evaluate.sweep import SWEEP_PARAMS
+from mmdeepfake.sweep import SWEEP_PARAMS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,7 +64,7 @@ def _fmt(value: Any) -> str:
 def _main(argv: Sequence[str] | None = None) -> int:
     args, rest = build_parser().parse_known_args(argv)
     from mmdeepfake.cli.train import build_parser as train_parser
-    from mmdeepfake.evaluate.sweep import parse_values, run_sweep
+    from mmdeepfake.sweep import parse_values, run_sweep
     from mmdeepfake.train.config import TrainConfig
 
     targs = train_parser().parse_args(rest)

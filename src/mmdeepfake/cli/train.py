@@ -12,7 +12,7 @@ import os
 from collections.abc import Sequence
 
 from mmdeepfake.cli._common import cli_entry, run_cli, setup_logging, verbosity, verbosity_parent
-from mmdeepfake.train.config import FUSION_CHOICES
+from mmdeepfake.train.config import fusion_choices
 
 
 def _default(name: str) -> str:
@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", metavar="FILE_OR_PRESET",
                      help="YAML config file, or a preset name: tiny, default (default: none; "
                           "the built-in values shown for each flag)")
-    run.add_argument("--fusion", choices=(*FUSION_CHOICES, "all"),
+    run.add_argument("--fusion", choices=(*fusion_choices(), "all"),
                      help=f"fusion strategy; 'all' trains each and compares them "
                           f"{_default('fusion')}")
     run.add_argument("--epochs", type=int,
@@ -79,14 +79,16 @@ def _main(argv: Sequence[str] | None = None) -> int:
     if rank != 0:
         for handler in logging.getLogger().handlers:
             handler.setLevel(logging.WARNING)
+    from mmdeepfake import sweep
+    from mmdeepfake.train import trainer
     from mmdeepfake.train.config import TrainConfig
-    from mmdeepfake.train.trainer import train
 
     overrides = {key: getattr(args, key) for key in (
         "bucket", "prefix", "endpoint_url", "data_dir", "output", "fusion", "epochs",
         "batch_size", "lr", "dropout", "memory_budget", "resume", "push_to_hub")}
     config = TrainConfig.from_sources(args.config, overrides)
-    result = train(config, progress=not args.no_progress and rank == 0)
+    run = sweep.train_every_fusion if config.fusion == "all" else trainer.train
+    result = run(config, progress=not args.no_progress and rank == 0)
     if rank == 0:
         best = result.best_metrics
         auc = best.get("val_auc")

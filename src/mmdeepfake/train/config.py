@@ -14,9 +14,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from mmdeepfake import losses
 from mmdeepfake.errors import ConfigError
+from mmdeepfake.fusion import FUSIONS
 
-FUSION_CHOICES: tuple[str, ...] = ("early", "mid", "late", "adaptive", "attention")
 PRESETS: tuple[str, ...] = ("tiny", "default")
 # Sections a seed-style config.yaml may group keys under; their keys are lifted to the top.
 _SECTIONS = ("data", "training", "train", "model_options", "storage", "output", "runtime")
@@ -24,6 +25,19 @@ _SECTIONS = ("data", "training", "train", "model_options", "storage", "output", 
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2,
                "mib": 1024**2, "g": 1024**3, "gb": 1024**3, "gib": 1024**3, "t": 1024**4,
                "tb": 1024**4, "tib": 1024**4}
+
+
+def fusion_choices() -> tuple[str, ...]:
+    """The fusion strategies a run can train: every name in the fusion registry, so a strategy
+    registered with :func:`mmdeepfake.fusion.register_fusion` can be trained too."""
+    return FUSIONS.names()
+
+
+def __getattr__(name: str) -> tuple[str, ...]:
+    # FUSION_CHOICES, the old name, reads the registry now rather than a fixed list.
+    if name == "FUSION_CHOICES":
+        return fusion_choices()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def parse_size(value: str | float | None) -> int | None:
@@ -65,9 +79,9 @@ class TrainConfig:
     min_batch_size: int = 1
     lr: float = 3e-4
     weight_decay: float = 1e-4
-    emotion_weight: float = 1.0
-    consistency_weight: float = 0.5
-    margin: float = 0.5
+    emotion_weight: float = losses.EMOTION_WEIGHT
+    consistency_weight: float = losses.CONSISTENCY_WEIGHT
+    margin: float = losses.MARGIN
     max_steps_per_epoch: int | None = None
     grad_clip: float = 5.0
     # runtime
@@ -90,9 +104,10 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Refuse values that would fail later, with a message saying what to change."""
-        if self.fusion not in (*FUSION_CHOICES, "all"):
+        if self.fusion not in (*fusion_choices(), "all"):
             raise ConfigError(
-                f"unknown fusion {self.fusion!r}: choose one of {', '.join(FUSION_CHOICES)} or all"
+                f"unknown fusion {self.fusion!r}: choose one of {', '.join(fusion_choices())} "
+                "or all"
             )
         for name in ("epochs", "batch_size", "min_batch_size", "prefetch", "log_every"):
             if int(getattr(self, name)) < 1:

@@ -1,5 +1,8 @@
 """Hyper-parameter sweeps: one short training per value, compared on validation (and test).
 
+The sweep sits above training and evaluation: it trains (:mod:`mmdeepfake.train`), then
+scores each best model (:mod:`mmdeepfake.evaluate`), and neither of those imports it.
+
 Each value is a full :func:`mmdeepfake.train.trainer.train` run with its own run id
 (``<sweep_id>-<param>-<value>``), so every run keeps its own models, logs and plots. The sweep
 then records the best validation metrics of each run, optionally scores each best model on a
@@ -10,6 +13,9 @@ Single-modality baselines: every fusion strategy carries a face-only head and a 
 head trained on the real/fake label (see :mod:`mmdeepfake.fusion.base`). A fusion sweep reports
 each run's own heads beside its fused result, in the figure and in its table alike, so the
 fused-vs-unimodal comparison is always on the page and every number in it has one source.
+
+``mmdeepfake-train --fusion all`` runs the same runs as a fusion sweep, without the test split,
+and writes its comparison under the base run id instead: :func:`train_every_fusion`.
 """
 
 from __future__ import annotations
@@ -18,11 +24,24 @@ import json
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mmdeepfake.data.storage import open_storage
 from mmdeepfake.errors import ConfigError, DatasetError
+from mmdeepfake.evaluate.evaluator import csv_text, evaluate, json_safe
+from mmdeepfake.outputs import output_root
+from mmdeepfake.reports import plots
+from mmdeepfake.reports.report import build_report
+from mmdeepfake.train import distributed as D
+from mmdeepfake.train.artifacts import RunArtifacts, new_run_id
+from mmdeepfake.train.config import TrainConfig, fusion_choices
+from mmdeepfake.train.fit import selection_key
+from mmdeepfake.train.hub import push_run_model
+from mmdeepfake.train.run_context import output_storage
+from mmdeepfake.train.tables import csv_table, format_metric
+from mmdeepfake.train.trainer import TrainResult, run_training, train
 
 log = logging.getLogger("mmdeepfake.evaluate")
 
@@ -76,9 +95,7 @@ def parse_values(param: str, values: Sequence[str]) -> list[Any]:
         raise ConfigError(f"cannot sweep {param!r}: choose one of {', '.join(SWEEP_PARAMS)}")
     items = [v.strip() for text in values for v in str(text).split(",") if v.strip()]
     if param == "fusion" and items == ["all"]:
-        from mmdeepfake.train.config import FUSION_CHOICES
-
-        items = list(FUSION_CHOICES)
+        items = list(fusion_choices())
     if not items:
         raise ConfigError("--values needs at least one value")
     cast = SWEEP_PARAMS[param]
@@ -142,8 +159,29 @@ def fusion_comparison_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any
     return out
 
 
+def _train_each(
+    config: TrainConfig,
+    param: str,
+    values: Sequence[Any],
+    run_id_of: Callable[[Any], str],
+    train_one: Callable[[TrainConfig], TrainResult],
+) -> list[tuple[TrainConfig, TrainResult]]:
+    """One training run per value of ``param`` (others from ``config``), never pushed: the
+    runs of a sweep and of ``--fusion all`` alike."""
+    runs = []
+    for value in values:
+        run_id = run_id_of(value)
+        log.info("training with %s=%s (run %s)", param, value, run_id)
+        changes: dict[str, Any] = {param: value, "run_id": run_id, "push_to_hub": None}
+        if param == "batch_size":
+            changes["min_batch_size"] = min(config.min_batch_size, int(value))
+        sub = config.replace(**changes)  # validates the new value
+        runs.append((sub, train_one(sub)))
+    return runs
+
+
 def run_sweep(
-    config: Any,
+    config: TrainConfig,
     param: str,
     values: Sequence[Any],
     *,
@@ -152,22 +190,17 @@ def run_sweep(
     sweep_id: str | None = None,
 ) -> SweepResult:
     """Train once per value of ``param`` (others from ``config``) and write the comparison."""
-    from mmdeepfake.train.trainer import train
-
     if param not in SWEEP_PARAMS:
         raise ConfigError(f"cannot sweep {param!r}: choose one of {', '.join(SWEEP_PARAMS)}")
     if config.resume:
         raise ConfigError("a sweep starts new runs; drop --resume")
     sweep_id = sweep_id or "sweep-" + time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    log.info("sweep %s: %s over %s", sweep_id, param, ", ".join(map(str, values)))
+    runs = _train_each(config, param, values, lambda value: f"{sweep_id}-{param}-{value}",
+                       lambda sub: train(sub, progress=progress))
     rows = []
-    for value in values:
-        run_id = f"{sweep_id}-{param}-{value}"
-        log.info("sweep %s: training with %s=%s (run %s)", sweep_id, param, value, run_id)
-        changes: dict[str, Any] = {param: value, "run_id": run_id, "push_to_hub": None}
-        if param == "batch_size":
-            changes["min_batch_size"] = min(config.min_batch_size, int(value))
-        sub = config.replace(**changes)  # validates the new value
-        row = _row(param, value, train(sub, progress=progress))
+    for value, (sub, trained) in zip(values, runs):
+        row = _row(param, value, trained)
         if test_split:
             row.update(_test_metrics(sub, row["best_model_uri"], test_split))
         rows.append(row)
@@ -177,10 +210,8 @@ def run_sweep(
     return result
 
 
-def _test_metrics(config: Any, model_uri: str | None, split: str) -> dict[str, Any]:
+def _test_metrics(config: TrainConfig, model_uri: str | None, split: str) -> dict[str, Any]:
     """ROC-AUC and accuracy of a run's best model (and its unimodal heads) on ``split``."""
-    from mmdeepfake.evaluate.evaluator import evaluate
-
     if model_uri is None:
         return {}
     try:
@@ -207,19 +238,8 @@ def _test_metrics(config: Any, model_uri: str | None, split: str) -> dict[str, A
     }
 
 
-def _output_root(config: Any) -> str:
-    if config.output:
-        return str(config.output)
-    return f"s3://{config.bucket}/outputs" if config.bucket else "outputs"
-
-
-def _write(config: Any, result: SweepResult) -> str:
-    from mmdeepfake.data.storage import open_storage
-    from mmdeepfake.evaluate import plots
-    from mmdeepfake.evaluate.evaluator import csv_text, json_safe
-    from mmdeepfake.evaluate.report import build_report
-
-    root = _output_root(config).rstrip("/")
+def _write(config: TrainConfig, result: SweepResult) -> str:
+    root = output_root(config.output, config.bucket).rstrip("/")
     out = open_storage(f"{root}/sweeps/{result.sweep_id}", endpoint_url=config.endpoint_url)
     out.ensure_bucket()
     payload = {
@@ -255,3 +275,66 @@ def _write(config: Any, result: SweepResult) -> str:
     )
     log.info("sweep results written to %s", out.uri())
     return out.uri()
+
+
+# --- mmdeepfake-train --fusion all ------------------------------------------------------------
+
+FUSION_TABLE_COLUMNS = ("name", "kind", "run_id", "val_auc", "val_accuracy", "val_loss", "epoch")
+
+
+def train_every_fusion(config: TrainConfig, *, progress: bool = True) -> TrainResult:
+    """Train every registered fusion strategy as its own run (``<run_id>-<fusion>``) and
+    compare them on validation; returns the best run, with ``comparison`` listing all of them.
+
+    The comparison goes to the base run id's ``logs/fusion_comparison.json`` and ``.csv``
+    (and plot 19); with ``push_to_hub`` the best run's model is pushed. All runs share one
+    process group, so this works under torchrun like a single run.
+    """
+    if config.resume:
+        raise ConfigError(
+            "--resume continues one run; with --fusion all, resume each strategy's run by its "
+            "run id (RUN_ID-<fusion>) and --fusion <that strategy>"
+        )
+    config.check_source()
+    dist = D.init_distributed(config.device)
+    try:
+        base = D.broadcast_object(config.run_id or new_run_id())
+        runs = _train_each(config, "fusion", fusion_choices(), lambda fusion: f"{base}-{fusion}",
+                           lambda sub: run_training(sub, dist, progress))
+        results = {sub.fusion: result for sub, result in runs}
+        rows = fusion_table(results)
+        best_fusion = max(results, key=lambda f: selection_key(results[f].best_metrics))
+        best = results[best_fusion]
+        best.comparison = rows
+        if dist.is_main:
+            storage = output_storage(config)
+            out = RunArtifacts(storage, base)
+            out.write_text("logs", "fusion_comparison.json", json.dumps(rows, indent=2))
+            out.write_text("logs", "fusion_comparison.csv", csv_table(rows, FUSION_TABLE_COLUMNS))
+            if config.plots:
+                out.write_bytes("plots", plots.PLOT_FILENAMES["fusion_comparison"],
+                                plots.figure_to_png(plots.plot_fusion_comparison(rows)))
+            log.info("fusion comparison (validation ROC-AUC): %s; best: %s",
+                     ", ".join(f"{r['name']}={format_metric(r['val_auc'])}" for r in rows),
+                     best_fusion)
+            if config.push_to_hub:
+                push_run_model(storage, best.run_id, config.push_to_hub)
+        return best
+    finally:
+        D.shutdown()
+
+
+def fusion_table(results: dict[str, TrainResult]) -> list[dict[str, Any]]:
+    """One validation row per strategy, and the image-only and audio-only heads of the late
+    run (its unimodal heads are its whole decision)."""
+    rows = []
+    for fusion, result in results.items():
+        m = result.best_metrics
+        rows.append({"name": fusion, "kind": "fusion", "run_id": result.run_id,
+                     "val_auc": m.get("val_auc"), "val_accuracy": m.get("val_accuracy"),
+                     "val_loss": m.get("val_loss"), "epoch": m.get("epoch")})
+        for modality in ("image", "audio"):
+            if m.get(f"val_auc_{modality}") is not None and fusion == "late":
+                rows.append({"name": f"{modality} only", "kind": "unimodal",
+                             "run_id": result.run_id, "val_auc": m[f"val_auc_{modality}"]})
+    return rows
