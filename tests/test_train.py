@@ -126,6 +126,13 @@ def test_a_registered_fusion_can_be_trained_and_an_unknown_one_cannot():
         FUSIONS._builders.pop("mine")
 
 
+def test_fusion_all_is_the_sweep_not_one_run(tmp_path):
+    from mmdeepfake.train.trainer import train
+
+    with pytest.raises(ConfigError, match="mmdeepfake.sweep.train_every_fusion"):
+        train(TrainConfig(fusion="all", data_dir=str(tmp_path)))
+
+
 def test_memory_guard_halves_batch_then_gives_up(caplog):
     usage = iter([500, 760, 900, 900, 900, 900, 900, 900, 900])
     guard = MemoryGuard(8, budget_bytes=1000, min_batch_size=1, rss_fn=lambda: next(usage))
