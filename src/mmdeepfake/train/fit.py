@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
 
 from mmdeepfake.data.layout import pair_samples
 from mmdeepfake.data.streaming import build_split_loader
@@ -278,8 +279,6 @@ class FitLoop:
         self._steps_in_epoch = 0
         bar = None
         if self.progress:
-            from tqdm import tqdm
-
             # disable=None: a bar on a terminal only; a redirected log keeps one event per line
             bar = tqdm(total=total_steps, desc=f"epoch {epoch + 1}/{c.epochs}", unit="step",
                        leave=False, dynamic_ncols=True, disable=None)
