@@ -17,14 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmdeepfake.loss_weights import AUXILIARY_WEIGHT, CONSISTENCY_WEIGHT, EMOTION_WEIGHT, MARGIN
 from mmdeepfake.model import ModelOutput
-
-#: Default weights of the loss terms (and the consistency margin), shared with the training
-#: configuration so a run and a loss built by hand weigh the same terms alike.
-EMOTION_WEIGHT = 1.0
-CONSISTENCY_WEIGHT = 0.5
-MARGIN = 0.5
-AUXILIARY_WEIGHT = 0.25
 
 
 class DetectionLoss(nn.Module):

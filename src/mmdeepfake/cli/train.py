@@ -15,6 +15,14 @@ from mmdeepfake.cli._common import cli_entry, run_cli, setup_logging, verbosity,
 from mmdeepfake.train.config import fusion_choices
 
 
+def _fusion(name: str) -> str:
+    """A registered fusion strategy or ``all`` (the registry is read only when the flag is)."""
+    if name != "all" and name not in fusion_choices():
+        raise argparse.ArgumentTypeError(
+            f"unknown fusion {name!r}: choose one of {', '.join(fusion_choices())} or all")
+    return name
+
+
 def _default(name: str) -> str:
     """'(default: VALUE, unless --config sets it)' for the help of a config-backed flag."""
     from mmdeepfake.train.config import field_default
@@ -47,8 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", metavar="FILE_OR_PRESET",
                      help="YAML config file, or a preset name: tiny, default (default: none; "
                           "the built-in values shown for each flag)")
-    run.add_argument("--fusion", choices=(*fusion_choices(), "all"),
-                     help=f"fusion strategy; 'all' trains each and compares them "
+    run.add_argument("--fusion", type=_fusion, metavar="NAME",
+                     help=f"fusion strategy: early, mid, late, adaptive, attention or any "
+                          f"registered one; 'all' trains each and compares them "
                           f"{_default('fusion')}")
     run.add_argument("--epochs", type=int,
                      help=f"passes over the training split {_default('epochs')}")

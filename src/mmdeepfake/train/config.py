@@ -14,9 +14,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from mmdeepfake import losses
+from mmdeepfake import loss_weights
 from mmdeepfake.errors import ConfigError
-from mmdeepfake.fusion import FUSIONS
 
 PRESETS: tuple[str, ...] = ("tiny", "default")
 # Sections a seed-style config.yaml may group keys under; their keys are lifted to the top.
@@ -30,6 +29,10 @@ _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, 
 def fusion_choices() -> tuple[str, ...]:
     """The fusion strategies a run can train: every name in the fusion registry, so a strategy
     registered with :func:`mmdeepfake.fusion.register_fusion` can be trained too."""
+    # The registry imports torch: read it when a config is checked, not when one is imported
+    # (mmdeepfake-train --help stays fast).
+    from mmdeepfake.fusion import FUSIONS
+
     return FUSIONS.names()
 
 
@@ -79,9 +82,9 @@ class TrainConfig:
     min_batch_size: int = 1
     lr: float = 3e-4
     weight_decay: float = 1e-4
-    emotion_weight: float = losses.EMOTION_WEIGHT
-    consistency_weight: float = losses.CONSISTENCY_WEIGHT
-    margin: float = losses.MARGIN
+    emotion_weight: float = loss_weights.EMOTION_WEIGHT
+    consistency_weight: float = loss_weights.CONSISTENCY_WEIGHT
+    margin: float = loss_weights.MARGIN
     max_steps_per_epoch: int | None = None
     grad_clip: float = 5.0
     # runtime

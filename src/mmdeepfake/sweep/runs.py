@@ -1,21 +1,6 @@
-"""Hyper-parameter sweeps: one short training per value, compared on validation (and test).
+"""The runs of a sweep and of ``--fusion all``: training each value, then the comparison.
 
-The sweep sits above training and evaluation: it trains (:mod:`mmdeepfake.train`), then
-scores each best model (:mod:`mmdeepfake.evaluate`), and neither of those imports it.
-
-Each value is a full :func:`mmdeepfake.train.trainer.train` run with its own run id
-(``<sweep_id>-<param>-<value>``), so every run keeps its own models, logs and plots. The sweep
-then records the best validation metrics of each run, optionally scores each best model on a
-held-out split, and writes ``results.json``, ``results.csv``, its plot (16-19) and an
-``index.html`` under ``<outputs>/sweeps/<sweep_id>/``.
-
-Single-modality baselines: every fusion strategy carries a face-only head and a voice-only
-head trained on the real/fake label (see :mod:`mmdeepfake.fusion.base`). A fusion sweep reports
-each run's own heads beside its fused result, in the figure and in its table alike, so the
-fused-vs-unimodal comparison is always on the page and every number in it has one source.
-
-``mmdeepfake-train --fusion all`` runs the same runs as a fusion sweep, without the test split,
-and writes its comparison under the base run id instead: :func:`train_every_fusion`.
+See :mod:`mmdeepfake.sweep` for what a sweep writes.
 """
 
 from __future__ import annotations
@@ -34,6 +19,7 @@ from mmdeepfake.evaluate.evaluator import csv_text, evaluate, json_safe
 from mmdeepfake.outputs import output_root
 from mmdeepfake.reports import plots
 from mmdeepfake.reports.report import build_report
+from mmdeepfake.sweep.params import PLOT_FOR_PARAM, SWEEP_PARAMS
 from mmdeepfake.train import distributed as D
 from mmdeepfake.train.artifacts import RunArtifacts, new_run_id
 from mmdeepfake.train.config import TrainConfig, fusion_choices
@@ -45,13 +31,6 @@ from mmdeepfake.train.trainer import TrainResult, run_training, train
 
 log = logging.getLogger("mmdeepfake.evaluate")
 
-SWEEP_PARAMS: dict[str, type] = {"lr": float, "batch_size": int, "dropout": float, "fusion": str}
-PLOT_FOR_PARAM = {
-    "lr": "learning_rate_sensitivity",
-    "batch_size": "batch_size_impact",
-    "dropout": "dropout_analysis",
-    "fusion": "fusion_comparison",
-}
 # The best epoch's training metrics copied into each sweep row.
 TRAINING_METRICS = (
     "epoch",
@@ -87,27 +66,6 @@ class SweepResult:
     rows: list[dict[str, Any]]
     comparison: list[dict[str, Any]] = field(default_factory=list)
     output_uri: str | None = None
-
-
-def parse_values(param: str, values: Sequence[str]) -> list[Any]:
-    """``["1e-4,3e-4", "1e-3"]`` -> ``[0.0001, 0.0003, 0.001]``; ``fusion all`` -> every strategy."""
-    if param not in SWEEP_PARAMS:
-        raise ConfigError(f"cannot sweep {param!r}: choose one of {', '.join(SWEEP_PARAMS)}")
-    items = [v.strip() for text in values for v in str(text).split(",") if v.strip()]
-    if param == "fusion" and items == ["all"]:
-        items = list(fusion_choices())
-    if not items:
-        raise ConfigError("--values needs at least one value")
-    cast = SWEEP_PARAMS[param]
-    try:
-        parsed = [cast(v) for v in items]
-    except ValueError:
-        raise ConfigError(
-            f"--values for {param} must be {cast.__name__} numbers, got {items}"
-        ) from None
-    if len(set(parsed)) != len(parsed):
-        raise ConfigError(f"--values has repeated values: {items}")
-    return parsed
 
 
 def _mean(values: Sequence[Any]) -> float | None:
