@@ -1,4 +1,5 @@
 # Two commands set up a fresh machine: `make demo` and `make test`.
+# `make test-fast` runs the fast tier (under a minute), `make lint` the linters and the type check.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,7 +8,7 @@ TORCH_VERSION ?= 2.13.0
 export HF_HUB_OFFLINE ?= 1
 export GRADIO_ANALYTICS_ENABLED ?= False
 
-.PHONY: install demo test bench browser clean mutate
+.PHONY: install demo test test-fast lint check-sdist bench browser clean mutate
 
 install: $(STAMP)
 
@@ -33,8 +34,24 @@ browser:
 demo: install
 	$(BIN)/python demos/app.py $(if $(PORT),--port $(PORT))
 
+# The whole suite; CI (.ci/run) runs `make lint test`.
 test: install browser
 	$(BIN)/python -m pytest
+
+# Everything but the tests marked slow (training, subprocess and server runs) or browser.
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow and not browser"
+
+LINTED := src tests scripts demos
+
+lint: install
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/mypy
+
+# Build the sdist, unpack it and run its fast tests: proves it ships what they need.
+check-sdist: install
+	$(BIN)/python scripts/check_sdist.py
 
 # Mutation testing of the core modules (docs/testing.md); not part of `make test`.
 # MODULES=fusion metrics ... limits it to some modules.
@@ -47,4 +64,4 @@ bench: install
 	$(BIN)/python scripts/bench_streaming.py
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -40,7 +40,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--model",
         default=None,
-        help="local folder or Hugging Face Hub id (default: the starter model)",
+        help="any mmdeepfake.load_detector spec: a folder, hf-hub:ORG/NAME (or ORG/NAME), "
+        "s3://BUCKET/PREFIX, or a folder of saved detectors (default: the starter model)",
     )
     parser.add_argument(
         "--models-dir",

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Batch prediction throughput: `mmdeepfake-predict` over generated clips with 1 and 2 workers.
 
-Generates ``--clips`` short talking-face clips (tests/media_factory.face_video: H.264 + AAC,
+Generates ``--clips`` short talking-face clips (mmdeepfake.testing.face_video: H.264 + AAC,
 a real face in every frame), then times the whole command, start-up and model loading
 included, with ``--workers 1`` and ``--workers 2`` (each of the two then gets one torch thread),
 and with ``--workers 1 --threads 1``, alternating the three ``--repeats`` times (the machine may
@@ -30,10 +30,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 GENERATE = """
 import sys
-sys.path.insert(0, {root!r})
-from tests.media_factory import face_video
+sys.path.insert(0, {src!r})
+from mmdeepfake.testing import face_video
 for i in range({clips}):
-    face_video(f"{folder}/clip_{{i:03d}}.mp4", seconds={seconds} + (i % 3), size=({width}, {height}))
+    path = f"{folder}/clip_{{i:03d}}.mp4"
+    face_video(path, seconds={seconds} + (i % 3), size=({width}, {height}))
 """
 
 
@@ -47,9 +48,22 @@ SETTINGS = {
 
 def run_predict(folder: Path, model: str, setting: list[str], out: Path, device: str) -> float:
     """Wall seconds of one `mmdeepfake-predict` run over every clip in `folder`."""
-    command = [sys.executable, "-m", "mmdeepfake.cli.predict", str(folder), "--model", model,
-               *setting, "--device", device, "--format", "jsonl", "--out", str(out),
-               "--no-progress"]
+    command = [
+        sys.executable,
+        "-m",
+        "mmdeepfake.cli.predict",
+        str(folder),
+        "--model",
+        model,
+        *setting,
+        "--device",
+        device,
+        "--format",
+        "jsonl",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     started = time.perf_counter()
     subprocess.run(command, check=True)
     seconds = time.perf_counter() - started
@@ -63,8 +77,12 @@ def run_predict(folder: Path, model: str, setting: list[str], out: Path, device:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=20)
-    parser.add_argument("--seconds", type=float, default=3.0,
-                        help="length of the shortest clip (clips last 3, 4 and 5 s by default)")
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=3.0,
+        help="length of the shortest clip (clips last 3, 4 and 5 s by default)",
+    )
     parser.add_argument("--size", default="640x360", help="frame size WxH of the generated clips")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--model", help="model folder or 'starter' (default: full-size Detector)")
@@ -76,9 +94,21 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="mmdeepfake-bench-") as tmp:
         folder = Path(tmp) / "clips"
         folder.mkdir()
-        subprocess.run([sys.executable, "-c", GENERATE.format(
-            root=str(ROOT), clips=args.clips, folder=str(folder), seconds=args.seconds,
-            width=width, height=height)], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                GENERATE.format(
+                    src=str(ROOT / "src"),
+                    clips=args.clips,
+                    folder=str(folder),
+                    seconds=args.seconds,
+                    width=width,
+                    height=height,
+                ),
+            ],
+            check=True,
+        )
         model = args.model
         if model is None:
             model = str(Path(tmp) / "model")
@@ -91,9 +121,11 @@ def main() -> int:
             for name, setting in SETTINGS.items():
                 seconds = run_predict(folder, model, setting, Path(tmp) / "out.jsonl", args.device)
                 times[name].append(seconds)
-                print(f"round {round_no + 1}, {' '.join(setting)}: {seconds:.1f} s, "
-                      f"{args.clips / seconds:.2f} clips/s (load {os.getloadavg()[0]:.2f})",
-                      flush=True)
+                print(
+                    f"round {round_no + 1}, {' '.join(setting)}: {seconds:.1f} s, "
+                    f"{args.clips / seconds:.2f} clips/s (load {os.getloadavg()[0]:.2f})",
+                    flush=True,
+                )
         load_after = [round(x, 2) for x in os.getloadavg()]
 
     result = {
@@ -112,10 +144,14 @@ def main() -> int:
     result["speedup_2_workers_same_threads"] = round(
         result["clips_per_s_2"] / result["clips_per_s_1_one_thread"], 3
     )
-    print(f"1 worker {result['clips_per_s_1']:.2f} clips/s, 2 workers "
-          f"{result['clips_per_s_2']:.2f} clips/s: speedup {result['speedup_2_workers']:.2f}x")
-    print(f"1 worker on 1 thread {result['clips_per_s_1_one_thread']:.2f} clips/s: 2 one-thread "
-          f"workers are {result['speedup_2_workers_same_threads']:.2f}x that")
+    print(
+        f"1 worker {result['clips_per_s_1']:.2f} clips/s, 2 workers "
+        f"{result['clips_per_s_2']:.2f} clips/s: speedup {result['speedup_2_workers']:.2f}x"
+    )
+    print(
+        f"1 worker on 1 thread {result['clips_per_s_1_one_thread']:.2f} clips/s: 2 one-thread "
+        f"workers are {result['speedup_2_workers_same_threads']:.2f}x that"
+    )
     print(json.dumps(result))
     return 0
 

@@ -25,7 +25,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Runs inside each version; only API that every version has (`_encode` since it existed).
+# Runs inside each version; only API that every version has (the pipeline's public `encode`
+# where it exists, the detector's private `_encode` before it, the two encoders before that).
 MEASURE = """
 import json, resource, statistics, sys, time
 import torch
@@ -44,7 +45,8 @@ for _ in range(runs):
 ev = evidence.from_video(video, num_frames=16)
 faces = features.faces_to_tensor(ev.crops)
 waves = features.waves_to_windows(ev.wave, ev.windows)
-encode = getattr(detector, "_encode", None) or (
+pipeline = getattr(detector, "pipeline", None)
+encode = (pipeline.encode if pipeline is not None else getattr(detector, "_encode", None)) or (
     lambda f, w: (detector.model.encode_image(f), detector.model.encode_audio(w)))
 model = []
 with torch.inference_mode():
@@ -64,8 +66,8 @@ print(json.dumps({
 
 GENERATE = """
 import sys
-sys.path.insert(0, {root!r})
-from tests.media_factory import face_video
+sys.path.insert(0, {src!r})
+from mmdeepfake.testing import face_video
 face_video({path!r}, seconds=10.0, size=(1280, 720), fps=25)
 """
 
@@ -76,16 +78,22 @@ def export(ref: str, folder: Path) -> Path:
         return ROOT / "src"
     target = folder / ref.replace("/", "_")
     target.mkdir(parents=True)
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "src"], check=True,
-                             capture_output=True).stdout
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", ref, "src"], check=True, capture_output=True
+    ).stdout
     subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
     return target / "src"
 
 
 def measure(src: Path, video: Path, runs: int) -> dict:
     env = {**os.environ, "PYTHONPATH": str(src), "HF_HUB_OFFLINE": "1"}
-    out = subprocess.run([sys.executable, "-c", MEASURE, str(video), str(runs)], env=env,
-                         check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", MEASURE, str(video), str(runs)],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     result["overhead_ratio"] = result["e2e_s"] / result["model_s"]
     result["load_average"] = round(os.getloadavg()[0], 2)
@@ -94,11 +102,19 @@ def measure(src: Path, video: Path, runs: int) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ref", action="append", default=[],
-                        help="git commit to compare (repeatable); the working tree is always measured")
-    parser.add_argument("--video", type=Path, help="clip to score (default: a generated 10 s 720p clip)")
+    parser.add_argument(
+        "--ref",
+        action="append",
+        default=[],
+        help="git commit to compare (repeatable); the working tree is always measured",
+    )
+    parser.add_argument(
+        "--video", type=Path, help="clip to score (default: a generated 10 s 720p clip)"
+    )
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--runs", type=int, default=7, help="predict calls per measurement (median)")
+    parser.add_argument(
+        "--runs", type=int, default=7, help="predict calls per measurement (median)"
+    )
     args = parser.parse_args()
 
     versions = [*args.ref, "."]
@@ -106,17 +122,20 @@ def main() -> int:
         video = args.video
         if video is None:
             video = Path(tmp) / "clip_720p_10s.mp4"
-            subprocess.run([sys.executable, "-c", GENERATE.format(root=str(ROOT), path=str(video))],
-                           check=True)
+            generate = GENERATE.format(src=str(ROOT / "src"), path=str(video))
+            subprocess.run([sys.executable, "-c", generate], check=True)
         sources = {ref: export(ref, Path(tmp)) for ref in versions}
         rounds: dict[str, list[dict]] = {ref: [] for ref in versions}
         for round_no in range(args.rounds):
             for ref in versions:
                 result = measure(sources[ref], video, args.runs)
                 rounds[ref].append(result)
-                print(f"round {round_no + 1} {ref:>12}: e2e {result['e2e_s']:.3f} s, model "
-                      f"{result['model_s']:.3f} s, ratio {result['overhead_ratio']:.2f} "
-                      f"(load {result['load_average']})", flush=True)
+                print(
+                    f"round {round_no + 1} {ref:>12}: e2e {result['e2e_s']:.3f} s, model "
+                    f"{result['model_s']:.3f} s, ratio {result['overhead_ratio']:.2f} "
+                    f"(load {result['load_average']})",
+                    flush=True,
+                )
 
     summary = {}
     for ref, results in rounds.items():
@@ -135,10 +154,12 @@ def main() -> int:
         }
         summary[ref]["peak_rss_gb"] = round(max(r["peak_rss_bytes"] for r in results) / 1e9, 3)
         summary[ref]["load_averages"] = [r["load_average"] for r in results]
-        print(f"{ref:>12}: e2e_s {summary[ref]['e2e_s']:.3f}, model_s {summary[ref]['model_s']:.3f}, "
-              f"overhead_ratio {summary[ref]['overhead_ratio']:.2f} "
-              f"({summary[ref]['overhead_ratio_range'][0]:.2f}-"
-              f"{summary[ref]['overhead_ratio_range'][1]:.2f})")
+        print(
+            f"{ref:>12}: e2e_s {summary[ref]['e2e_s']:.3f}, model_s {summary[ref]['model_s']:.3f}, "
+            f"overhead_ratio {summary[ref]['overhead_ratio']:.2f} "
+            f"({summary[ref]['overhead_ratio_range'][0]:.2f}-"
+            f"{summary[ref]['overhead_ratio_range'][1]:.2f})"
+        )
     print(json.dumps({"rounds": args.rounds, "runs": args.runs, "versions": summary}))
     return 0
 

@@ -71,11 +71,11 @@ def make_inputs(work: Path) -> dict[str, tuple[str, dict]]:
     work.mkdir(parents=True, exist_ok=True)
     script = f"""
 import sys
-sys.path.insert(0, {str(ROOT)!r})
+sys.path.insert(0, {str(ROOT / "src")!r})
 from pathlib import Path
 import numpy as np, soundfile as sf
 from PIL import Image
-from tests import media_factory as mf
+from mmdeepfake.testing import media as mf
 w = Path({str(work)!r})
 def once(name, make):
     if not (w / name).exists():
@@ -134,16 +134,43 @@ def run_case(case: str, runner: str, spec: dict, src: Path, limit: int, timeout:
             link = folder / name
             if not link.exists():
                 link.symlink_to(Path(spec["folder"]) / name)
-        args = [sys.executable, "-m", "mmdeepfake.cli.predict", str(folder), "--model", "starter",
-                "--num-frames", "4", "--workers", "2", "--threads", "1", "--no-progress"]
+        args = [
+            sys.executable,
+            "-m",
+            "mmdeepfake.cli.predict",
+            str(folder),
+            "--model",
+            "starter",
+            "--num-frames",
+            "4",
+            "--workers",
+            "2",
+            "--threads",
+            "1",
+            "--no-progress",
+        ]
     else:
         model = {"video": "starter", "pair": "starter", "full": "default", "decode": "none"}[runner]
-        args = [sys.executable, "-c", CHILD, case, model, str(spec.get("video", "-")),
-                str(spec.get("image", "-")), str(spec.get("audio", "-"))]
+        args = [
+            sys.executable,
+            "-c",
+            CHILD,
+            case,
+            model,
+            str(spec.get("video", "-")),
+            str(spec.get("image", "-")),
+            str(spec.get("audio", "-")),
+        ]
 
     started = time.perf_counter()
-    proc = subprocess.Popen([*_limited(limit), *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [*_limited(limit), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
         timed_out = False
@@ -153,16 +180,21 @@ def run_case(case: str, runner: str, spec: dict, src: Path, limit: int, timeout:
         timed_out = True
     seconds = time.perf_counter() - started
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return {"case": case, "outcome": _outcome(runner, proc.returncode, stdout, stderr, timed_out,
-                                              timeout),
-            "peak_rss_mb": round(usage.ru_maxrss / 1024), "seconds": round(seconds, 1)}
+    return {
+        "case": case,
+        "outcome": _outcome(runner, proc.returncode, stdout, stderr, timed_out, timeout),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024),
+        "seconds": round(seconds, 1),
+    }
 
 
 def _limited(limit: int) -> list[str]:
     """A command prefix that caps the address space of what it then executes (exec keeps it)."""
-    code = ("import os, resource, sys; "
-            f"resource.setrlimit(resource.RLIMIT_AS, ({limit}, {limit})); "
-            "os.execv(sys.argv[1], sys.argv[1:])")
+    code = (
+        "import os, resource, sys; "
+        f"resource.setrlimit(resource.RLIMIT_AS, ({limit}, {limit})); "
+        "os.execv(sys.argv[1], sys.argv[1:])"
+    )
     return [sys.executable, "-c", code]
 
 
@@ -171,13 +203,15 @@ def _outcome(runner, status, stdout, stderr, timed_out, timeout) -> str:
         return f"hung: killed after {timeout:.0f} s"
     if status is not None and status < 0:
         return f"killed by signal {-status} ({signal.Signals(-status).name})"
-    if any(sign in stderr for sign in ("MemoryError", "bad_alloc", "annot allocate",
-                                       "can't allocate")):
+    if any(
+        sign in stderr for sign in ("MemoryError", "bad_alloc", "annot allocate", "can't allocate")
+    ):
         return "out of memory (MemoryError under the address-space limit)"
     if runner == "cli":
         records = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
-        parts = [r.get("error_type") or f"{r['label']} p={r['fake_probability']:.3f}"
-                 for r in records]
+        parts = [
+            r.get("error_type") or f"{r['label']} p={r['fake_probability']:.3f}" for r in records
+        ]
         return f"exit {status}: " + "; ".join(parts) if parts else f"exit {status}, no records"
     lines = [line for line in stdout.splitlines() if line.startswith("{")]
     if lines:
@@ -189,8 +223,12 @@ def _outcome(runner, status, stdout, stderr, timed_out, timeout) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--src", type=Path, default=ROOT / "src", help="library source to measure")
-    parser.add_argument("--work", type=Path, default=Path("/tmp/mmdeepfake-hostile"),
-                        help="folder for the generated inputs (kept between runs)")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=Path("/tmp/mmdeepfake-hostile"),
+        help="folder for the generated inputs (kept between runs)",
+    )
     parser.add_argument("--limit-gb", type=float, default=3.0, help="address-space cap per case")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per case")
     parser.add_argument("--cases", nargs="*", help="only these cases")
@@ -202,14 +240,31 @@ def main() -> None:
             continue
         # RUSAGE_CHILDREN keeps the largest child so far: measure each case in a fresh parent.
         result = subprocess.run(
-            [sys.executable, __file__, "--one", case, "--src", str(args.src), "--work",
-             str(args.work), "--limit-gb", str(args.limit_gb), "--timeout", str(args.timeout)],
-            capture_output=True, text=True, check=True,
+            [
+                sys.executable,
+                __file__,
+                "--one",
+                case,
+                "--src",
+                str(args.src),
+                "--work",
+                str(args.work),
+                "--limit-gb",
+                str(args.limit_gb),
+                "--timeout",
+                str(args.timeout),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
         )
         row = json.loads(result.stdout.strip().splitlines()[-1])
         rows.append(row)
-        print(f"{row['case']:28s} {row['outcome']:60s} {row['peak_rss_mb']:6d} MB "
-              f"{row['seconds']:7.1f} s", flush=True)
+        print(
+            f"{row['case']:28s} {row['outcome']:60s} {row['peak_rss_mb']:6d} MB "
+            f"{row['seconds']:7.1f} s",
+            flush=True,
+        )
     print(json.dumps(rows))
 
 

@@ -6,14 +6,14 @@ In one run, on the same clip and the same evidence:
 * ``e2e_s``: median over ``--runs`` of ``Detector.predict(video)`` with ``--frames`` frames
   (decode, face detection, crops, features, encoders, fusion, building the Prediction);
 * ``model_s``: median over ``--runs`` of the two encoders' forward passes alone
-  (``Detector._encode``, with predict's thread settings), on the same face crops and voice
-  windows that predict used;
+  (``DetectionPipeline.encode``, with predict's thread settings), on the same face crops and
+  voice windows that predict used;
 * ``overhead_ratio = e2e_s / model_s``, the median split by stage (``Prediction.timings``),
   the process's peak RSS, and ``import_s`` / ``import_detector_s`` / ``load_s`` /
   ``first_predict_s`` measured in a fresh (cold) Python process (see `cold_start`).
 
 Without ``--video`` the script generates a 10 s 1280x720 25 fps H.264 + AAC clip with a real
-face (tests/media_factory.face_video) in a child process, so generating it does not count in
+face (mmdeepfake.testing.face_video) in a child process, so generating it does not count in
 the peak RSS. The model is the default full-size detector (ResNet-18 width 64, CNN-BiLSTM),
 untrained: its weights do not change the cost. The last line printed is one JSON object.
 
@@ -37,8 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 GENERATE = """
 import sys
-sys.path.insert(0, {root!r})
-from tests.media_factory import face_video
+sys.path.insert(0, {src!r})
+from mmdeepfake.testing import face_video
 face_video({path!r}, seconds=10.0, size=(1280, 720), fps=25)
 """
 
@@ -73,9 +73,12 @@ def cold_start(model: Path, video: Path, device: str, frames: int) -> dict:
     code = COLD.format(model=str(model), device=device, video=str(video), frames=frames)
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    torch_code = "import time; t = time.perf_counter(); import torch; print(time.perf_counter() - t)"
-    out = subprocess.run([sys.executable, "-c", torch_code], check=True, capture_output=True,
-                         text=True)
+    torch_code = (
+        "import time; t = time.perf_counter(); import torch; print(time.perf_counter() - t)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", torch_code], check=True, capture_output=True, text=True
+    )
     result["import_torch_s"] = float(out.stdout.strip().splitlines()[-1])
     return result
 
@@ -86,7 +89,9 @@ def median(values: list[float]) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--video", type=Path, help="clip to score (default: a generated 10 s 720p clip)")
+    parser.add_argument(
+        "--video", type=Path, help="clip to score (default: a generated 10 s 720p clip)"
+    )
     parser.add_argument("--runs", type=int, default=5, help="timed runs (median; at least 5)")
     parser.add_argument("--frames", type=int, default=16, help="frames sampled per clip")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
@@ -101,14 +106,17 @@ def main() -> int:
         if video is None:
             video = Path(tmp) / "clip_720p_10s.mp4"
             started = time.perf_counter()
-            subprocess.run([sys.executable, "-c", GENERATE.format(root=str(ROOT), path=str(video))],
-                           check=True)
-            print(f"generated {video.name} ({video.stat().st_size / 1e6:.1f} MB) in "
-                  f"{time.perf_counter() - started:.1f} s", flush=True)
+            generate = GENERATE.format(src=str(ROOT / "src"), path=str(video))
+            subprocess.run([sys.executable, "-c", generate], check=True)
+            print(
+                f"generated {video.name} ({video.stat().st_size / 1e6:.1f} MB) in "
+                f"{time.perf_counter() - started:.1f} s",
+                flush=True,
+            )
 
         import torch
 
-        from mmdeepfake import Detector, evidence
+        from mmdeepfake import Detector
         from mmdeepfake.media import features
         from mmdeepfake.threads import torch_threads
 
@@ -138,16 +146,19 @@ def main() -> int:
             e2e.append(time.perf_counter() - started)
             stages.append(prediction.timings)
 
-        # The same evidence predict scored, fed to the encoders alone.
-        ev = evidence.from_video(str(video), num_frames=args.frames)
-        faces = features.faces_to_tensor(ev.crops).to(device)
-        waves = features.waves_to_windows(ev.wave, ev.windows).to(device)
+        # The same crops and voice predict scored (handed back by its pipeline), fed to the
+        # encoders alone.
+        pipeline = detector.pipeline
+        scored = pipeline.run(str(video), num_frames=args.frames, keep_media=True)
+        faces = features.faces_to_tensor(scored.crops).to(device)
+        waves = features.waves_to_windows(scored.wave, features.audio_windows(scored.wave))
+        waves = waves.to(device)
         model_times = []
         with torch.inference_mode():
-            detector._encode(faces, waves)
+            pipeline.encode(faces, waves)
             for _ in range(args.runs):
                 started = time.perf_counter()
-                detector._encode(faces, waves)
+                pipeline.encode(faces, waves)
                 sync()
                 model_times.append(time.perf_counter() - started)
             # The split between the two encoders, each as predict runs it.
@@ -174,8 +185,8 @@ def main() -> int:
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
         "frames": args.frames,
         "runs": args.runs,
-        "faces": len(ev.crops),
-        "voice_windows": len(ev.windows),
+        "faces": len(scored.crops),
+        "voice_windows": len(waves),
         "e2e_s": median(e2e),
         "model_s": median(model_times),
         "image_encoder_s": median(image_times),
@@ -188,16 +199,22 @@ def main() -> int:
     }
     result["overhead_ratio"] = round(result["e2e_s"] / result["model_s"], 3)
     print(f"e2e_s          {result['e2e_s']:.3f}  (median of {args.runs}, {args.frames} frames)")
-    print(f"model_s        {result['model_s']:.3f}  (image {result['image_encoder_s']:.3f}, "
-          f"audio {result['audio_encoder_s']:.3f})")
+    print(
+        f"model_s        {result['model_s']:.3f}  (image {result['image_encoder_s']:.3f}, "
+        f"audio {result['audio_encoder_s']:.3f})"
+    )
     print(f"overhead_ratio {result['overhead_ratio']:.2f}")
     for name, value in result["stages_s"].items():
         print(f"  {name:<15}{value:.3f}")
     print(f"peak RSS       {peak_rss / 1e9:.2f} GB")
-    print(f"import_s       {result['import_s']:.3f}  (import mmdeepfake; with Detector and "
-          f"torch {result['import_detector_s']:.2f}, torch alone {result['import_torch_s']:.2f})")
-    print(f"load_s         {result['load_s']:.2f}  (from_pretrained; first predict of a cold "
-          f"process {result['first_predict_s']:.2f})")
+    print(
+        f"import_s       {result['import_s']:.3f}  (import mmdeepfake; with Detector and "
+        f"torch {result['import_detector_s']:.2f}, torch alone {result['import_torch_s']:.2f})"
+    )
+    print(
+        f"load_s         {result['load_s']:.2f}  (from_pretrained; first predict of a cold "
+        f"process {result['first_predict_s']:.2f})"
+    )
     print(f"load average   {load_before} -> {load_after} (1, 5, 15 min)")
     print(json.dumps(result))
     return 0

@@ -50,7 +50,7 @@ def evaluate(detector, data_dir: Path, split: str = "test") -> dict:
     index = scan_dataset(storage, "")
     samples = pair_samples(index, split, 0)
     loader = build_split_loader(storage, index, split, 32, samples=samples,
-                                face_margin=detector.model.image_encoder.face_margin)
+                                face_margin=detector.face_margin)
     labels, logits, face_ok, voice_ok = [], [], [], []
     detector.eval()
     with torch.inference_mode():
@@ -109,9 +109,9 @@ def main() -> int:
 
     from mmdeepfake.data.storage import open_storage
     from mmdeepfake.data.synth import generate_dataset
+    from mmdeepfake.loading import load_run_detector
     from mmdeepfake.model_card import build_model_card
     from mmdeepfake.train.config import TrainConfig
-    from mmdeepfake.train.hub import load_run_detector
     from mmdeepfake.train.trainer import train
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
@@ -164,7 +164,7 @@ def main() -> int:
         args.dest.mkdir(parents=True, exist_ok=True)
         staging = root / "starter"
         detector.save_pretrained(staging)
-        card = build_model_card(detector.config, repo_id="mmdeepfake starter model",
+        card = build_model_card(detector.config.to_dict(), repo_id="mmdeepfake starter model",
                                 load="Detector.starter()")
         card += STARTER_NOTE.format(auc=test["roc_auc"], acc=test["accuracy"], n=test["n"],
                                     video_auc=videos["roc_auc"], video_acc=videos["accuracy"],

@@ -94,7 +94,7 @@ def main() -> int:
         report[f"test:{folder}"] = _check(detector, folder, args.seed)
     out = args.out or args.model
     card = detector.model_card()
-    detector.card = with_guard_section(card, detector.config)
+    detector.card = with_guard_section(card, detector.config.to_dict())
     detector.save_pretrained(out)
     print(json.dumps(report, indent=2, default=str))
     print(f"saved to {out} in {time.time() - started:.0f} s", flush=True)

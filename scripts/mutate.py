@@ -74,7 +74,12 @@ TARGETS: dict[str, Target] = {
     ),
     "fusion": Target(
         ("src/mmdeepfake/fusion/*.py",),
-        ("tests/test_fusion.py", "tests/test_model.py", "tests/test_core_values.py"),
+        (
+            "tests/test_fusion.py",
+            "tests/test_model.py",
+            "tests/test_core_values.py",
+            "tests/test_fusion_through_predict.py",
+        ),
         FUNCTIONS,
     ),
     "model": Target(
@@ -82,11 +87,11 @@ TARGETS: dict[str, Target] = {
         ("tests/test_model.py", "tests/test_core_values.py"),
         ("*ǁfuse__mutmut_*", "*ǁforward__mutmut_*", "*ǁencode_*"),
     ),
-    # The detector's scoring: fused logits to the Prediction a user reads.
-    "detector": Target(
-        ("src/mmdeepfake/detector.py",),
-        ("tests/test_core_values.py",),
-        ("mmdeepfake.detector.xǁDetectorǁ_score__*",),
+    # The pipeline's scoring: fused logits to the Prediction a user reads.
+    "pipeline": Target(
+        ("src/mmdeepfake/pipeline.py",),
+        ("tests/test_core_values.py", "tests/test_pipeline.py"),
+        ("mmdeepfake.pipeline.xǁDetectionPipelineǁ_score__*",),
     ),
     "metrics": Target(
         ("src/mmdeepfake/metrics.py",),
@@ -94,7 +99,12 @@ TARGETS: dict[str, Target] = {
     ),
     "calibration": Target(
         ("src/mmdeepfake/calibration.py",),
-        ("tests/test_evaluate_metrics.py", "tests/test_properties.py", "tests/test_core_values.py"),
+        (
+            "tests/test_evaluate_metrics.py",
+            "tests/test_calibration_values.py",
+            "tests/test_properties.py",
+            "tests/test_core_values.py",
+        ),
     ),
     "losses": Target(
         ("src/mmdeepfake/losses.py",),

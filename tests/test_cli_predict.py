@@ -10,9 +10,11 @@ import sys
 import pytest
 import torch
 
-import media_factory as mf
 from mmdeepfake import Detector
+from mmdeepfake.testing import media as mf
 from tiny_models import TINY_ARCH
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,8 @@ from mmdeepfake import Detector
 from mmdeepfake.data.synth_face import draw_face
 from mmdeepfake.data.synth_voice import synth_voice
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):

@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 import torch
 
-import media_factory as mf
 from mmdeepfake import Detector
 from mmdeepfake import metrics as M
 from mmdeepfake.calibration import (
@@ -33,6 +32,7 @@ from mmdeepfake.fusion import create_fusion
 from mmdeepfake.labels import EMOTIONS
 from mmdeepfake.losses import DetectionLoss
 from mmdeepfake.model import EmotionConsistencyModel, ModelOutput
+from mmdeepfake.testing import media as mf
 from tiny_models import TINY_ARCH
 
 LN2 = math.log(2.0)
@@ -95,6 +95,7 @@ def predict(detector: Detector, pair, **options):
     return detector.predict(image=image, audio=audio, detect_faces=False, **options)
 
 
+@pytest.mark.slow
 def test_consistency_is_the_jsd_of_the_reported_face_and_voice_emotions(agree, disagree):
     starter = Detector.starter()
     for pair in (agree, disagree):
@@ -111,6 +112,7 @@ def test_consistency_is_the_jsd_of_the_reported_face_and_voice_emotions(agree, d
         )
 
 
+@pytest.mark.slow
 def test_agreeing_and_disagreeing_pairs_score_apart(agree, disagree):
     starter = Detector.starter()
     same, different = predict(starter, agree), predict(starter, disagree)
@@ -121,6 +123,7 @@ def test_agreeing_and_disagreeing_pairs_score_apart(agree, disagree):
     assert different.label == "fake" and different.fake_probability > 0.9
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("temperature", [2.0, 3.0])
 def test_predict_divides_the_fused_logit_by_the_temperature(disagree, temperature):
     plain = predict(Detector.starter().with_config(temperature=1.0), disagree)
@@ -133,6 +136,7 @@ def test_predict_divides_the_fused_logit_by_the_temperature(disagree, temperatur
     assert abs(scaled.fake_probability - plain.fake_probability) > 1e-3
 
 
+@pytest.mark.slow
 def test_the_shipped_starter_applies_its_own_temperature(disagree):
     starter = Detector.starter()
     assert starter.temperature != pytest.approx(1.0)
@@ -143,6 +147,7 @@ def test_the_shipped_starter_applies_its_own_temperature(disagree):
     )
 
 
+@pytest.mark.slow
 def test_abstention_keeps_confident_verdicts_and_abstains_on_unconfident_ones(agree, disagree):
     starter = Detector.starter()
     # Confident either way (both above 0.9): the verdict stands, on either side of 0.5.
@@ -157,6 +162,7 @@ def test_abstention_keeps_confident_verdicts_and_abstains_on_unconfident_ones(ag
     assert 0.5 < hot.fake_probability < 0.6 and hot.label == "uncertain"
 
 
+@pytest.mark.slow
 def test_threshold_argument_moves_the_verdict(agree, disagree):
     starter = Detector.starter()
     fake = predict(starter, disagree)
@@ -181,6 +187,7 @@ def encoder_output(dim: int, tokens: int, seed: int, batch: int = 3) -> EncoderO
     )
 
 
+@pytest.mark.slow
 def test_model_fuse_reports_the_consistency_of_face_against_voice():
     model = EmotionConsistencyModel(fusion="mid", **TINY_ARCH).eval()
     image, audio = encoder_output(32, 4, seed=1), encoder_output(32, 5, seed=2)
@@ -198,6 +205,7 @@ def test_model_fuse_reports_the_consistency_of_face_against_voice():
     assert (out.consistency[1:] < 0.9).all()
 
 
+@pytest.mark.slow
 def test_mid_fusion_classifier_sees_the_right_features():
     torch.manual_seed(0)
     fusion = create_fusion("mid", image_dim=12, audio_dim=20, hidden=16).eval()

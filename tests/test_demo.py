@@ -26,10 +26,12 @@ import torch
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-import media_factory as mf
 from mmdeepfake import EMOTIONS, Detector
 from mmdeepfake.errors import CheckpointError, MmDeepfakeError
+from mmdeepfake.testing import media as mf
 from tiny_models import TINY_ARCH
+
+pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"

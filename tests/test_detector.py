@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-import media_factory as mf
 from mmdeepfake import EMOTIONS, Detector
 from mmdeepfake.errors import CheckpointError, ConfigError, MmDeepfakeError, NoFaceFoundError
 from mmdeepfake.fusion import FUSIONS
 from mmdeepfake.prediction import Prediction
+from mmdeepfake.testing import media as mf
 from tiny_models import TINY_ARCH
 
 
@@ -41,6 +41,7 @@ def test_default_architecture_is_resnet18_cnn_lstm_mid():
     assert 11_000_000 < backbone_params < 11_300_000  # ResNet-18 without its ImageNet head
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fusion", sorted(FUSIONS.names()))
 def test_save_and_load_round_trip(tmp_path, fusion):
     torch.manual_seed(1)
@@ -76,7 +77,7 @@ def test_loading_refuses_mismatched_or_broken_checkpoints(tmp_path, detector):
         Detector.from_pretrained(tmp_path / "corrupt")
 
     (tmp_path / "nopickle").mkdir()
-    (tmp_path / "nopickle" / "config.json").write_text(json.dumps(detector.config))
+    (tmp_path / "nopickle" / "config.json").write_text(json.dumps(detector.config.to_dict()))
     (tmp_path / "nopickle" / "pytorch_model.bin").write_bytes(b"pickles are never loaded")
     with pytest.raises(CheckpointError, match="model.safetensors"):
         Detector.from_pretrained(tmp_path / "nopickle")
@@ -131,6 +132,7 @@ def _check_prediction(pred: Prediction) -> None:
     json.dumps(pred.to_dict())  # serialisable as it is
 
 
+@pytest.mark.slow
 def test_predict_video_returns_every_field(detector, face_clip):
     pred = detector.predict(face_clip)
     _check_prediction(pred)
@@ -147,6 +149,7 @@ def test_predict_video_returns_every_field(detector, face_clip):
     assert pred.timings["total"] >= pred.timings["decode"] + pred.timings["image_encoder"]
 
 
+@pytest.mark.slow
 def test_predict_video_from_bytes_matches_path(detector, face_clip):
     with open(face_clip, "rb") as handle:
         from_bytes = detector.predict(handle.read(), num_frames=4)
@@ -155,6 +158,7 @@ def test_predict_video_from_bytes_matches_path(detector, face_clip):
     assert len(from_bytes.faces) == 4
 
 
+@pytest.mark.slow
 def test_predict_image_and_audio_pair(tmp_path, detector):
     photo = mf.face_photo()
     wav = mf.write_audio(tmp_path / "voice.wav", mf.voice_like(seconds=3.0))
@@ -172,6 +176,7 @@ def test_predict_image_and_audio_pair(tmp_path, detector):
     assert len(from_mixed.faces) == 2
 
 
+@pytest.mark.slow
 def test_threshold_and_abstention(detector, face_clip):
     always_fake = detector.predict(face_clip, num_frames=2, threshold=0.0)
     assert always_fake.label == "fake" and always_fake.threshold == 0.0
@@ -190,6 +195,7 @@ def test_predict_argument_errors_are_typed(detector, face_clip):
         detector.predict(face_clip, audio=mf.voice_like())
 
 
+@pytest.mark.slow
 def test_image_without_face_is_reported(detector):
     noise = np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)
     with pytest.raises(NoFaceFoundError, match="No face"):
@@ -201,6 +207,7 @@ def test_image_without_face_is_reported(detector):
     assert pred.faces[0].box == (0.0, 0.0, 320.0, 240.0)
 
 
+@pytest.mark.slow
 def test_frames_without_face_are_skipped_with_a_warning(tmp_path, detector):
     face = mf.face_photo()[:480, :480]
     blank = np.full_like(face, 90)

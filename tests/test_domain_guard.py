@@ -16,12 +16,14 @@ import numpy as np
 import pytest
 import torch
 
-import media_factory as mf
 from mmdeepfake import Detector
 from mmdeepfake.data.storage import open_storage
 from mmdeepfake.domain import DomainGuard, shrunk_covariance
 from mmdeepfake.media import decode, faces, features
+from mmdeepfake.testing import media as mf
 from tiny_models import TINY_ARCH
+
+pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
 

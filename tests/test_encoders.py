@@ -51,6 +51,7 @@ def assert_finite_grads(module: torch.nn.Module) -> None:
             assert torch.isfinite(param.grad).all(), f"{name} has a non-finite gradient"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(TINY))
 def test_encoder_shapes_and_gradients(name):
     torch.manual_seed(0)
@@ -73,6 +74,7 @@ def test_encoder_rejects_wrong_rank(name):
         create_encoder(name, **kwargs)(torch.zeros(shape[1:]))
 
 
+@pytest.mark.slow
 def test_cnn_lstm_mean_pooling_and_bad_pooling():
     encoder = create_encoder("cnn_lstm", width=4, hidden=8, embed_dim=16, pooling="mean").eval()
     out = encoder(torch.randn(1, WINDOW_SAMPLES))
@@ -109,6 +111,7 @@ def _random_transformers_resnet(width: int, classifier: bool = False) -> torch.n
     return model
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("classifier", [False, True])
 def test_transformers_resnet_weights_match_numerically(classifier):
     hf = _random_transformers_resnet(8, classifier)
@@ -121,6 +124,7 @@ def test_transformers_resnet_weights_match_numerically(classifier):
         torch.testing.assert_close(encoder.backbone(x), expected, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_transformers_resnet_width_mismatch_is_a_checkpoint_error():
     encoder = create_encoder("resnet18", width=4, embed_dim=16)
     with pytest.raises(CheckpointError, match="width"):
@@ -181,6 +185,7 @@ def test_hf_image_maps_model_labels_to_emotions():
     torch.testing.assert_close(emo[:, EMOTION_INDEX["sad"]], floor)
 
 
+@pytest.mark.slow
 def test_hf_image_without_matching_labels_trains_its_own_head():
     resnet = {
         "model_type": "resnet",
@@ -196,6 +201,7 @@ def test_hf_image_without_matching_labels_trains_its_own_head():
     assert encoder.emotion_head[1].weight.grad.abs().sum() > 0
 
 
+@pytest.mark.slow
 def test_hf_audio_wav2vec2_shapes_and_gradients():
     torch.manual_seed(0)
     encoder = create_encoder("hf_audio", config=TINY_WAV2VEC2, embed_dim=16)

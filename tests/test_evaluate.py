@@ -22,6 +22,8 @@ torch = pytest.importorskip("torch")
 
 from tiny_models import TINY_ARCH
 
+pytestmark = pytest.mark.slow
+
 EVAL_PLOT_FILES = [
     P.PLOT_FILENAMES[name]
     for name in (

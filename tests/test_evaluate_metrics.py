@@ -251,6 +251,7 @@ def test_every_named_plot_has_a_function_and_inputs():
         assert callable(getattr(P, f"plot_{name}"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(PLOT_INPUTS))
 def test_plot_renders_a_png_of_the_expected_size(name):
     fig = PLOT_INPUTS[name]()

@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 import torch
 
-import media_factory as mf
 from mmdeepfake import Detector
 from mmdeepfake.encoders import create_encoder
 from mmdeepfake.encoders.fer2013 import (
@@ -27,6 +26,7 @@ from mmdeepfake.encoders.fer2013 import (
 )
 from mmdeepfake.labels import EMOTIONS
 from mmdeepfake.media import faces, features
+from mmdeepfake.testing import media as mf
 
 # FER2013-order probabilities (angry, disgusted, fearful, happy, sad, surprised, neutral) of
 # fer's quantized tflite model on each input of fer_input().
@@ -109,6 +109,7 @@ def fer_detector() -> Detector:
                     audio_encoder_kwargs={"width": 4, "hidden": 8})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("photo", "emotion"), [(mf.astronaut, "happy"),
                                                 (mf.face_photo, "neutral")])
 def test_predict_reads_real_faces(fer_detector, photo, emotion):
@@ -147,6 +148,7 @@ def test_emotion_order_follows_ours():
         torch.testing.assert_close(ours[:, i], theirs[:, FER2013_LABELS.index(name)])
 
 
+@pytest.mark.slow
 def test_training_leaves_the_frozen_prior_untouched():
     torch.manual_seed(0)
     detector = Detector(image_encoder="fer2013", audio_encoder="cnn_lstm", embed_dim=32,
@@ -175,6 +177,7 @@ def test_training_leaves_the_frozen_prior_untouched():
     torch.testing.assert_close(logits_after, logits_before, rtol=0, atol=0)
 
 
+@pytest.mark.slow
 def test_unfrozen_prior_learns():
     encoder = create_encoder("fer2013", freeze=False).train()
     encoder(torch.randn(2, 3, 224, 224)).emotion_logits.sum().backward()
@@ -182,6 +185,7 @@ def test_unfrozen_prior_learns():
     assert encoder.network.bn1.training
 
 
+@pytest.mark.slow
 def test_saved_detector_reloads_the_prior(fer_detector, tmp_path):
     fer_detector.save_pretrained(tmp_path)
     reloaded = Detector.from_pretrained(str(tmp_path))

@@ -96,6 +96,7 @@ def _load_in_watched_child(folder: Path) -> tuple[dict, int]:
 # --- config.json that asks for a huge model ------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_huge_width_is_refused_before_anything_is_built(saved, tmp_path):
     folder = _copy_with(
         saved, tmp_path / "wide", lambda c: c["image_encoder_kwargs"].update(width=100_000)
@@ -107,6 +108,7 @@ def test_a_huge_width_is_refused_before_anything_is_built(saved, tmp_path):
     assert peak < 800_000_000  # torch and mmdeepfake imported, no weights
 
 
+@pytest.mark.slow
 def test_a_width_in_range_but_too_many_parameters_is_refused(saved, tmp_path):
     # width 512 is within the per-field bound but builds ~700 million parameters (2.8 GB).
     folder = _copy_with(
@@ -154,7 +156,7 @@ def test_num_frames_is_bounded_when_changed_later():
     detector = Detector(**TINY_ARCH)
     with pytest.raises(ConfigError, match="num_frames"):
         detector.with_config(num_frames=0)
-    assert detector.with_config(num_frames=MAX_NUM_FRAMES).config["num_frames"] == MAX_NUM_FRAMES
+    assert detector.with_config(num_frames=MAX_NUM_FRAMES).num_frames == MAX_NUM_FRAMES
 
 
 # --- hf encoders: only safetensors, only hub ids from a config ---------------------------------
@@ -259,6 +261,7 @@ def _offline_env(cache: Path) -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow
 def test_an_unreachable_hub_fails_fast_with_advice(tmp_path):
     script = textwrap.dedent(
         """
@@ -305,11 +308,12 @@ def _finish(process: subprocess.Popen) -> tuple[int, str, str]:
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> Path:
-    import media_factory as mf
+    from mmdeepfake.testing import media as mf
 
     return mf.face_video(tmp_path_factory.mktemp("clip") / "face.mp4", seconds=2.0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "flags, message",
     [
@@ -330,6 +334,7 @@ def test_bad_flags_are_one_line_usage_errors(flags, message, saved, clip):
     assert out == ""
 
 
+@pytest.mark.slow
 def test_an_unwritable_output_is_refused_before_scoring(saved, clip, tmp_path):
     not_a_folder = tmp_path / "file"
     not_a_folder.write_text("a file, so nothing can be created under it")
@@ -343,6 +348,7 @@ def test_an_unwritable_output_is_refused_before_scoring(saved, clip, tmp_path):
         assert "nothing was scored" in err and len(err.splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_an_oserror_on_one_input_is_a_record_and_the_batch_goes_on(saved, clip, tmp_path):
     too_long = tmp_path / ("x" * 300 + ".mp4")  # a file name beyond the system's 255 bytes
     code, out, err = _finish(_predict(
@@ -356,11 +362,12 @@ def test_an_oserror_on_one_input_is_a_record_and_the_batch_goes_on(saved, clip, 
     assert "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_face_advice_names_the_flag_not_the_python_argument(saved, tmp_path):
     import numpy as np
     from PIL import Image
 
-    import media_factory as mf
+    from mmdeepfake.testing import media as mf
 
     sky = np.zeros((120, 160, 3), dtype=np.uint8)
     sky[..., 2] = 200
@@ -387,6 +394,7 @@ def _wait_for_lines(path: Path, count: int, process: subprocess.Popen, limit_s: 
     pytest.fail(f"{path} never reached {count} lines")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["jsonl", "json"])
 def test_ctrl_c_keeps_the_finished_records(saved, clip, tmp_path, fmt):
     import signal
@@ -418,6 +426,7 @@ def test_ctrl_c_keeps_the_finished_records(saved, clip, tmp_path, fmt):
     assert f"{len(records)} finished records" in err
 
 
+@pytest.mark.slow
 def test_a_killed_worker_costs_only_the_input_it_held(saved, clip, tmp_path):
     out = tmp_path / "results.jsonl"
     inputs = [str(clip)] * 6
@@ -512,11 +521,13 @@ def _load_status(url: str, spec: str) -> str:
     return _call_hidden(url, "load_model", [spec, None])[-1]
 
 
+@pytest.mark.slow
 def test_demo_loads_a_folder_under_models_dir(demo):
     status = _load_status(demo, "mine")
     assert status.startswith("**Loaded** `mine`")
 
 
+@pytest.mark.slow
 def test_demo_refuses_everything_else_without_revealing_what_exists(demo, offered, tmp_path):
     outside = offered["outside"]
     refusals = {
@@ -537,12 +548,14 @@ def test_demo_refuses_everything_else_without_revealing_what_exists(demo, offere
     assert str(offered["models"]) not in "".join(refusals.values())
 
 
+@pytest.mark.slow
 def test_demo_refuses_a_crafted_folder_under_models_dir_without_building_it(demo, offered):
     status = _load_status(demo, "wide")
     assert "Could not load" in status and "parameters" in status
     assert str(offered["models"]) not in status
 
 
+@pytest.mark.slow
 def test_demo_escapes_error_messages_in_the_api(demo, tmp_path):
     from gradio_client import Client, handle_file
     from gradio_client.exceptions import AppError
@@ -558,6 +571,7 @@ def test_demo_escapes_error_messages_in_the_api(demo, tmp_path):
     assert "&#x27;bboldb.mp4&#x27;" in message and "'" not in message
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("num_frames", [0, 100_000_000])
 def test_demo_api_bounds_num_frames(demo, clip, num_frames):
     """The frames slider's range (1 to 64) holds for API callers too: Gradio checks it."""
@@ -577,7 +591,8 @@ def test_hub_ids_only_with_allow_hub(saved):
     from mmdeepfake_demo.models import LoadedModel, ModelCatalog, ModelStore
 
     initial = LoadedModel("tiny", {"mid": Detector.from_pretrained(saved)})
-    assert ModelCatalog(allow_hub=True).resolve("user/name") == "user/name"
+    assert ModelCatalog(allow_hub=True).resolve("user/name") == "hf-hub:user/name"
+    assert ModelCatalog(allow_hub=True).resolve("hf-hub:user/name") == "hf-hub:user/name"
     with pytest.raises(CheckpointError, match="not a model this page offers"):
         ModelCatalog(allow_hub=False).resolve("user/name")
     handlers = Handlers(ModelStore(initial, catalog=ModelCatalog(allow_hub=True)))

@@ -23,16 +23,18 @@ import psutil
 import pytest
 import torch
 
-import media_factory as mf
 from memory_watch import tree_high_water_mark
 from mmdeepfake import Detector
 from mmdeepfake.errors import CorruptMediaError, MediaTooLargeError, UnsupportedMediaError
-from mmdeepfake.evidence import Voice, encode_in_batches, fuse_in_batches, window_batches
+from mmdeepfake.evidence import AudioEvidence, encode_in_batches, fuse_in_batches, window_batches
 from mmdeepfake.fusion import FUSIONS
 from mmdeepfake.media import decode, limits
 from mmdeepfake.media.audio import AudioSink
 from mmdeepfake.prediction import Prediction
+from mmdeepfake.testing import media as mf
 from tiny_models import TINY_ARCH
+
+pytestmark = pytest.mark.slow
 
 TESTS = Path(__file__).parent
 SRC = TESTS.parent / "src"
@@ -272,7 +274,7 @@ def test_voice_windows_are_encoded_in_bounded_batches():
     wave = mf.voice_like(15.0)
     from mmdeepfake.media import features
 
-    voice = Voice(wave=wave, windows=features.audio_windows(wave))
+    voice = AudioEvidence(wave=wave, windows=features.audio_windows(wave))
     batches = list(window_batches(voice, batch_windows=3))
     assert len(voice.windows) == 8 and [len(b) for b in batches] == [3, 3, 2]
     with torch.inference_mode():
@@ -306,7 +308,10 @@ def test_segments_fused_in_batches_match_one_call(fusion):
 
 def test_huge_frames_are_refused_before_decoding(tmp_path):
     path = tmp_path / "huge.mp4"
-    make = "import sys, media_factory as mf; mf.huge_frame_video(sys.argv[1], (6000, 6000), 2)"
+    make = (
+        "import sys; from mmdeepfake.testing import media as mf; "
+        "mf.huge_frame_video(sys.argv[1], (6000, 6000), 2)"
+    )
     status, _, stderr, _ = run_watched([sys.executable, "-c", make, str(path)], timeout=120)
     assert status == 0, stderr
     assert path.stat().st_size < 1024**2

@@ -11,6 +11,7 @@ from mmdeepfake.media.faces import FaceDetector
 from tiny_models import TINY_ARCH
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("width", [8, 16])
 def test_resnet_channels_last_inference_matches_training_layout(width):
     torch.manual_seed(0)
@@ -40,4 +41,4 @@ def test_shared_face_detector_is_one_per_device():
 
 def test_detector_runs_face_detection_on_its_own_device():
     detector = Detector(**TINY_ARCH)
-    assert detector._face_detector().device == detector.device
+    assert detector.pipeline.face_detector().device == detector.device

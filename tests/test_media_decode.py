@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import media_factory as mf
 from mmdeepfake.errors import (
     CorruptMediaError,
     MediaNotFoundError,
@@ -29,6 +28,7 @@ from mmdeepfake.media.decode import (
     load_video_audio,
     resample,
 )
+from mmdeepfake.testing import media as mf
 
 
 def _dominant_freq(wave: np.ndarray, rate: int) -> float:

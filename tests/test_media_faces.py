@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-import media_factory as mf
 from mmdeepfake.errors import CheckpointError
 from mmdeepfake.media import faces
 from mmdeepfake.media.faces import FaceBox, FaceDetector, center_crop_face, crop_faces, nms
+from mmdeepfake.testing import media as mf
 
 # Face regions (forehead to chin, cheek to cheek) read off crops of the photos saved as PNG.
 HOPPER_FACE = (175, 120, 345, 340)

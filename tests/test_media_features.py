@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-import media_factory as mf
 from mmdeepfake.media import features as ft
+from mmdeepfake.testing import media as mf
 
 
 def test_window_gives_exactly_128_by_128():

@@ -31,6 +31,7 @@ def inputs(batch: int = 2, faces: int | None = None) -> tuple[torch.Tensor, torc
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fusion", FUSIONS.names())
 def test_model_forward_backward(fusion):
     torch.manual_seed(0)
@@ -48,6 +49,7 @@ def test_model_forward_backward(fusion):
         assert param.grad is not None and torch.isfinite(param.grad).all(), name
 
 
+@pytest.mark.slow
 def test_face_groups_pool_frames_per_window():
     model = EmotionConsistencyModel(**TINY).eval()
     faces, waves = inputs(batch=2, faces=4)
@@ -69,6 +71,7 @@ def test_consistency_is_one_for_identical_emotions():
     torch.testing.assert_close(model.fuse(image, audio).consistency, torch.ones(2))
 
 
+@pytest.mark.slow
 def test_state_dict_round_trip_through_safetensors(tmp_path):
     torch.manual_seed(0)
     model = EmotionConsistencyModel(fusion="attention", **TINY).eval()

@@ -115,6 +115,7 @@ def test_headline_metrics_follow_their_definitions(data, threshold):
         assert m[key] == pytest.approx(value, nan_ok=True), key
 
 
+@pytest.mark.slow
 @FAST
 @given(data=labelled_scores)
 def test_roc_auc_is_the_mann_whitney_statistic(data):
@@ -127,6 +128,7 @@ def test_roc_auc_is_the_mann_whitney_statistic(data):
     assert M.roc_auc(y, s) == pytest.approx(wins / (len(fakes) * len(reals)))
 
 
+@pytest.mark.slow
 @FAST
 @given(data=labelled_scores)
 def test_average_precision_and_eer_match_sklearn_and_the_roc(data):
@@ -143,6 +145,7 @@ def test_average_precision_and_eer_match_sklearn_and_the_roc(data):
     assert threshold in set(s.tolist())
 
 
+@pytest.mark.slow
 @FAST
 @given(data=labelled_scores)
 def test_ranking_metrics_ignore_monotone_rescaling(data):
@@ -174,6 +177,7 @@ def test_fitted_temperature_is_the_nll_minimum(logits, temperature):
 emotion_logits = st.lists(st.floats(-20, 20), min_size=7, max_size=7)
 
 
+@pytest.mark.slow
 @FAST
 @given(a=emotion_logits, b=emotion_logits)
 def test_consistency_is_symmetric_bounded_and_one_on_itself(a, b):
@@ -195,6 +199,7 @@ boxes_strategy = st.lists(
 )
 
 
+@pytest.mark.slow
 @FAST
 @given(rows=boxes_strategy, threshold=st.sampled_from([0.3, 0.5, 0.7]))
 def test_nms_keeps_the_best_and_no_two_overlapping_boxes(rows, threshold):

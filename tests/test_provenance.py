@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import torch
 
-import media_factory as mf
 from mmdeepfake import Detector
 from mmdeepfake.prediction import ModelInfo
+from mmdeepfake.testing import media as mf
 from tiny_models import TINY_ARCH
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,6 +35,7 @@ def pair():
     return mf.face_photo(), mf.voice_like(seconds=2.0)
 
 
+@pytest.mark.slow
 def test_starter_predictions_name_it_and_carry_the_synthetic_caveat(starter, pair):
     pred = starter.predict(image=pair[0], audio=pair[1], on_unfamiliar="warn")
     assert pred.model == ModelInfo(name="starter", training_data=starter.metadata["trained_on"],
@@ -46,6 +47,7 @@ def test_starter_predictions_name_it_and_carry_the_synthetic_caveat(starter, pai
     assert any("trained on synthetic data only" in w for w in alone.warnings)
 
 
+@pytest.mark.slow
 def test_a_model_trained_on_real_data_has_no_synthetic_caveat(pair, tmp_path):
     torch.manual_seed(0)
     detector = Detector(**TINY_ARCH, metadata={"training_data": "recorded interviews",
@@ -58,6 +60,7 @@ def test_a_model_trained_on_real_data_has_no_synthetic_caveat(pair, tmp_path):
     assert not any("synthetic" in w or "random" in w for w in pred.warnings)
 
 
+@pytest.mark.slow
 def test_an_untrained_detector_warns_that_its_weights_are_random(pair):
     torch.manual_seed(0)
     pred = Detector(**TINY_ARCH).predict(image=pair[0], audio=pair[1])
@@ -103,6 +106,7 @@ def test_push_to_hub_uploads_the_models_own_card(monkeypatch, starter):
     assert uploaded["card"] == STARTER_CARD.read_text()
 
 
+@pytest.mark.slow
 def test_cli_records_name_the_model(tmp_path):
     from PIL import Image
 
@@ -122,6 +126,7 @@ def test_cli_records_name_the_model(tmp_path):
     assert all(r["model"]["name"] == "starter" and r["model"]["synthetic"] for r in records)
 
 
+@pytest.mark.slow
 def test_the_page_shows_the_model_and_the_uncertain_banner(starter):
     sys.path.insert(0, str(REPO / "demos"))
     gradio_media = pytest.importorskip("gradio.media")

@@ -39,6 +39,7 @@ def test_unknown_name_lists_the_known_ones():
         reg.create("gamma")
 
 
+@pytest.mark.slow
 def test_library_registries_hold_every_part():
     from mmdeepfake.encoders import ENCODERS
     from mmdeepfake.fusion import FUSIONS

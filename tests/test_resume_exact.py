@@ -23,6 +23,8 @@ from mmdeepfake.train.artifacts import RunArtifacts, checkpoint_from_bytes
 from mmdeepfake.train.config import TrainConfig
 from mmdeepfake.train.fit import FitLoop
 
+pytestmark = pytest.mark.slow
+
 EPOCHS = 3
 COMPARED = ("train_loss", "train_accuracy", "lr", "val_loss", "val_accuracy")
 

@@ -18,11 +18,13 @@ import numpy as np
 import pytest
 import torch
 
-import media_factory as mf
 from mmdeepfake import Detector
 from mmdeepfake.errors import ConfigError, NoAudioTrackError, NoFaceFoundError, SilentAudioError
 from mmdeepfake.media import faces, features
+from mmdeepfake.testing import media as mf
 from tiny_models import TINY_ARCH
+
+pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
 HEAD_TEMPERATURE = {"image": 3.0, "audio": 0.5}

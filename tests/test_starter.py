@@ -35,6 +35,7 @@ def test_starter_ships_small_with_a_card():
     assert config["metadata"]["test_metrics"]["roc_auc"] >= 0.95
 
 
+@pytest.mark.slow
 def test_starter_scores_unseen_synthetic_pairs(unseen_test_set):
     detector = Detector.starter()
     storage = open_storage(unseen_test_set)

@@ -66,6 +66,7 @@ def test_local_round_trip(tmp_path):
         storage.read_bytes("../escape")
 
 
+@pytest.mark.slow
 def test_s3_round_trip_with_prefix(s3_bucket):
     storage = open_storage(s3_bucket.uri("dataset"), endpoint_url=s3_bucket.endpoint_url)
     assert isinstance(storage, S3Storage) and storage.prefix == "dataset/"
@@ -80,6 +81,7 @@ def test_s3_round_trip_with_prefix(s3_bucket):
     assert clone.read_bytes("frames/train/real/a_00.png") == b"\x89PNG-a"
 
 
+@pytest.mark.slow
 def test_s3_list_paginates(s3_bucket, monkeypatch):
     # The moto server runs in this process and reads its page size per request: 4 keys a
     # page stands in for S3's 1000, so 11 keys take three list_objects_v2 calls.
@@ -113,6 +115,7 @@ def test_missing_bucket_is_a_clear_error(s3_server):
         storage.read_bytes("frames/x.png")
 
 
+@pytest.mark.slow
 def test_refused_credentials_are_a_clear_error(s3_bucket, monkeypatch):
     # The server really checks credentials here: moto's IAM auth is switched on, so the
     # fake key "testing" is unknown to it (InvalidAccessKeyId) and a real IAM key with a
@@ -136,6 +139,7 @@ def test_refused_credentials_are_a_clear_error(s3_bucket, monkeypatch):
             fresh.read_bytes("anything")
 
 
+@pytest.mark.slow
 def test_missing_credentials_are_a_clear_error(s3_server, monkeypatch):
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
                  "AWS_SECURITY_TOKEN"):
@@ -170,6 +174,7 @@ def test_parse_uri_and_open_storage_errors():
         open_storage("gs://bucket/x")
 
 
+@pytest.mark.slow
 def test_s3_large_writes_use_multipart(s3_bucket, monkeypatch):
     import mmdeepfake.data.storage as storage_module
 
@@ -185,6 +190,7 @@ def test_s3_large_writes_use_multipart(s3_bucket, monkeypatch):
 # --- readers used by training (boto3, and the CRT client of s3torchconnector) ----------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["boto3", "s3torchconnector", "auto"])
 def test_readers_read_objects_and_raise_typed_errors(s3_bucket, backend):
     storage = open_storage(s3_bucket.uri("data/"), endpoint_url=s3_bucket.endpoint_url)
@@ -222,6 +228,7 @@ def test_auto_reader_prefers_the_crt_client_and_falls_back_to_boto3(s3_bucket, t
 # --- hostile keys and sizes ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["boto3", "s3torchconnector"])
 def test_objects_over_the_size_cap_are_refused(s3_bucket, tmp_path, monkeypatch, backend):
     storage = S3Storage(s3_bucket.name, "data/", endpoint_url=s3_bucket.endpoint_url)
@@ -249,6 +256,7 @@ def test_listing_skips_keys_with_dotdot(s3_bucket, caplog):
     assert "in/x/../../escape.mp4" in caplog.text
 
 
+@pytest.mark.slow
 def test_uri_naming_one_object_lists_that_object(s3_bucket):
     client = s3_bucket.server.client()
     client.put_object(Bucket=s3_bucket.name, Key="in/clips/a.mp4", Body=b"v")

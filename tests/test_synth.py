@@ -64,6 +64,7 @@ def test_voice_prosody_follows_emotion():
     assert angry[0] > 1.5 * sad[0] and angry[1] > sad[1]
 
 
+@pytest.mark.slow
 def test_same_seed_same_bytes_and_layout(tmp_path):
     for name, seed in (("a", 5), ("b", 5), ("c", 6)):
         assert synth_main(["--out", str(tmp_path / name), "--seed", str(seed), *SMALL]) == 0
@@ -89,6 +90,7 @@ def test_same_seed_same_bytes_and_layout(tmp_path):
     assert count_pairs(samples) == (4, 0)  # every frame pairs with its own clip's voice
 
 
+@pytest.mark.slow
 def test_videos_are_decodable_with_audio(tmp_path):
     import av
 
@@ -115,6 +117,7 @@ def test_videos_are_decodable_with_audio(tmp_path):
         make_clip(tmp_path / "x.mp4", "happy", "bored")
 
 
+@pytest.mark.slow
 def test_mixed_variant_artefacts():
     specs = plan_clips(300, 2, "mixed")
     real = [s for s in specs if s.label == 0]
@@ -140,6 +143,7 @@ def test_mixed_variant_artefacts():
         assert np.array_equal(clip.frames, base.frames)
 
 
+@pytest.mark.slow
 def test_cli_writes_dataset_to_s3(s3_bucket):
     code = synth_main(["--out", s3_bucket.uri("dataset/"), "--endpoint-url",
                        s3_bucket.endpoint_url, "--seed", "3", *SMALL])
@@ -153,6 +157,7 @@ def test_cli_writes_dataset_to_s3(s3_bucket):
     assert index.splits() == ["train", "validate", "test"]
 
 
+@pytest.mark.slow
 def test_cli_bad_arguments_exit_nonzero_without_traceback(capsys, tmp_path):
     out = str(tmp_path / "d")
     assert synth_main(["--out", out, "--clips", "0"]) == 2
@@ -177,6 +182,7 @@ def test_cli_bad_arguments_exit_nonzero_without_traceback(capsys, tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_face_detector_finds_synthetic_faces(tmp_path):
     # The frames must work with the real inference path: MTCNN finds the drawn faces, in
     # rendered frames (with mixed-variant artefacts) and in decoded synthetic videos.

@@ -18,6 +18,8 @@ import pytest
 from mmdeepfake.data.synth import plan_clips, render_clip
 from mmdeepfake.labels import NUM_EMOTIONS
 
+pytestmark = pytest.mark.slow
+
 sklearn = pytest.importorskip("sklearn")
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression

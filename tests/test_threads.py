@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-import media_factory as mf
 from mmdeepfake import Detector, threads
 from mmdeepfake.errors import NoAudioTrackError, NoFaceFoundError
+from mmdeepfake.testing import media as mf
 from tiny_models import TINY_ARCH
 
 CPU = torch.device("cpu")
@@ -122,9 +122,10 @@ def clip(tmp_path_factory) -> str:
 def _serial(monkeypatch) -> None:
     """Force every stage onto the calling thread, as on a one-thread budget."""
     monkeypatch.setattr(threads, "may_overlap", lambda device: False)
-    monkeypatch.setattr("mmdeepfake.detector.may_overlap", lambda device: False)
+    monkeypatch.setattr("mmdeepfake.pipeline.may_overlap", lambda device: False)
 
 
+@pytest.mark.slow
 def test_overlapped_prediction_equals_the_serial_one(detector, clip, monkeypatch):
     torch.set_num_threads(2)
     overlapped = detector.predict(clip)
@@ -140,6 +141,7 @@ def test_overlapped_prediction_equals_the_serial_one(detector, clip, monkeypatch
     assert overlapped.warnings == serial.warnings
 
 
+@pytest.mark.slow
 def test_prediction_leaves_the_thread_setting_alone(detector, clip):
     for count in (1, 2):
         torch.set_num_threads(count)
@@ -149,6 +151,7 @@ def test_prediction_leaves_the_thread_setting_alone(detector, clip):
     torch.set_num_threads(2)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("overlap", [True, False])
 def test_the_voice_error_wins_when_both_halves_fail(tmp_path, detector, monkeypatch, overlap):
     """No face and no audio track: the missing audio is reported, overlapped or not."""

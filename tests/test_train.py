@@ -27,6 +27,8 @@ from mmdeepfake.train.artifacts import checkpoint_from_bytes, checkpoint_to_byte
 from mmdeepfake.train.config import TrainConfig, parse_size
 from mmdeepfake.train.memory import MemoryGuard
 
+pytestmark = pytest.mark.slow
+
 DATASET_SUFFIXES = {".png", ".jpg", ".jpeg", ".wav", ".flac", ".mp3", ".ogg", ".mp4"}
 CLIPS = 14  # in all splits: 10 train, 2 validate, 2 test clips of 4 frames each
 TRAIN_PLOTS = ("01_data_distribution", "02_audio_samples", "03_image_samples", "04_loss_curves",

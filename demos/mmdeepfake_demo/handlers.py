@@ -1,6 +1,8 @@
 """What the page's buttons do: run the detector, explain its answer, switch models.
 
-Handlers hold no model logic; they call ``Detector.predict`` and the explanation views. Every
+Handlers hold no model logic; they run the detector's pipeline (``Detector.pipeline.run``, the
+work behind ``Detector.predict``, keeping the face crops and voice it scored for the views) and
+the explanation views. Every
 failure a visitor can cause comes back as ``gr.Error`` carrying the typed error's message (HTML
 escaped, because Gradio renders it as HTML); anything unexpected is logged on the server and
 shown as a short apology, never as a stack trace.
@@ -70,14 +72,17 @@ class Handlers:
         num_frames: float,
         fusion: str | None,
         spec: str | None = None,
-    ) -> dict[str, Any]:
-        """Detect a deepfake in a video; returns the Prediction dictionary. A video without
-        usable sound (or without a face) is scored from the modality it has."""
+    ) -> tuple[dict[str, Any], media.ShownMedia]:
+        """Detect a deepfake in a video; returns the Prediction dictionary (the API's answer)
+        and the crops and voice the views show. A video without usable sound (or without a
+        face) is scored from the modality it has."""
         with shown_in_page("Cannot analyse this video"):
             path = media.checked_path(video, "video")
             detector = self.store.get(spec).detector(fusion)
-            pred = detector.predict(path, threshold=float(threshold), num_frames=int(num_frames))
-            return pred.to_dict()
+            result = detector.pipeline.run(
+                path, threshold=float(threshold), num_frames=int(num_frames), keep_media=True
+            )
+            return result.prediction.to_dict(), media.shown_media(result)
 
     def detect_pair(
         self,
@@ -86,14 +91,20 @@ class Handlers:
         threshold: float,
         fusion: str | None,
         spec: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], media.ShownMedia]:
         """Detect a deepfake in a face image, a voice recording, or both; returns the Prediction
-        dictionary. With one of them alone the verdict comes from that modality's own head."""
+        dictionary (the API's answer) and the crops and voice the views show. With one of them
+        alone the verdict comes from that modality's own head."""
         with shown_in_page("Cannot analyse this face and voice"):
             given = _given(image, audio)
             detector = self.store.get(spec).detector(fusion)
-            pred = detector.predict(**given, threshold=float(threshold))
-            return pred.to_dict()
+            result = detector.pipeline.run(
+                image=given.get("image"),
+                audio=given.get("audio"),
+                threshold=float(threshold),
+                keep_media=True,
+            )
+            return result.prediction.to_dict(), media.shown_media(result)
 
     # --- explanation views ---------------------------------------------------------------------
 
@@ -102,29 +113,19 @@ class Handlers:
         """The verdict label and its one-paragraph reading, shown as soon as detection ends."""
         return views.verdict_label(pred), views.verdict_markdown(pred)
 
-    def explain_video(self, pred: dict[str, Any], video: str, num_frames: float) -> tuple:
-        with shown_in_page("Cannot draw the explanation"):
-            path = media.checked_path(video, "video")
-            crops, wave = media.video_media(path, pred, int(num_frames))
-            return self._explanation(pred, crops, wave)
-
-    def explain_pair(self, pred: dict[str, Any], image: str, audio: str) -> tuple:
-        with shown_in_page("Cannot draw the explanation"):
-            given = _given(image, audio)
-            crops, wave = media.pair_media(given.get("image"), given.get("audio"), pred)
-            return self._explanation(pred, crops, wave)
-
     @staticmethod
-    def _explanation(pred: dict[str, Any], crops, wave) -> tuple:
-        duration = float(pred.get("duration") or 0.0)
-        return (
-            views.emotion_figure(pred),
-            views.timeline_figure(pred),
-            views.gallery_items(crops, pred),
-            views.spectrogram_image(media.log_mel(wave), duration, pred["segments"]),
-            views.scores_markdown(pred),
-            views.warnings_markdown(pred),
-        )
+    def explain(pred: dict[str, Any], shown: media.ShownMedia) -> tuple:
+        """Every explanation view, from the prediction and the media detection kept."""
+        with shown_in_page("Cannot draw the explanation"):
+            duration = float(pred.get("duration") or 0.0)
+            return (
+                views.emotion_figure(pred),
+                views.timeline_figure(pred),
+                views.gallery_items(shown.crops, pred),
+                views.spectrogram_image(media.log_mel(shown.wave), duration, pred["segments"]),
+                views.scores_markdown(pred),
+                views.warnings_markdown(pred),
+            )
 
     @staticmethod
     def cleared() -> tuple:
@@ -156,7 +157,7 @@ class Handlers:
             description,
             fusion_dropdown(model),
             gr.update(value=detector.threshold),
-            gr.update(value=int(detector.config.get("num_frames", 16))),
+            gr.update(value=detector.num_frames),
         )
 
 

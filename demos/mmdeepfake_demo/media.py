@@ -1,21 +1,26 @@
 """Media the explanation views need besides the prediction: face crops and the voice.
 
-The detector reports *where* the faces were (frame index and box) but keeps no pixels, so the
-page decodes the same frames again with :mod:`mmdeepfake.media` and crops them. Paths are
-checked first: the page only ever reads files that arrived through its own upload area.
+Detection asks the detector's pipeline to hand back the face crops and the voice it scored
+(``DetectionPipeline.run(..., keep_media=True)``), so the views show exactly what the model
+read without decoding the upload a second time; :class:`ShownMedia` carries them, shrunk to
+the gallery's size, from detection to the views. Paths are checked first: the page only ever
+reads files that arrived through its own upload area.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mmdeepfake.errors import MediaNotFoundError
+
+if TYPE_CHECKING:
+    from mmdeepfake.pipeline import PipelineResult
 
 GALLERY_SIZE = 160
 
@@ -55,42 +60,33 @@ def without_upload_folders(message: str) -> str:
     return re.sub(folders, "", message)
 
 
-def _crops(frames: Sequence[np.ndarray], faces: Sequence[dict[str, Any]]) -> np.ndarray:
-    from mmdeepfake.media.faces import FaceBox, crop_faces
+@dataclass(frozen=True)
+class ShownMedia:
+    """What the views show of one detection: the face crops, in the order of the prediction's
+    ``faces`` and sized for the gallery, and the 16 kHz mono voice (empty when none was
+    scored)."""
 
-    chosen = [frames[f["frame_index"]] for f in faces if 0 <= f["frame_index"] < len(frames)]
-    boxes = [FaceBox(*f["box"], f["score"]) for f in faces if 0 <= f["frame_index"] < len(frames)]
-    if not chosen:
+    crops: np.ndarray
+    wave: np.ndarray
+
+
+def shown_media(result: PipelineResult) -> ShownMedia:
+    """The crops and voice a pipeline run kept (``keep_media=True``), crops resized for the
+    gallery so a page session holds thumbnails, not the model's full-size crops."""
+    if result.crops is None or result.wave is None:
+        raise ValueError("the pipeline run did not keep its media; pass keep_media=True")
+    return ShownMedia(crops=_thumbnails(result.crops), wave=result.wave)
+
+
+def _thumbnails(crops: np.ndarray) -> np.ndarray:
+    from PIL import Image
+
+    if len(crops) == 0:
         return np.zeros((0, GALLERY_SIZE, GALLERY_SIZE, 3), dtype=np.uint8)
-    return crop_faces(chosen, boxes, size=GALLERY_SIZE)
-
-
-def video_media(path: str, pred: dict[str, Any], num_frames: int) -> tuple[np.ndarray, np.ndarray]:
-    """(face crops in the order of ``pred["faces"]``, 16 kHz mono voice) of a video."""
-    from mmdeepfake.media import decode, features
-
-    # A clip without sound (or with silent sound) is scored from its faces alone: show it too.
-    clip = decode.load_video(
-        path, num_frames=num_frames, sample_rate=features.SAMPLE_RATE, require_audio=False
+    size = (GALLERY_SIZE, GALLERY_SIZE)
+    return np.stack(
+        [np.asarray(Image.fromarray(crop).resize(size, Image.Resampling.BILINEAR)) for crop in crops]
     )
-    wave = clip.audio if clip.audio is not None else np.zeros(0, dtype=np.float32)
-    return _crops(list(clip.frames), pred["faces"]), wave
-
-
-def pair_media(
-    image: str | None, audio: str | None, pred: dict[str, Any]
-) -> tuple[np.ndarray, np.ndarray]:
-    """(face crops, 16 kHz mono voice) of a face image and a voice recording, either of which
-    may be missing (no crops, or an empty voice)."""
-    from mmdeepfake.media import decode, features
-
-    frames = [decode.load_image(image)] if image is not None else []
-    wave = (
-        decode.load_audio(audio, sample_rate=features.SAMPLE_RATE, check_silence=False)
-        if audio is not None
-        else np.zeros(0, dtype=np.float32)
-    )
-    return _crops(frames, pred["faces"]), wave
 
 
 def log_mel(wave: np.ndarray) -> np.ndarray:

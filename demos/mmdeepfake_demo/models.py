@@ -1,11 +1,11 @@
 """Which detectors the page runs, and what it tells people about them.
 
-A page session picks a *model spec*: ``"starter"`` (the bundled model), a local folder or a
-Hugging Face Hub id. A spec loads into a :class:`LoadedModel`: one detector, or — for a folder
-whose sub-folders each hold a saved detector, such as the output of a fusion sweep — one
-detector per fusion strategy, so the page can offer the strategy as a setting. Loaded models
-are shared by every session through a small :class:`ModelStore` cache, because each weighs
-tens of megabytes and takes seconds to load.
+A page session picks a *model spec*: any spelling :func:`mmdeepfake.load_detector` takes
+(``"starter"``, a local folder, ``hf-hub:ORG/NAME``, ``s3://...``). A spec loads into a
+:class:`LoadedModel`: one detector, or — for a folder whose sub-folders each hold a saved
+detector, such as the output of a fusion sweep — one detector per fusion strategy, so the page
+can offer the strategy as a setting. Loaded models are shared by every session through a small
+:class:`ModelStore` cache, because each weighs tens of megabytes and takes seconds to load.
 
 Visitors reach only what the operator offered (a :class:`ModelCatalog`): the starter, the model
 the page started with, folders under ``--models-dir``, and hub ids with ``--allow-hub``. Any
@@ -26,13 +26,13 @@ from typing import TYPE_CHECKING, Any
 
 from mmdeepfake.config_check import is_hub_id
 from mmdeepfake.errors import LOCAL_MODEL_FOLDER, CheckpointError, MmDeepfakeError
+from mmdeepfake.loading import HUB_PREFIX, STARTER
 
 if TYPE_CHECKING:
     from mmdeepfake import Detector
 
 log = logging.getLogger("mmdeepfake_demo")
 
-STARTER = "starter"
 UNTRAINED = "untrained"
 
 STARTER_NOTE = (
@@ -82,8 +82,8 @@ class LoadedModel:
         if self.notice:
             lines.append(f"> **Notice:** {html.escape(self.notice)}")
         lines.append(
-            f"image encoder `{config['image_encoder']}` · audio encoder "
-            f"`{config['audio_encoder']}` · fusion {', '.join(f'`{f}`' for f in self.fusions)} · "
+            f"image encoder `{config.image_encoder}` · audio encoder "
+            f"`{config.audio_encoder}` · fusion {', '.join(f'`{f}`' for f in self.fusions)} · "
             f"threshold {det.threshold:.2f} · temperature {det.temperature:.2f}"
         )
         facts = _metadata_facts(det.metadata)
@@ -108,27 +108,26 @@ def _metadata_facts(metadata: dict[str, Any]) -> list[str]:
 
 
 def load_model(spec: str | None) -> LoadedModel:
-    """Load ``"starter"`` (the default), a saved-detector folder, a folder of them, or a hub id.
+    """Load ``"starter"`` (the default), any model spec of :func:`mmdeepfake.load_detector`, or
+    a folder of saved-detector folders (one per fusion strategy).
 
     Raises:
         CheckpointError: the spec names nothing loadable; the message says what was tried.
+        ConfigError: the spec is malformed; the message lists the accepted spellings.
     """
-    from mmdeepfake import Detector
+    from mmdeepfake import load_detector
 
     spec = (spec or STARTER).strip()
-    if spec == STARTER:
-        detector = Detector.starter()
-        return LoadedModel(STARTER, {detector.fusion_name: detector})
     folder = Path(spec).expanduser()
-    if folder.is_dir() and not (folder / "config.json").is_file():
+    if spec != STARTER and folder.is_dir() and not (folder / "config.json").is_file():
         return LoadedModel(spec, _load_family(folder))
-    detector = Detector.from_pretrained(spec)
+    detector = load_detector(spec)
     return LoadedModel(spec, {detector.fusion_name: detector})
 
 
 def _load_family(folder: Path) -> dict[str, Detector]:
     """One detector per sub-folder holding a config.json, keyed by its fusion strategy."""
-    from mmdeepfake import Detector
+    from mmdeepfake import load_detector
 
     members = sorted(p for p in folder.iterdir() if (p / "config.json").is_file())
     if not members:
@@ -138,7 +137,7 @@ def _load_family(folder: Path) -> dict[str, Detector]:
         )
     detectors: dict[str, Detector] = {}
     for member in members:
-        detector = Detector.from_pretrained(member)
+        detector = load_detector(member)
         name = detector.fusion_name
         detectors[name if name not in detectors else f"{name} ({member.name})"] = detector
     return detectors
@@ -158,7 +157,9 @@ class ModelCatalog:
 
     ``models_dir``: folders under it are offered by their name relative to it (``"mine"``,
     ``"sweep/late"``); nothing outside it, through ``..``, an absolute path or a symbolic link.
-    ``allow_hub``: hub ids ("owner/name") may be loaded too (they are downloaded).
+    ``allow_hub``: hub ids ("owner/name" or "hf-hub:owner/name") may be loaded too (they are
+    downloaded); they resolve to the explicit ``hf-hub:`` spelling, so a server folder that
+    happens to share a hub id's name is never loaded in its place.
     """
 
     models_dir: Path | None = None
@@ -166,7 +167,8 @@ class ModelCatalog:
     MAX_LISTED = 20
 
     def resolve(self, spec: str) -> str:
-        """What to load for a visitor's ``spec``: ``"starter"``, a folder path, or a hub id.
+        """What to load for a visitor's ``spec``: ``"starter"``, a folder path, or
+        ``hf-hub:owner/name``.
 
         Raises:
             CheckpointError: the spec is not offered; the message is the same whether or not
@@ -178,8 +180,9 @@ class ModelCatalog:
         folder = self._folder(spec)
         if folder is not None:
             return str(folder)
-        if self.allow_hub and is_hub_id(spec) and "/" in spec:
-            return spec
+        repo_id = spec.removeprefix(HUB_PREFIX)
+        if self.allow_hub and is_hub_id(repo_id) and "/" in repo_id:
+            return HUB_PREFIX + repo_id
         raise CheckpointError(self._refusal(spec), hint=LOCAL_MODEL_FOLDER)
 
     def _folder(self, spec: str) -> Path | None:

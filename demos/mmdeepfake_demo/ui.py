@@ -1,9 +1,10 @@
 """The page layout and its wiring: ``build_app`` makes the Blocks, ``launch`` serves them.
 
 Detection runs as a chain of events so that the API stays clean and the verdict shows early:
-clear the old results → detect (the named API endpoint, returning the Prediction dictionary) →
-show the verdict → draw the explanation views (decoding frames again and plotting takes longer
-than the verdict a visitor waits for).
+clear the old results → detect (the named API endpoint, returning the Prediction dictionary,
+and keeping the face crops and voice it scored in the page session's state, which the API
+does not expose) → show the verdict → draw the explanation views from that state (plotting
+takes longer than the verdict a visitor waits for).
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ def build_app(
 
     with gr.Blocks(title="mmdeepfake — audio-visual deepfake detection") as app:
         spec = gr.State(None)  # None: the model the page started with
+        shown = gr.State(None)  # the face crops and voice of the last detection, for the views
         gr.Markdown(
             "# mmdeepfake: is this face and voice a deepfake?\n"
             "The detector reads the emotion on the face and in the voice and checks that they "
@@ -142,7 +144,7 @@ def build_app(
                     num_frames = gr.Slider(
                         1,
                         MAX_FRAMES,
-                        value=int(detector.config.get("num_frames", 16)),
+                        value=detector.num_frames,
                         step=1,
                         label="Frames to sample from a video",
                     )
@@ -201,7 +203,7 @@ def build_app(
         views = [emotions_plot, timeline_plot, gallery, spectrogram, scores, warnings]
         limits = {"concurrency_limit": CONCURRENCY_LIMIT, "concurrency_id": "detector"}
 
-        def wire(button, detect_fn, detect_inputs, api_name, explain_fn, explain_inputs):
+        def wire(button, detect_fn, detect_inputs, api_name):
             """Clear old results, detect (the named API endpoint), then show the evidence."""
             (
                 button.click(
@@ -212,7 +214,7 @@ def build_app(
                     queue=False,
                     api_visibility="private",
                 )
-                .then(detect_fn, detect_inputs, prediction, api_name=api_name, **limits)
+                .then(detect_fn, detect_inputs, [prediction, shown], api_name=api_name, **limits)
                 .success(
                     handlers.verdict,
                     prediction,
@@ -220,7 +222,8 @@ def build_app(
                     queue=False,
                     api_visibility="private",
                 )
-                .success(explain_fn, explain_inputs, views, api_visibility="private", **limits)
+                .success(handlers.explain, [prediction, shown], views, api_visibility="private",
+                         **limits)
             )
 
         wire(
@@ -228,16 +231,12 @@ def build_app(
             handlers.detect,
             [video, threshold, num_frames, fusion, spec],
             "detect",
-            handlers.explain_video,
-            [prediction, video, num_frames],
         )
         wire(
             pair_button,
             handlers.detect_pair,
             [image, audio, threshold, fusion, spec],
             "detect_pair",
-            handlers.explain_pair,
-            [prediction, image, audio],
         )
         load_button.click(
             handlers.load_model,

@@ -21,6 +21,7 @@ _LAZY = {
     "ENCODERS": "mmdeepfake.encoders",
     "FUSIONS": "mmdeepfake.fusion",
     "MmDeepfakeError": "mmdeepfake.errors",
+    "load_detector": "mmdeepfake.loading",
 }
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "Prediction",
     "Segment",
     "__version__",
+    "load_detector",
 ]
 
 if TYPE_CHECKING:
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
     from mmdeepfake.encoders import ENCODERS
     from mmdeepfake.errors import MmDeepfakeError
     from mmdeepfake.fusion import FUSIONS
+    from mmdeepfake.loading import load_detector
     from mmdeepfake.prediction import Face, Prediction, Segment
 
 

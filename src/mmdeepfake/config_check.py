@@ -18,6 +18,7 @@ hub-id-shaped name that exists as a folder here) is refused unless the caller pa
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import numbers
@@ -54,6 +55,7 @@ _DETECTOR_FIELDS = {
     "threshold",
     "temperature",
     "num_frames",
+    "preprocess",
     "metadata",
 }
 _HF_ENCODERS = ("hf_image", "hf_audio")
@@ -168,10 +170,113 @@ def check_config(
             raise ConfigError(f"temperature must be a positive number, got {temperature!r}")
     if "num_frames" in checked:
         checked["num_frames"] = check_num_frames(checked["num_frames"])
+    if "preprocess" in checked:
+        section = checked["preprocess"]
+        if not isinstance(section, Mapping):
+            raise ConfigError(f"preprocess must be a JSON object, got {type(section).__name__}")
+        checked["preprocess"] = check_preprocess(section)
     for role in ("image", "audio"):
         if checked.get(f"{role}_encoder") in _HF_ENCODERS and f"{role}_encoder_kwargs" in from_file:
             _refuse_local_model_id(checked.get(f"{role}_encoder_kwargs") or {}, role)
     return checked
+
+
+# Bounds of the preprocessing settings. Crops up to 512 pixels and the detector's frame limit
+# keep one video's face batch below a gigabyte; the face detector's bounds keep its pyramid short.
+_PREPROCESS_INTS: dict[str, tuple[int, int]] = {
+    "image_size": (16, 512),
+    "sample_rate": (1, 192_000),
+    "n_mels": (1, 1024),
+    "n_fft": (2, 1 << 16),
+    "hop_length": (1, 1 << 16),
+    "window_frames": (2, 4096),
+    "min_face_size": (1, 4096),
+    "face_detect_side": (32, 4096),
+}
+_MAX_FACE_MARGIN = 3.0
+_FACE_SCALE_FACTOR = (0.5, 0.9)
+#: Settings the feature code is not parametric in: the audio encoders take a 128 x 128 log-mel
+#: image of a 16 kHz window (mmdeepfake.media.features), so another value cannot be honoured.
+FIXED_PREPROCESS = ("sample_rate", "n_mels", "n_fft", "hop_length", "window_frames")
+
+
+def check_preprocess(section: Mapping[str, Any]) -> dict[str, Any]:
+    """Check a ``preprocess`` section; return it as ``PreprocessConfig`` arguments.
+
+    Missing keys are left out (they take the defaults). Lists become tuples.
+
+    Raises:
+        ConfigError: an unknown key, a value out of range, or an audio front-end setting other
+            than the one the feature code implements.
+    """
+    from mmdeepfake.config import PreprocessConfig
+
+    defaults = {f.name: f.default for f in dataclasses.fields(PreprocessConfig)}
+    known = set(defaults)
+    unknown = sorted(set(section) - known)
+    if unknown:
+        raise ConfigError(f"unknown preprocess settings {unknown}; known: {sorted(known)}")
+    checked: dict[str, Any] = {}
+    for key, value in section.items():
+        name = f"preprocess.{key}"
+        if key in _PREPROCESS_INTS:
+            low, high = _PREPROCESS_INTS[key]
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ConfigError(
+                    f"{name} must be a whole number between {low} and {high}, got {value!r}"
+                )
+        elif key == "num_frames":
+            value = check_num_frames(value, name)
+        elif key in ("image_mean", "image_std", "face_thresholds"):
+            value = _check_triple(value, name, positive=key == "image_std")
+        elif key == "face_margin":
+            if value is not None and (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not 0 <= value <= _MAX_FACE_MARGIN
+            ):
+                raise ConfigError(
+                    f"{name} must be null (the image encoder's own margin) or a number between "
+                    f"0 and {_MAX_FACE_MARGIN}, got {value!r}"
+                )
+            value = None if value is None else float(value)
+        elif key == "face_scale_factor":
+            low_f, high_f = _FACE_SCALE_FACTOR
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not low_f <= value <= high_f
+            ):
+                raise ConfigError(f"{name} must be a number between {low_f} and {high_f}, got {value!r}")
+            value = float(value)
+        if key in FIXED_PREPROCESS and value != defaults[key]:
+            raise ConfigError(
+                f"{name} is {value!r}, but mmdeepfake's audio front end is fixed at "
+                f"{defaults['sample_rate']} Hz, {defaults['n_mels']} mel bands, n_fft "
+                f"{defaults['n_fft']}, hop {defaults['hop_length']} and "
+                f"{defaults['window_frames']}-column windows (the audio encoders take a "
+                f"{defaults['n_mels']} x {defaults['window_frames']} log-mel image): this "
+                "model's preprocessing cannot be reproduced"
+            )
+        checked[key] = value
+    return checked
+
+
+def _check_triple(value: Any, name: str, *, positive: bool) -> tuple[float, float, float]:
+    """Three finite numbers in [0, 1] (in (0, 1] when ``positive``), as a tuple."""
+    if (
+        not isinstance(value, (list, tuple))
+        or len(value) != 3
+        or not all(
+            not isinstance(v, bool)
+            and isinstance(v, (int, float))
+            and (0 < v <= 1 if positive else 0 <= v <= 1)
+            for v in value
+        )
+    ):
+        bounds = "(0, 1]" if positive else "[0, 1]"
+        raise ConfigError(f"{name} must be three numbers in {bounds}, got {value!r}")
+    return (float(value[0]), float(value[1]), float(value[2]))
 
 
 def _check_int(value: Any, name: str) -> None:
@@ -194,7 +299,7 @@ def _check_values(value: Any, name: str, depth: int) -> None:
     elif isinstance(value, str):
         if len(value) > 1000:
             raise ConfigError(f"{name} is a string of {len(value)} characters; at most 1000")
-    elif isinstance(value, (list, dict)):
+    elif isinstance(value, (list, tuple, dict)):
         if len(value) > _MAX_ITEMS:
             raise ConfigError(f"{name} has {len(value)} items; at most {_MAX_ITEMS}")
         if name.endswith("depths") and (

@@ -3,57 +3,28 @@
 from __future__ import annotations
 
 import json
-import numbers
 import os
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from importlib import resources
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from huggingface_hub import PyTorchModelHubMixin
 
-from mmdeepfake import config_check, model_files
-from mmdeepfake import evidence as evidence_lib
+from mmdeepfake import config_check
+from mmdeepfake.config import DetectorConfig, PreprocessConfig
 from mmdeepfake.config_check import check_num_frames, check_probability
-from mmdeepfake.domain import DomainCheck
-from mmdeepfake.encoders import EncoderOutput
-from mmdeepfake.errors import (
-    CheckpointError,
-    ConfigError,
-    MmDeepfakeError,
-    NoAudioTrackError,
-    NoFaceFoundError,
-    SilentAudioError,
-)
-from mmdeepfake.labels import EMOTIONS
-from mmdeepfake.media import features
+from mmdeepfake.errors import CheckpointError, ConfigError, MmDeepfakeError
 from mmdeepfake.media.decode import MediaSource
 from mmdeepfake.model import EmotionConsistencyModel, ModelOutput
 from mmdeepfake.model_card import build_model_card
 from mmdeepfake.model_files import CONFIG_NAME, WEIGHTS_NAME
-from mmdeepfake.prediction import Face, ModelInfo, Prediction, Segment
-from mmdeepfake.threads import may_overlap, run_alongside, torch_threads
+from mmdeepfake.pipeline import DetectionPipeline
+from mmdeepfake.prediction import ModelInfo, Prediction
 
 CARD_NAME = "README.md"
-MODALITIES = ("image", "audio")
 UNTRAINED = "untrained"
-ON_UNFAMILIAR = ("uncertain", "warn")
-REQUIRE = ("any", "both")
-# A one-modality head below this validation ROC-AUC is reported as not informative.
-INFORMATIVE_AUC = 0.6
-# Errors meaning that a modality is simply not in the input (not that the input is broken):
-# with require="any" the other modality is scored alone.
-_MISSING_MODALITY = (NoAudioTrackError, SilentAudioError, NoFaceFoundError)
-_ABSENCE = {
-    NoAudioTrackError: "the video has no sound track",
-    SilentAudioError: "the sound is silent",
-    NoFaceFoundError: "no face was found",
-}
-_NOUN = {"image": "face", "audio": "voice"}
 
 
 class Detector(
@@ -67,9 +38,10 @@ class Detector(
     """Decides whether a talking-face clip (or a face plus a voice) is real or a deepfake.
 
     The model reads the emotion on the face and in the voice and asks whether they agree;
-    ``predict`` returns the verdict with that evidence. Every constructor argument is stored in
-    ``config.json`` by :meth:`save_pretrained`, so a saved folder or hub repo rebuilds the exact
-    architecture.
+    ``predict`` returns the verdict with that evidence. Every constructor argument is held in
+    :attr:`config` (a :class:`~mmdeepfake.config.DetectorConfig`) and stored in ``config.json``
+    by :meth:`save_pretrained`, so a saved folder or hub repo rebuilds the exact architecture
+    and preprocesses media as the model was trained to see them.
 
     Args:
         image_encoder / audio_encoder / fusion: registry names (see ``mmdeepfake.ENCODERS`` and
@@ -77,9 +49,19 @@ class Detector(
         *_kwargs: options of those components (for example ``{"width": 16}`` for a small ResNet).
         threshold: fake probability at or above which the verdict is "fake".
         temperature: calibration temperature applied to the fused logit (fitted by training).
-        num_frames: frames sampled evenly from a video.
+        preprocess: how media become inputs (crop size and normalisation, frames per video,
+            face framing and face-detector settings); a PreprocessConfig or a mapping of its
+            fields. Default: ``PreprocessConfig()``.
+        num_frames: frames sampled evenly from a video (replaces ``preprocess.num_frames``).
         metadata: free-form facts about the weights (training data, metrics) kept in the config.
+
+    Raises:
+        ConfigError: a setting out of range, or preprocessing the image encoder cannot take.
     """
+
+    model: EmotionConsistencyModel
+    name: str
+    card: str | None
 
     def __init__(
         self,
@@ -94,16 +76,16 @@ class Detector(
         dropout: float = 0.1,
         threshold: float = 0.5,
         temperature: float = 1.0,
-        num_frames: int = 16,
+        preprocess: PreprocessConfig | Mapping[str, Any] | None = None,
+        num_frames: int | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        threshold = check_probability(threshold, "threshold")
-        if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
-            raise ConfigError(f"temperature must be a number, got {temperature!r}")
-        if not temperature > 0:
-            raise ConfigError(f"temperature must be positive, got {temperature!r}")
-        num_frames = check_num_frames(num_frames)
+        if isinstance(preprocess, Mapping):
+            preprocess = PreprocessConfig.from_dict(preprocess)
+        preprocess = preprocess or PreprocessConfig()
+        if num_frames is not None:
+            preprocess = replace(preprocess, num_frames=check_num_frames(num_frames))
         self.model = EmotionConsistencyModel(
             image_encoder=image_encoder,
             audio_encoder=audio_encoder,
@@ -114,33 +96,69 @@ class Detector(
             embed_dim=embed_dim,
             dropout=dropout,
         )
-        self.config: dict[str, Any] = {
+        #: Everything config.json holds; replaced (never edited) by :meth:`with_config`.
+        self.config = DetectorConfig(
             **self.model.config,
-            "threshold": threshold,
-            "temperature": temperature,
-            "num_frames": num_frames,
-            "metadata": dict(metadata or {}),
-        }
+            preprocess=_fitting(preprocess, self.model),
+            threshold=threshold,
+            temperature=temperature,
+            metadata=dict(metadata or {}),
+        )
         self.name = "untrained"
         self.eval()
+
+    @classmethod
+    def from_config(cls, config: DetectorConfig) -> Detector:
+        """A detector with random weights built from ``config``."""
+        return cls(
+            **config.architecture(),
+            preprocess=config.preprocess,
+            threshold=config.threshold,
+            temperature=config.temperature,
+            metadata=config.metadata,
+        )
+
+    @classmethod
+    def from_architecture(cls, name: str, **overrides: Any) -> Detector:
+        """A detector with random weights of a named architecture (``tiny``, ``starter``,
+        ``base``: see :func:`mmdeepfake.architectures.list_architectures`); ``overrides``
+        replace config fields, for example ``fusion="attention"`` or ``num_frames=8``."""
+        from mmdeepfake.architectures import architecture_config
+
+        return cls.from_config(architecture_config(name).replace(**overrides))
 
     # --- properties --------------------------------------------------------------------------
 
     @property
     def fusion_name(self) -> str:
-        return self.config["fusion"]
+        return self.config.fusion
 
     @property
     def threshold(self) -> float:
-        return float(self.config["threshold"])
+        return float(self.config.threshold)
 
     @property
     def temperature(self) -> float:
-        return float(self.config["temperature"])
+        return float(self.config.temperature)
 
     @property
     def metadata(self) -> dict[str, Any]:
-        return self.config["metadata"]
+        return self.config.metadata
+
+    @property
+    def preprocess(self) -> PreprocessConfig:
+        return self.config.preprocess
+
+    @property
+    def num_frames(self) -> int:
+        """Frames sampled from a video when ``predict`` is not told otherwise."""
+        return self.config.preprocess.num_frames
+
+    @property
+    def face_margin(self) -> float:
+        """The framing of face crops: the saved ``preprocess.face_margin``, else the image
+        encoder's declared margin (``EmotionEncoder.face_margin``)."""
+        return self.pipeline.face_margin
 
     @property
     def device(self) -> torch.device:
@@ -151,16 +169,23 @@ class Detector(
         return self.model(faces, waves)
 
     def with_config(self, **changes: Any) -> Detector:
-        """Update calibration or metadata fields in place (threshold, temperature, metadata)."""
-        allowed = {"threshold", "temperature", "num_frames", "metadata"}
+        """Change calibration, metadata or preprocessing in place (threshold, temperature,
+        metadata, num_frames, preprocess: a PreprocessConfig, or a mapping of the preprocess
+        fields to change). The architecture is fixed once built."""
+        allowed = {"threshold", "temperature", "num_frames", "metadata", "preprocess"}
         unknown = set(changes) - allowed
         if unknown:
-            raise ConfigError(f"cannot change {sorted(unknown)} after construction; allowed: {sorted(allowed)}")
+            raise ConfigError(
+                f"cannot change {sorted(unknown)} after construction; allowed: {sorted(allowed)}"
+            )
         if "num_frames" in changes:
             changes["num_frames"] = check_num_frames(changes["num_frames"])
         if "threshold" in changes:
             changes["threshold"] = check_probability(changes["threshold"], "threshold")
-        self.config.update(changes)
+        if isinstance(changes.get("preprocess"), Mapping):
+            changes["preprocess"] = {**self.preprocess.to_dict(), **changes["preprocess"]}
+        config = self.config.replace(**changes)
+        self.config = replace(config, preprocess=_fitting(config.preprocess, self.model))
         return self
 
     # --- persistence -------------------------------------------------------------------------
@@ -171,7 +196,7 @@ class Detector(
         save_model(self, str(Path(save_directory) / WEIGHTS_NAME))
         # Written here rather than by the hub mixin, which would record the constructor
         # arguments as passed and lose calibration fitted after construction.
-        (Path(save_directory) / CONFIG_NAME).write_text(json.dumps(self.config, indent=2))
+        (Path(save_directory) / CONFIG_NAME).write_text(json.dumps(self.config.to_dict(), indent=2))
         # The card too: a model loaded with its own card (the starter's "synthetic data only"
         # note, a card edited by hand) keeps it; the mixin would write a generic one instead.
         # push_to_hub saves through here, so the uploaded card is the same.
@@ -183,7 +208,7 @@ class Detector(
         card = getattr(self, "card", None)
         if card:
             return card
-        return build_model_card(self.config)
+        return build_model_card(self.config.to_dict())
 
     @classmethod
     def from_pretrained(
@@ -198,40 +223,64 @@ class Detector(
         map_location: str = "cpu",
         **overrides: Any,
     ) -> Detector:
-        """Load a detector from a local folder or a Hugging Face Hub repo id.
+        """Load a detector: the hub mixin's name for :func:`mmdeepfake.load_detector`.
 
-        Only ``model.safetensors`` is read (never a pickle). ``config.json`` is checked before
-        anything is built (see :mod:`mmdeepfake.config_check`): its values and the size of
-        the model they imply, then the weights' shapes from the safetensors header, so a
-        crafted config cannot allocate more than its weights file holds. ``overrides`` replace
-        config values (for example ``image_encoder_kwargs={"model_id": FOLDER}`` to name a
-        local Hugging Face model that the config may not name itself).
+        ``pretrained_model_name_or_path`` is any model spec :func:`mmdeepfake.load_detector`
+        takes: a local folder, ``hf-hub:ORG/NAME`` (or a bare ``ORG/NAME`` when no such folder
+        exists), ``s3://BUCKET/PREFIX`` or ``starter``. ``overrides`` replace config values
+        (for example ``image_encoder_kwargs={"model_id": FOLDER}`` to name a local Hugging Face
+        model that the config may not name itself).
 
         Raises:
             CheckpointError: no such folder or repo, unreadable or mismatched files.
             HubUnreachableError: a hub id while the hub does not answer (within a few seconds).
-            ConfigError: config values out of range.
+            ConfigError: a malformed spec, or config values out of range.
         """
-        from safetensors.torch import load_file
+        # loading builds Detectors, so it is imported on use rather than above.
+        from mmdeepfake.loading import load_as
 
-        source = str(pretrained_model_name_or_path)
-        config_path, weights_path = model_files.locate(
-            source,
+        return load_as(
+            cls,
+            pretrained_model_name_or_path,
             revision=revision,
             cache_dir=cache_dir,
             force_download=force_download,
             token=token,
             local_files_only=local_files_only,
+            map_location=map_location,
+            **overrides,
         )
+
+    @classmethod
+    def _from_files(
+        cls,
+        config_path: Path,
+        weights_path: Path,
+        source: str,
+        *,
+        map_location: str = "cpu",
+        overrides: dict[str, Any] | None = None,
+    ) -> Detector:
+        """Build a detector from its two files, found by :mod:`mmdeepfake.loading`.
+
+        Only ``model.safetensors`` is read (never a pickle). ``config.json`` is checked before
+        anything is built (see :mod:`mmdeepfake.config_check`): its values and the size of
+        the model they imply, then the weights' shapes from the safetensors header, so a
+        crafted config cannot allocate more than its weights file holds. ``source`` names the
+        model in messages and becomes its ``name``.
+        """
+        from safetensors.torch import load_file
+
+        overrides = overrides or {}
         stored = config_check.read_config(config_path)
-        config = config_check.check_config(
-            {**stored, **overrides}, from_file=set(stored) - set(overrides)
+        config = DetectorConfig.from_dict(
+            _with_overrides(stored, overrides), from_file=set(stored) - set(overrides)
         )
-        expected = config_check.implied_shapes(config)
+        expected = config_check.implied_shapes(config.architecture())
         if expected is not None:
             config_check.check_weights_match(expected, weights_path, source)
         try:
-            detector = cls(**config)
+            detector = cls.from_config(config)
             state = load_file(str(weights_path), device=str(map_location))
         except MmDeepfakeError:
             raise
@@ -257,17 +306,11 @@ class Detector(
 
         It shows the pipeline end to end and separates the synthetic set well; it has never
         seen a real deepfake, so its verdicts on real media are demonstrations, not evidence.
+        Same as ``load_detector("starter")``.
         """
-        folder = resources.files("mmdeepfake") / "starter"
-        if not folder.joinpath(WEIGHTS_NAME).is_file():
-            raise CheckpointError(
-                "the bundled starter model is missing from this installation; reinstall "
-                "mmdeepfake or load a model with Detector.from_pretrained(...)"
-            )
-        with resources.as_file(folder) as path:
-            detector = cls.from_pretrained(path)
-        detector.name = "starter"
-        return detector
+        from mmdeepfake.loading import STARTER, load_as
+
+        return load_as(cls, STARTER)
 
     # --- inference ---------------------------------------------------------------------------
 
@@ -307,304 +350,36 @@ class Detector(
         Raises:
             MmDeepfakeError: a subclass saying what is wrong with the input.
         """
-        threshold = self.threshold if threshold is None else float(threshold)
-        if not 0.0 <= threshold <= 1.0:
-            raise ConfigError(f"threshold must be between 0 and 1, got {threshold}")
-        if abstain_below is not None and not 0.5 <= abstain_below <= 1.0:
-            raise ConfigError(f"abstain_below must be between 0.5 and 1, got {abstain_below}")
-        if on_unfamiliar not in ON_UNFAMILIAR:
-            raise ConfigError(f"on_unfamiliar must be one of {ON_UNFAMILIAR}, got {on_unfamiliar!r}")
-        if require not in REQUIRE:
-            raise ConfigError(f"require must be one of {REQUIRE}, got {require!r}")
-        started = time.perf_counter()
-        see, hear = self._plan(video, image, images, audio, num_frames, detect_faces, require)
-        caller_threads = torch.get_num_threads()
-        strict = require == "both"
-        sight, heard = run_alongside(
-            (lambda: _attempt(lambda: self._listen(hear, caller_threads), strict)) if hear
-            else (lambda: None),
-            (lambda: _attempt(see, strict)) if see else (lambda: None),
-            overlap=may_overlap(self.device),
-        )
-        source = _describe_source(
-            video if video is not None else (image if image is not None else images or audio))
-        absent = {m: r for m, r in (("image", sight), ("audio", heard))
-                  if isinstance(r, MmDeepfakeError)}
-        if len(absent) == 2 or (absent and (see is None or hear is None)):
-            raise absent.get("audio") or absent["image"]  # the voice's error, as run_alongside
-        request = _Request(threshold, abstain_below, on_unfamiliar, source, started)
-        if see is not None and hear is not None and not absent:
-            voice, audio_out = heard
-            evidence = evidence_lib.combine(sight, voice)
-            return self._score(evidence, audio_out, request)
-        if see is not None and "image" not in absent:
-            reason = _ABSENCE.get(type(absent.get("audio")), "no voice was given")
-            return self._score_alone("image", sight, None, reason, request)
-        voice, audio_out = heard
-        reason = _ABSENCE.get(type(absent.get("image")), "no face image was given")
-        return self._score_alone("audio", voice, audio_out, reason, request)
+        return self.pipeline.run(
+            video,
+            image=image,
+            images=images,
+            audio=audio,
+            threshold=threshold,
+            num_frames=num_frames,
+            detect_faces=detect_faces,
+            abstain_below=abstain_below,
+            on_unfamiliar=on_unfamiliar,
+            require=require,
+        ).prediction
 
-    def _plan(
-        self, video, image, images, audio, num_frames, detect_faces, require="any"
-    ) -> tuple[Callable[[], evidence_lib.Sight] | None, Callable[[], evidence_lib.Voice] | None]:
-        """Check the arguments; return the two halves of the work, (see, hear), either of
-        which is None when that modality was not given."""
-        stills = [image] if image is not None else list(images or [])
-        if image is not None and images:
-            raise ConfigError("give either image= or images=, not both")
-        faces = self._face_detector()
-        # The face crop is framed as the image encoder was trained (its declared margin).
-        margin = self.model.image_encoder.face_margin
-        if video is not None:
-            if stills or audio is not None:
-                raise ConfigError("give either a video, or image(s) with audio, not both")
-            frames = check_num_frames(self.config["num_frames"] if num_frames is None else num_frames)
-            return (
-                lambda: evidence_lib.sight_from_video(
-                    video, num_frames=frames, detect_faces=detect_faces, detector=faces,
-                    margin=margin,
-                ),
-                lambda: evidence_lib.voice_from_video(video),
-            )
-        if not stills and audio is None:
-            raise ConfigError(
-                "predict needs a video, a face image (image= or images=), a voice recording "
-                "(audio=), or a face image together with a voice recording"
-            )
-        if require == "both" and (not stills or audio is None):
-            raise ConfigError(
-                "require='both': predict needs a video with sound, or a face image (image= or "
-                "images=) together with a voice recording (audio=)"
-            )
-        see = (
-            (lambda: evidence_lib.sight_from_images(stills, detect_faces=detect_faces,
-                                                    detector=faces,
-                                                    margin=margin))
-            if stills else None
-        )
-        hear = (lambda: evidence_lib.voice_from_recording(audio)) if audio is not None else None
-        return see, hear
+    @property
+    def pipeline(self) -> DetectionPipeline:
+        """The work around the network that ``predict`` runs: decoding, faces, voice windows,
+        threads, scoring (see :class:`~mmdeepfake.pipeline.DetectionPipeline`).
 
-    def _face_detector(self):
-        """The shared face detector on this detector's device (the cascade runs there too)."""
-        from mmdeepfake.media.faces import FaceDetector
-
-        return FaceDetector.shared(self.device)
-
-    def _listen(
-        self, hear: Callable[[], evidence_lib.Voice], caller_threads: int
-    ) -> tuple[evidence_lib.Voice, EncoderOutput]:
-        """The voice half, on a helper thread: decode the audio, cut it, run the voice encoder.
-
-        One intra-op thread (see `_encode`); the caller's count is restored afterwards, because
-        changing it here also changes the default of threads that start later.
+        Built from the current config on every access, so preprocessing or calibration changed
+        with :meth:`with_config` applies to the next prediction.
         """
-        voice = hear()
-        device = self.device
-        with torch.inference_mode(), torch_threads(1, device, restore=caller_threads):
-            start = time.perf_counter()
-            # Windows are cut and encoded in bounded batches: memory does not grow with duration.
-            batches = (_to_device(b, device) for b in evidence_lib.window_batches(voice))
-            audio_out = evidence_lib.encode_in_batches(
-                self.model.encode_audio, batches, len(voice.windows)
-            )
-            voice.timings["audio_encoder"] = _elapsed(start, device)
-        return voice, audio_out
-
-    def _encode(
-        self, faces: torch.Tensor, waves: torch.Tensor
-    ) -> tuple[EncoderOutput, EncoderOutput]:
-        """Both encoders' forward passes, one after the other (benchmarks time this alone).
-
-        The ResNet's large convolutions use every intra-op thread. The voice encoder's LSTM
-        steps and the fusion head are many tiny operations: a second thread barely speeds them
-        up on an idle CPU, but when another process holds a core every operation waits for the
-        descheduled thread (measured on 2 cores with one busy: voice encoder 1.7 s with 2
-        threads, 0.09 s with 1), so they run on one.
-        """
-        image_out = self.model.encode_image(faces)
-        with torch_threads(1, faces.device):
-            audio_out = self.model.encode_audio(waves)
-        return image_out, audio_out
-
-    def _encode_faces(self, crops: np.ndarray, timings: dict[str, float]) -> EncoderOutput:
-        """Face crops -> the image encoder's output, timing the tensor copy and the encoder."""
-        device = self.device
-        start = time.perf_counter()
-        batch = _to_device(features.faces_to_tensor(crops), device)
-        timings["features"] = timings.get("features", 0.0) + _elapsed(start, device)
-        start = time.perf_counter()
-        out = self.model.encode_image(batch)
-        timings["image_encoder"] = _elapsed(start, device)
-        return out
-
-    @torch.inference_mode()
-    def _score(
-        self, ev: evidence_lib.Evidence, audio_out: EncoderOutput, request: _Request
-    ) -> Prediction:
-        """Encode the faces, fuse them with the encoded voice, and explain the verdict."""
-        device = self.device
-        image_out = self._encode_faces(ev.crops, ev.timings)
-
-        start = time.perf_counter()
-        with torch_threads(1, device):
-            out = evidence_lib.fuse_in_batches(self.model.fuse, image_out, ev.groups, audio_out)
-        ev.timings["fusion"] = _elapsed(start, device)
-
-        temperature = self.temperature
-        segment_logits = out.fake_logit.float().cpu() / temperature
-        segment_probs = torch.sigmoid(segment_logits).numpy()
-        face_probs_per_crop = torch.softmax(image_out.emotion_logits.float(), dim=-1).cpu().numpy()
-        face_probs_per_segment = torch.softmax(out.face_emotion_logits.float(), dim=-1).cpu().numpy()
-        voice_probs = torch.softmax(out.voice_emotion_logits.float(), dim=-1).cpu().numpy()
-        consistency = out.consistency.float().cpu().numpy()
-
-        fake_probability = float(torch.sigmoid(segment_logits.mean()))
-        domain = {
-            "image": self.model.domain_guard.check("image", image_out.embedding),
-            "audio": self.model.domain_guard.check("audio", audio_out.embedding),
-        }
-        warnings = list(ev.warnings)
-        label = self._verdict(fake_probability, domain, request, warnings)
-
-        segments = [
-            Segment(
-                start=round(start_s, 3),
-                end=round(end_s, 3),
-                face_emotions=_emotion_dict(face_probs_per_segment[i]),
-                voice_emotions=_emotion_dict(voice_probs[i]),
-                consistency=float(consistency[i]),
-                fake_probability=float(segment_probs[i]),
-            )
-            for i, (start_s, end_s) in enumerate(ev.window_times)
-        ]
-        modality_scores = {
-            name: float(torch.sigmoid(logits.float().mean()).cpu())
-            for name, logits in (out.modality_logits or {}).items()
-        }
-        weights = None
-        if out.fusion_weights is not None:
-            mean_weights = out.fusion_weights.float().mean(dim=0).cpu().numpy()
-            weights = {name: float(w) for name, w in zip(MODALITIES, mean_weights)}
-        return Prediction(
-            label=label,
-            fake_probability=fake_probability,
-            threshold=request.threshold,
-            face_emotions=_emotion_dict(face_probs_per_crop.mean(axis=0)),
-            voice_emotions=_emotion_dict(voice_probs.mean(axis=0)),
-            consistency=float(consistency.mean()),
-            modality_scores=modality_scores,
-            fusion=self.fusion_name,
-            fusion_weights=weights,
-            segments=segments,
-            faces=_faces(ev, face_probs_per_crop),
-            warnings=warnings,
-            source=request.source,
-            duration=round(float(ev.duration), 3),
-            timings=_timings(ev.timings, request.started),
-            modalities=list(MODALITIES),
-            domain={m: check.to_dict() for m, check in domain.items()},
-            model=self.model_info,
+        return DetectionPipeline(
+            self.model,
+            preprocess=self.preprocess,
+            threshold=self.threshold,
+            temperature=self.temperature,
+            metadata=self.metadata,
+            model_info=self.model_info,
+            model_notes=self._model_warnings(),
         )
-
-    @torch.inference_mode()
-    def _score_alone(
-        self,
-        modality: str,
-        half: evidence_lib.Sight | evidence_lib.Voice,
-        audio_out: EncoderOutput | None,
-        reason: str,
-        request: _Request,
-    ) -> Prediction:
-        """Score one modality with its own head (``EmotionConsistencyModel.head_logit``).
-
-        The head's logit is divided by the head's own temperature, fitted on the validation
-        split with the guard (``metadata["modality_calibration"]``), or by the model's
-        temperature for models saved without one.
-        """
-        device = self.device
-        if modality == "image":
-            out = self._encode_faces(half.crops, half.timings)
-        else:
-            out = audio_out
-        start = time.perf_counter()
-        logits = self.model.head_logit(modality, out.embedding).float().cpu()
-        half.timings["fusion"] = _elapsed(start, device)
-        calibration = (self.metadata.get("modality_calibration") or {}).get(modality) or {}
-        temperature = float(calibration.get("temperature") or self.temperature)
-        fake_probability = float(torch.sigmoid(logits.mean() / temperature))
-        emotions = torch.softmax(out.emotion_logits.float(), dim=-1).cpu().numpy()
-        domain = {modality: self.model.domain_guard.check(modality, out.embedding)}
-        what = _NOUN[modality]
-        alone = (f"only the {what} was analysed ({reason}): the emotion-consistency cue, which "
-                 f"compares face and voice, was unavailable, so the verdict comes from the "
-                 f"{what}-only head")
-        warnings = [*half.warnings, alone]
-        auc = calibration.get("val_auc")
-        if auc is None:
-            auc = (self.metadata.get("val_metrics") or {}).get(f"val_auc_{modality}")
-        if auc is not None and auc < INFORMATIVE_AUC:
-            warnings.append(
-                f"this model's {what}-only head scored ROC-AUC {auc:.2f} on its validation "
-                "split (0.5 is chance): its one-modality verdict is not informative"
-            )
-        label = self._verdict(fake_probability, domain, request, warnings)
-        mean = _emotion_dict(emotions.mean(axis=0))
-        if modality == "image":
-            duration = half.duration
-            faces = _faces(half, emotions)
-        else:
-            duration = len(half.wave) / features.SAMPLE_RATE
-            faces = []
-        return Prediction(
-            label=label,
-            fake_probability=fake_probability,
-            threshold=request.threshold,
-            face_emotions=mean if modality == "image" else {},
-            voice_emotions=mean if modality == "audio" else {},
-            consistency=None,
-            modality_scores={modality: fake_probability},
-            fusion=self.fusion_name,
-            fusion_weights=None,
-            segments=[],
-            faces=faces,
-            warnings=warnings,
-            source=request.source,
-            duration=None if duration is None else round(float(duration), 3),
-            timings=_timings(half.timings, request.started),
-            modalities=[modality],
-            domain={m: check.to_dict() for m, check in domain.items()},
-            model=self.model_info,
-        )
-
-    def _verdict(
-        self, fake_probability: float, domain: dict[str, DomainCheck], request: _Request,
-        warnings: list[str],
-    ) -> str:
-        """The label, after the guard and the abstention bound; adds the matching warnings."""
-        warnings.extend(self._model_warnings())
-        unfamiliar = [m for m, check in domain.items() if check.familiar is False]
-        for modality in unfamiliar:
-            check = domain[modality]
-            warnings.append(
-                f"the {_NOUN[modality]} is unlike anything this model was trained on (distance "
-                f"{check.distance:.1f}, limit {check.limit:.1f}): its verdict on this input is "
-                "not evidence"
-                + ("; labelled uncertain, with the probability still reported"
-                   if request.on_unfamiliar == "uncertain" else "")
-            )
-        if any(check.familiar is None for check in domain.values()):
-            warnings.append(
-                "this model has no unfamiliar-input guard (it was saved without one): it cannot "
-                "tell when an input is unlike its training data; fit one with "
-                "scripts/fit_domain_guard.py"
-            )
-        if unfamiliar and request.on_unfamiliar == "uncertain":
-            return "uncertain"
-        confidence = max(fake_probability, 1.0 - fake_probability)
-        if request.abstain_below is not None and confidence < request.abstain_below:
-            return "uncertain"
-        return "fake" if fake_probability >= request.threshold else "real"
 
     @property
     def model_info(self) -> ModelInfo:
@@ -636,73 +411,45 @@ class Detector(
         return notes
 
 
-@dataclass(frozen=True)
-class _Request:
-    """The caller's options for one prediction, passed from predict to the scoring step."""
+def _fitting(preprocess: PreprocessConfig, model: EmotionConsistencyModel) -> PreprocessConfig:
+    """``preprocess``, refused when the image encoder cannot take crops normalised that way.
 
-    threshold: float
-    abstain_below: float | None
-    on_unfamiliar: str
-    source: str | None
-    started: float
-
-
-def _attempt(work: Callable[[], Any], strict: bool) -> Any:
-    """Run one half; with ``strict`` off, a missing modality is returned instead of raised."""
-    try:
-        return work()
-    except _MISSING_MODALITY as exc:
-        if strict:
-            raise
-        return exc
-
-
-def _faces(half: evidence_lib.Evidence | evidence_lib.Sight, probs: np.ndarray) -> list[Face]:
-    return [
-        Face(
-            frame_index=int(frame),
-            time=None if t is None else round(float(t), 3),
-            box=tuple(round(float(v), 1) for v in (box.x1, box.y1, box.x2, box.y2)),
-            score=round(float(box.score), 4),
-            emotions=_emotion_dict(probs[i]),
+    Some encoders (``fer2013``, ``hf_image``) undo the pipeline's normalisation themselves with
+    the default statistics (``EmotionEncoder.fixed_input_stats``): other statistics would reach
+    them as wrong pixels, silently.
+    """
+    defaults = PreprocessConfig()
+    encoder = model.image_encoder
+    if getattr(encoder, "fixed_input_stats", False) and (
+        preprocess.image_mean != defaults.image_mean or preprocess.image_std != defaults.image_std
+    ):
+        raise ConfigError(
+            f"the {model.config['image_encoder']!r} image encoder takes crops normalised with "
+            f"mean {defaults.image_mean} and std {defaults.image_std}, which it undoes itself; "
+            f"preprocess.image_mean {preprocess.image_mean} / image_std {preprocess.image_std} "
+            "cannot be used with it"
         )
-        for i, (frame, t, box) in enumerate(zip(half.face_frames, half.face_times, half.boxes))
-    ]
+    return preprocess
 
 
-def _timings(timings: dict[str, float], started: float) -> dict[str, float]:
-    return {**{k: round(v, 4) for k, v in timings.items()},
-            "total": round(time.perf_counter() - started, 4)}
+def _with_overrides(stored: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored config with the caller's overrides; a ``preprocess`` override (a mapping or a
+    PreprocessConfig) changes only the fields it names."""
+    stored = dict(stored)
+    if "num_frames" in stored and isinstance(stored.get("preprocess") or {}, Mapping):
+        # the flat layout of older files, moved into its section before the caller's changes
+        section = stored.get("preprocess") or {}
+        stored["preprocess"] = {**section, "num_frames": stored.pop("num_frames")}
+    merged = {**stored, **overrides}
+    section = overrides.get("preprocess")
+    if isinstance(section, PreprocessConfig):
+        section = section.to_dict()
+    if isinstance(section, Mapping) and isinstance(stored.get("preprocess"), Mapping):
+        merged["preprocess"] = {**stored["preprocess"], **section}
+    return merged
 
 
 def _read_card(folder: Path) -> str | None:
     """The model card saved next to the weights (for a hub repo: if the download fetched it)."""
     card = folder / CARD_NAME
     return card.read_text() if card.is_file() else None
-
-
-def _to_device(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Move a CPU batch to the model's device; through pinned memory for an asynchronous copy."""
-    if device.type == "cpu":
-        return batch
-    return batch.pin_memory().to(device, non_blocking=True)
-
-
-def _elapsed(start: float, device: torch.device) -> float:
-    """Seconds since `start`, after the device finished its queued work (honest GPU timings)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter() - start
-
-
-def _emotion_dict(probs: np.ndarray) -> dict[str, float]:
-    return {name: round(float(p), 5) for name, p in zip(EMOTIONS, probs)}
-
-
-def _describe_source(source: Any) -> str | None:
-    if isinstance(source, (str, os.PathLike)):
-        return str(source)
-    if isinstance(source, (list, tuple)) and source and isinstance(source[0], (str, os.PathLike)):
-        return str(source[0])
-    return None
-

@@ -198,7 +198,7 @@ def embed_split(detector: Any, storage: Any, index: Any, split: str, *, seed: in
     samples = pair_samples(index, split, seed)
     model = detector.model
     loader = build_split_loader(storage, index, split, batch_size, seed=seed, samples=samples,
-                                face_margin=model.image_encoder.face_margin)
+                                face_margin=detector.face_margin)
     model.eval()
     parts: dict[str, list] = {k: [] for k in ("image", "audio", "labels", "il", "al", "fl")}
     device = detector.device

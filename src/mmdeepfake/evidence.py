@@ -1,12 +1,13 @@
 """Turn user media into the evidence the model scores: face crops, voice windows, a timeline.
 
 A video gives both modalities at once; a face image (or several) plus a voice recording gives
-them separately. Each half is gathered on its own, the face crops as a :class:`Sight` and the
-voice as a :class:`Voice` (independent work, so a caller can run the two concurrently), and
-:func:`combine` joins them into an :class:`Evidence`: the face crops found, the voice cut into
-fixed windows, and for every window the faces that belong to it. Segments follow the
-voice windows because a voice window is the smallest unit the audio encoder scores; each segment
-is paired with the faces seen during it (for a video) or with every face (for still images).
+them separately. Each half is gathered on its own, the image modality's face crops as an
+:class:`ImageEvidence` and the audio modality's voice as an :class:`AudioEvidence` (independent
+work, so a caller can run the two concurrently), and :func:`combine` joins them into an
+:class:`Evidence`: the face crops found, the voice cut into fixed windows, and for every window
+the faces that belong to it. Segments follow the voice windows because a voice window is the
+smallest unit the audio encoder scores; each segment is paired with the faces seen during it
+(for a video) or with every face (for still images).
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from mmdeepfake.model import ModelOutput
 
 
 @dataclass
-class Sight:
-    """The visual half: the main face of each analysed frame or image."""
+class ImageEvidence:
+    """The image half: the main face of each analysed frame or image."""
 
     crops: np.ndarray  # (F, 224, 224, 3) uint8 face crops, one per frame with a face
     face_frames: list[int]  # index of the source frame of each crop
@@ -39,7 +40,7 @@ class Sight:
 
 
 @dataclass
-class Voice:
+class AudioEvidence:
     """The audio half: the voice and the fixed windows the audio encoder scores."""
 
     wave: np.ndarray  # mono float32 at features.SAMPLE_RATE
@@ -93,11 +94,11 @@ def from_video(
     margin: float = faces.FACE_MARGIN,
 ) -> Evidence:
     """Sample frames and the audio track of a video and find the face in each frame."""
-    voice = voice_from_video(source)
-    sight = sight_from_video(
+    audio_half = audio_evidence_from_video(source)
+    image_half = image_evidence_from_video(
         source, num_frames=num_frames, detect_faces=detect_faces, detector=detector, margin=margin
     )
-    return combine(sight, voice)
+    return combine(image_half, audio_half)
 
 
 def from_pair(
@@ -109,19 +110,21 @@ def from_pair(
     margin: float = faces.FACE_MARGIN,
 ) -> Evidence:
     """Load still face images and a separate voice recording."""
-    voice = voice_from_recording(audio)
-    sight = sight_from_images(images, detect_faces=detect_faces, detector=detector, margin=margin)
-    return combine(sight, voice)
+    audio_half = audio_evidence_from_recording(audio)
+    image_half = image_evidence_from_images(
+        images, detect_faces=detect_faces, detector=detector, margin=margin
+    )
+    return combine(image_half, audio_half)
 
 
-def sight_from_video(
+def image_evidence_from_video(
     source: decode.MediaSource,
     *,
     num_frames: int,
     detect_faces: bool = True,
     detector: faces.FaceDetector | None = None,
     margin: float = faces.FACE_MARGIN,
-) -> Sight:
+) -> ImageEvidence:
     """Sample `num_frames` frames of a video (not its audio) and find the face in each.
 
     ``margin`` frames the crops (see ``faces.crop_faces``); pass the image encoder's
@@ -129,62 +132,64 @@ def sight_from_video(
     """
     watch = _Stopwatch()
     clip = watch.run("decode", decode.load_video, source, num_frames=num_frames, decode_audio=False)
-    times = [float(t) for t in clip.frame_times]
+    times: list[float | None] = [float(t) for t in clip.frame_times]
     return _find_faces(
         list(clip.frames), times, clip.duration, detect_faces, detector, watch, margin
     )
 
 
-def sight_from_images(
+def image_evidence_from_images(
     images: Sequence[decode.MediaSource],
     *,
     detect_faces: bool = True,
     detector: faces.FaceDetector | None = None,
     margin: float = faces.FACE_MARGIN,
-) -> Sight:
+) -> ImageEvidence:
     """Load still face images and find the face in each (crops framed by ``margin``)."""
     watch = _Stopwatch()
     frames = watch.run("decode", lambda: [decode.load_image(image) for image in images])
     return _find_faces(frames, [None] * len(frames), None, detect_faces, detector, watch, margin)
 
 
-def voice_from_video(source: decode.MediaSource) -> Voice:
+def audio_evidence_from_video(source: decode.MediaSource) -> AudioEvidence:
     """The audio track of a video, cut into voice windows."""
     watch = _Stopwatch()
     audio = watch.run(
         "audio_decode", decode.read_video_audio, source, sample_rate=features.SAMPLE_RATE
     )
-    return _cut_voice(audio, watch)
+    return _cut_into_windows(audio, watch)
 
 
-def voice_from_recording(audio: decode.MediaSource) -> Voice:
+def audio_evidence_from_recording(audio: decode.MediaSource) -> AudioEvidence:
     """A voice recording (file, bytes or 16 kHz array), cut into voice windows."""
     watch = _Stopwatch()
     decoded = watch.run("audio_decode", decode.read_audio, audio, sample_rate=features.SAMPLE_RATE)
-    return _cut_voice(decoded, watch)
+    return _cut_into_windows(decoded, watch)
 
 
-def combine(sight: Sight, voice: Voice) -> Evidence:
+def combine(image_half: ImageEvidence, audio_half: AudioEvidence) -> Evidence:
     """Join the two halves, pairing every voice window with the faces seen during it."""
-    duration = sight.duration if sight.duration is not None else len(voice.wave) / features.SAMPLE_RATE
+    duration = image_half.duration
+    if duration is None:
+        duration = len(audio_half.wave) / features.SAMPLE_RATE
     evidence = Evidence(
-        crops=sight.crops,
-        face_frames=sight.face_frames,
-        face_times=sight.face_times,
-        boxes=sight.boxes,
-        wave=voice.wave,
-        windows=voice.windows,
+        crops=image_half.crops,
+        face_frames=image_half.face_frames,
+        face_times=image_half.face_times,
+        boxes=image_half.boxes,
+        wave=audio_half.wave,
+        windows=audio_half.windows,
         groups=[],
-        frames_analysed=sight.frames_analysed,
+        frames_analysed=image_half.frames_analysed,
         duration=duration,
-        warnings=sight.warnings + voice.warnings,
-        timings={**sight.timings, **voice.timings},
+        warnings=image_half.warnings + audio_half.warnings,
+        timings={**image_half.timings, **audio_half.timings},
     )
     evidence.groups = _group_faces_by_window(evidence)
     return evidence
 
 
-def _cut_voice(audio: decode.DecodedAudio, watch: _Stopwatch) -> Voice:
+def _cut_into_windows(audio: decode.DecodedAudio, watch: _Stopwatch) -> AudioEvidence:
     wave = audio.wave
     warnings = list(audio.warnings)
     if len(wave) < features.WINDOW_SAMPLES:
@@ -192,7 +197,9 @@ def _cut_voice(audio: decode.DecodedAudio, watch: _Stopwatch) -> Voice:
             f"the voice lasts {len(wave) / features.SAMPLE_RATE:.1f} s, shorter than one "
             f"{features.WINDOW_SECONDS:.1f} s analysis window; it was padded"
         )
-    return Voice(wave=wave, windows=features.audio_windows(wave), warnings=warnings, timings=watch.timings)
+    return AudioEvidence(
+        wave=wave, windows=features.audio_windows(wave), warnings=warnings, timings=watch.timings
+    )
 
 
 def _find_faces(
@@ -203,7 +210,7 @@ def _find_faces(
     detector: faces.FaceDetector | None,
     watch: _Stopwatch,
     margin: float = faces.FACE_MARGIN,
-) -> Sight:
+) -> ImageEvidence:
     warnings: list[str] = []
     if detect_faces:
         detector = detector or faces.FaceDetector.shared()
@@ -234,7 +241,7 @@ def _find_faces(
         kept_boxes = [
             faces.FaceBox(0.0, 0.0, float(f.shape[1]), float(f.shape[0]), 1.0) for f in frames
         ]
-    return Sight(
+    return ImageEvidence(
         crops=crops,
         face_frames=kept,
         face_times=[times[i] for i in kept],
@@ -268,12 +275,12 @@ ENCODE_BATCH_WINDOWS = 8
 
 
 def window_batches(
-    voice: Voice | Evidence, batch_windows: int = ENCODE_BATCH_WINDOWS
+    audio: AudioEvidence | Evidence, batch_windows: int = ENCODE_BATCH_WINDOWS
 ) -> Iterator[torch.Tensor]:
     """The voice windows as (B, WINDOW_SAMPLES) tensors of at most `batch_windows` rows."""
-    for start in range(0, len(voice.windows), batch_windows):
-        chunk = voice.windows[start : start + batch_windows]
-        yield features.waves_to_windows(voice.wave, chunk)
+    for start in range(0, len(audio.windows), batch_windows):
+        chunk = audio.windows[start : start + batch_windows]
+        yield features.waves_to_windows(audio.wave, chunk)
 
 
 def encode_in_batches(
@@ -332,12 +339,12 @@ def fuse_in_batches(
     if len(parts) == 1:
         return parts[0]
     names = parts[0].modality_logits or {}
-    weights = [p.fusion_weights for p in parts]
+    weights = [p.fusion_weights for p in parts if p.fusion_weights is not None]
     return ModelOutput(
         fake_logit=torch.cat([p.fake_logit for p in parts]),
         face_emotion_logits=torch.cat([p.face_emotion_logits for p in parts]),
         voice_emotion_logits=torch.cat([p.voice_emotion_logits for p in parts]),
         consistency=torch.cat([p.consistency for p in parts]),
         modality_logits={k: torch.cat([p.modality_logits[k] for p in parts]) for k in names},
-        fusion_weights=None if weights[0] is None else torch.cat(weights),
+        fusion_weights=torch.cat(weights) if weights else None,
     )

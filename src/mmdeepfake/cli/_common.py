@@ -14,15 +14,19 @@ import functools
 import logging
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 from mmdeepfake.errors import DETECT_FACES, LOCAL_MODEL_FOLDER, MmDeepfakeError, render
 
 __all__ = [
     "CLI_ADVICE",
     "UsageParser",
+    "add_endpoint_url",
+    "add_output",
     "bounded_int",
     "cli_entry",
+    "endpoint_url",
     "probability",
     "run_cli",
     "setup_logging",
@@ -51,6 +55,7 @@ class UsageParser(argparse.ArgumentParser):
         print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
         sys.exit(2)
 
+
 def bounded_int(low: int, high: int | None = None) -> Callable[[str], int]:
     """An argparse ``type``: a whole number from ``low`` to ``high`` (no upper bound if None)."""
 
@@ -76,6 +81,43 @@ def probability(text: str) -> float:
     if not 0.0 <= value <= 1.0:  # NaN fails this too
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
     return value
+
+
+def endpoint_url(text: str) -> str:
+    """An argparse ``type``: an http(s) URL with a host and a valid port."""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an http(s) URL such as http://127.0.0.1:9000"
+        )
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} has an invalid port") from None
+    return text
+
+
+# --- the flags every command spells alike ----------------------------------------------------
+
+ENDPOINT_URL_HELP = (
+    "S3 endpoint URL, for S3-compatible servers such as a local moto or MinIO "
+    "(default: AWS S3)"
+)
+
+
+def add_endpoint_url(container: Any, help: str = ENDPOINT_URL_HELP) -> None:
+    """``--endpoint-url``, in every command that reads or writes S3.
+
+    ``container`` is a parser or an argument group."""
+    container.add_argument("--endpoint-url", dest="endpoint_url", type=endpoint_url,
+                           metavar="URL", help=help)
+
+
+def add_output(container: Any, help: str, *, metavar: str = "DIR_OR_S3_URI",
+               required: bool = False) -> None:
+    """``--output`` (also spelled ``--out``), where a command writes what it makes."""
+    container.add_argument("--output", "--out", dest="output", metavar=metavar,
+                           required=required, help=help)
 
 
 MainFn = Callable[[Sequence[str] | None], int | None]
@@ -185,10 +227,14 @@ def setup_logging(verbose: int | bool = 0) -> None:
     """
     level = logging.WARNING if not verbose else logging.INFO if int(verbose) == 1 else logging.DEBUG
     root = logging.getLogger()
-    if not any(isinstance(handler, _StderrHandler) for handler in root.handlers):
+    handler = next((h for h in root.handlers if isinstance(h, _StderrHandler)), None)
+    if handler is None:
         handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         root.addHandler(handler)
+    # The handler filters too: a library that lowers its own logger's level (training keeps
+    # "mmdeepfake" at INFO to fill its train.log) would otherwise get past -q.
+    handler.setLevel(level)
     root.setLevel(level)
     for name in _NOISY_LOGGERS:
         logging.getLogger(name).setLevel(logging.DEBUG if int(verbose) >= 2 else logging.WARNING)

@@ -1,4 +1,4 @@
-"""Where `mmdeepfake-predict` writes its records, opened before the first input is scored.
+"""Where `mmdeepfake predict` writes its records, opened before the first input is scored.
 
 A batch can run for hours; an output that cannot be written must be found at the start, and
 records already produced must survive an interrupt. JSONL and CSV are streamed, one record per
@@ -10,12 +10,12 @@ half a document.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import TextIO
 
 from mmdeepfake.errors import ConfigError
 
@@ -41,7 +41,7 @@ def _csv_row(record: dict) -> dict:
 class RecordSink:
     """Open with :meth:`open` (which checks the target), ``add`` records, then ``close``."""
 
-    def __init__(self, fmt: str, stream: io.TextIOBase, target: Path | None, temp: Path | None):
+    def __init__(self, fmt: str, stream: TextIO, target: Path | None, temp: Path | None):
         self.fmt = fmt
         self.stream = stream
         self.target = target
@@ -64,7 +64,7 @@ class RecordSink:
             return cls(fmt, sys.stdout, None, None)
         target = Path(out)
         if target.is_dir():
-            raise ConfigError(f"--out {out} is a folder; give a file name")
+            raise ConfigError(f"--output {out} is a folder; give a file name")
         try:
             if fmt == "json":
                 handle, temp = tempfile.mkstemp(
@@ -78,7 +78,7 @@ class RecordSink:
             return cls(fmt, target.open("w", newline=""), target, None)
         except OSError as exc:
             raise ConfigError(
-                f"cannot write --out {out}: {exc.strerror or exc}; nothing was scored"
+                f"cannot write --output {out}: {exc.strerror or exc}; nothing was scored"
             ) from exc
 
     def add(self, record: dict) -> None:

@@ -1,4 +1,4 @@
-"""`mmdeepfake-evaluate`: score a dataset split with a detector; write metrics, plots, report.
+"""`mmdeepfake evaluate`: score a dataset split with a detector; write metrics, plots, report.
 
 All the work is in :func:`mmdeepfake.evaluate.evaluator.evaluate`; this module parses flags and
 prints a short table.
@@ -11,8 +11,19 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from mmdeepfake.cli._common import cli_entry, run_cli, setup_logging, verbosity, verbosity_parent
+from mmdeepfake.cli._common import (
+    UsageParser,
+    add_endpoint_url,
+    add_output,
+    cli_entry,
+    run_cli,
+    setup_logging,
+    verbosity,
+    verbosity_parent,
+)
 from mmdeepfake.errors import ConfigError
+
+PROG = "mmdeepfake-evaluate"
 
 
 def _bounds(text: str) -> list[float]:
@@ -27,9 +38,9 @@ def _bounds(text: str) -> list[float]:
     return values
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="mmdeepfake-evaluate",
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    parser = UsageParser(
+        prog=prog,
         description="Evaluate a detector on one split of a dataset (S3 bucket or local folder): "
         "metrics.json, metrics.csv, predictions.csv, plots/ and index.html.",
         parents=[verbosity_parent("info")],
@@ -47,11 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument(
         "--prefix", default="dataset/", help="dataset prefix in the bucket (default: dataset/)"
     )
-    source.add_argument(
-        "--endpoint-url",
-        dest="endpoint_url",
-        help="S3 endpoint URL, e.g. a local moto server (default: AWS S3)",
-    )
+    add_endpoint_url(source)
     source.add_argument(
         "--data",
         dest="data_dir",
@@ -61,10 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--split", default="test", help="split to score: train, validate or test (default: test)"
     )
-    parser.add_argument(
-        "--output",
-        metavar="DIR_OR_S3_URI",
-        help="where to write (default: s3://BUCKET/outputs/evaluations/<time>-<split> "
+    add_output(
+        parser,
+        "where to write (default: s3://BUCKET/outputs/evaluations/<time>-<split> "
         "with --bucket, ./outputs/evaluations/... with --data)",
     )
     parser.add_argument(
@@ -145,8 +151,8 @@ def format_table(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
+    args = build_parser(prog).parse_args(argv)
     setup_logging(verbosity(args))
     if args.batch_size < 1:
         raise ConfigError("--batch-size must be at least 1")

@@ -1,6 +1,6 @@
-"""`mmdeepfake-sweep`: short trainings over the values of one hyper-parameter, compared.
+"""`mmdeepfake sweep`: short trainings over the values of one hyper-parameter, compared.
 
-Sweep flags are parsed here; every other flag is a `mmdeepfake-train` flag (data source,
+Sweep flags are parsed here; every other flag is a `mmdeepfake train` flag (data source,
 ``--config``, ``--epochs``, ...) and is parsed by that command's own parser, so the two
 commands accept exactly the same training options. The work is in
 :func:`mmdeepfake.sweep.run_sweep`.
@@ -13,20 +13,22 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from mmdeepfake.cli._common import cli_entry, run_cli, setup_logging, verbosity
+from mmdeepfake.cli._common import UsageParser, cli_entry, run_cli, setup_logging, verbosity
 from mmdeepfake.errors import ConfigError
 from mmdeepfake.sweep import SWEEP_PARAMS
 
+PROG = "mmdeepfake-sweep"
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="mmdeepfake-sweep",
+
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    parser = UsageParser(
+        prog=prog,
         description="Train once per value of one hyper-parameter and compare the runs on the "
         "validation split (and a test split). Writes results.json, results.csv, a plot and "
         "index.html under <outputs>/sweeps/<sweep_id>/.",
-        epilog="Every mmdeepfake-train flag is accepted too (--bucket/--data, --config, --epochs, "
-        "--output, ...; see mmdeepfake-train --help). Example: mmdeepfake-sweep --param fusion "
-        "--values all --data ./synthetic --config tiny",
+        epilog="Every mmdeepfake train flag is accepted too (--bucket/--data, --config, --epochs, "
+        "--output, -v/-q, ...; see mmdeepfake train --help). Example: mmdeepfake sweep --param "
+        "fusion --values all --data ./synthetic --config tiny",
     )
     parser.add_argument(
         "--param",
@@ -61,37 +63,20 @@ def _fmt(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-def _main(argv: Sequence[str] | None = None) -> int:
-    args, rest = build_parser().parse_known_args(argv)
+def _main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
+    args, rest = build_parser(prog).parse_known_args(argv)
     from mmdeepfake.cli.train import build_parser as train_parser
+    from mmdeepfake.cli.train import config_from_args
     from mmdeepfake.sweep import parse_values, run_sweep
-    from mmdeepfake.train.config import TrainConfig
 
-    targs = train_parser().parse_args(rest)
+    targs = train_parser(prog).parse_args(rest)
     setup_logging(verbosity(targs))
     values = parse_values(args.param, args.values)
-    overrides = {
-        key: getattr(targs, key)
-        for key in (
-            "bucket",
-            "prefix",
-            "endpoint_url",
-            "data_dir",
-            "output",
-            "fusion",
-            "epochs",
-            "batch_size",
-            "lr",
-            "dropout",
-            "memory_budget",
-            "resume",
-        )
-    }
     if targs.push_to_hub:
         raise ConfigError(
-            "a sweep does not push models; push the run you pick with mmdeepfake-train"
+            "a sweep does not push models; push the run you pick with mmdeepfake train"
         )
-    config = TrainConfig.from_sources(targs.config, overrides)
+    config = config_from_args(targs)
     config.check_source()
     test_split = None if args.test_split.lower() == "none" else args.test_split
     result = run_sweep(

@@ -1,25 +1,30 @@
-"""`mmdeepfake-synth`: write the synthetic audio-visual emotion dataset to a folder or S3.
+"""`mmdeepfake synth`: write the synthetic audio-visual emotion dataset to a folder or S3.
 
-    mmdeepfake-synth --out s3://my-bucket/dataset/ --clips 400 --seed 0 --variant consistency
+    mmdeepfake synth --output s3://my-bucket/dataset/ --clips 400 --seed 0 --variant consistency
 
-The dataset goes exactly where ``--out`` points (training's default prefix is ``dataset/``, so
-``--out s3://BUCKET/dataset/`` matches ``mmdeepfake-train --bucket BUCKET``).
+The dataset goes exactly where ``--output`` (or ``--out``) points (training's default prefix is
+``dataset/``, so ``--output s3://BUCKET/dataset/`` matches ``mmdeepfake train --bucket BUCKET``).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 
 from mmdeepfake.cli._common import (
+    UsageParser,
+    add_endpoint_url,
+    add_output,
     bounded_int,
     cli_entry,
+    run_cli,
     setup_logging,
     verbosity,
     verbosity_parent,
 )
 from mmdeepfake.data.synth import VARIANTS
+
+PROG = "mmdeepfake-synth"
 
 
 def _fractions(text: str) -> tuple[float, ...]:
@@ -32,15 +37,15 @@ def _fractions(text: str) -> tuple[float, ...]:
     return values
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="mmdeepfake-synth",
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    parser = UsageParser(
+        prog=prog,
         description="Write a synthetic audio-visual emotion dataset (faces + voices) in the "
         "mmdeepfake dataset layout, deterministic by seed.",
         parents=[verbosity_parent("warning")],
     )
-    parser.add_argument("--out", required=True,
-                        help="folder or s3://BUCKET/PREFIX to write the dataset to (required)")
+    add_output(parser, "folder or s3://BUCKET/PREFIX to write the dataset to (required)",
+               required=True)
     parser.add_argument("--clips", type=bounded_int(1), default=200, help="number of clips (default: 200)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--variant", choices=VARIANTS, default="consistency",
@@ -52,23 +57,20 @@ def build_parser() -> argparse.ArgumentParser:
                         help="face frames written per clip (default: 4)")
     parser.add_argument("--splits", type=_fractions, default=(0.7, 0.15, 0.15),
                         help="train,validate,test fractions (default: 0.7,0.15,0.15)")
-    parser.add_argument("--endpoint-url", default=None,
-                        help="S3 endpoint, e.g. http://127.0.0.1:5000 for a local moto server "
-                        "(default: AWS S3)")
+    add_endpoint_url(parser)
     parser.add_argument("--no-progress", action="store_true",
                         help="hide the progress bar (default: shown when stderr is a terminal)")
     return parser
 
 
-@cli_entry
-def main(argv: Sequence[str] | None = None) -> int:
+def _main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     """Parse arguments, generate the dataset, print a one-line summary."""
-    args = build_parser().parse_args(argv)
+    args = build_parser(prog).parse_args(argv)
     setup_logging(verbosity(args))
     from mmdeepfake.data.storage import open_storage
     from mmdeepfake.data.synth import generate_dataset
 
-    storage = open_storage(args.out, endpoint_url=args.endpoint_url)
+    storage = open_storage(args.output, endpoint_url=args.endpoint_url)
     summary = generate_dataset(
         storage, args.clips, args.seed, args.variant, args.videos,
         frames_per_clip=args.frames_per_clip, splits=args.splits,
@@ -78,5 +80,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+main = cli_entry(_main)
+
+
+def cli() -> None:
+    run_cli(_main)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    cli()

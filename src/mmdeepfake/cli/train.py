@@ -1,88 +1,127 @@
-"""`mmdeepfake-train`: train a detector on a dataset streamed from S3 (or a local folder).
+"""`mmdeepfake train`: train a detector on a dataset streamed from S3 (or a local folder).
 
-Flags override the values of ``--config`` (a YAML file or a preset name: tiny, default). Works
-as a console script and under torchrun (``torchrun --nproc-per-node N -m mmdeepfake.cli.train``).
+Every :class:`~mmdeepfake.train.config.TrainConfig` field is a flag, generated from the field
+(its type, and its help from the field's metadata): ``batch_size`` is ``--batch-size``, and a
+new field is a new flag. ``--config`` (a YAML file or a preset name: tiny, default) sets the
+starting values, and any flag given overrides its key; the resolved configuration is what the
+run saves (``logs/summary.json`` and every checkpoint). Works as a console script and under
+torchrun (``torchrun --nproc-per-node N -m mmdeepfake.cli.train``).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from mmdeepfake.cli._common import cli_entry, run_cli, setup_logging, verbosity, verbosity_parent
-from mmdeepfake.train.config import fusion_choices
+from mmdeepfake.cli._common import (
+    UsageParser,
+    cli_entry,
+    endpoint_url,
+    run_cli,
+    setup_logging,
+    verbosity,
+    verbosity_parent,
+)
+from mmdeepfake.train.config import TrainConfig, field_default, fusion_choices
+
+__all__ = ["PROG", "add_config_flags", "build_parser", "config_from_args", "main"]
+
+PROG = "mmdeepfake-train"
+
 
 
 def _fusion(name: str) -> str:
-    """A registered fusion strategy or ``all`` (the registry is read only when the flag is)."""
+    """A registered fusion strategy or ``all`` (the registry, and torch, load only when the
+    flag is given, so ``--help`` stays fast)."""
     if name != "all" and name not in fusion_choices():
         raise argparse.ArgumentTypeError(
             f"unknown fusion {name!r}: choose one of {', '.join(fusion_choices())} or all")
     return name
 
 
-def _default(name: str) -> str:
-    """'(default: VALUE, unless --config sets it)' for the help of a config-backed flag."""
-    from mmdeepfake.train.config import field_default
-
-    return f"(default: {field_default(name)}, unless --config sets it)"
+# Flags whose values argparse can check beyond their type: a typo fails before any data loads.
+_TYPES: dict[str, Callable[[str], Any]] = {"endpoint_url": endpoint_url, "fusion": _fusion}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="mmdeepfake-train",
+def _yaml_mapping(text: str) -> dict[str, Any]:
+    """An argparse ``type``: a YAML (or JSON) mapping such as ``{embed_dim: 64}``."""
+    import yaml
+
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a YAML mapping such as '{{embed_dim: 64, fusion_kwargs: {{}}}}'"
+        )
+    return value
+
+
+def _flag_kwargs(spec: dataclasses.Field[Any]) -> dict[str, Any]:
+    """The ``add_argument`` keywords of one config field: type, choices, metavar, help."""
+    meta = spec.metadata
+    kind = str(spec.type).replace(" | None", "")
+    default = meta.get("default_text") or field_default(spec.name)
+    if default is None:
+        default = "none"
+    elif isinstance(default, bool):
+        default = "on" if default else "off"
+    text = f"{meta.get('help', '')} (default: {default}, unless --config sets it)"
+    kwargs: dict[str, Any] = {"dest": spec.name, "default": None,
+                              "help": text.replace("%", "%%")}
+    if kind == "bool":
+        kwargs["action"] = argparse.BooleanOptionalAction
+        return kwargs
+    if kind.startswith("dict"):
+        kwargs["type"] = _yaml_mapping
+    else:
+        kwargs["type"] = _TYPES.get(spec.name) or {"int": int, "float": float}.get(kind, str)
+    if meta.get("metavar"):
+        kwargs["metavar"] = meta["metavar"]
+    return kwargs
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per :class:`TrainConfig` field, plus ``--config``; every default is None, so
+    only the flags given override the config file (read them with :func:`config_from_args`)."""
+    group = parser.add_argument_group(
+        "training configuration", "Each flag sets the config key of the same name "
+        "(--batch-size is batch_size) and overrides --config.")
+    group.add_argument("--config", metavar="FILE_OR_PRESET",
+                       help="YAML config file, or a preset name: tiny, default (default: none; "
+                            "the built-in values shown for each flag)")
+    for spec in dataclasses.fields(TrainConfig):
+        flags = (f"--{spec.name.replace('_', '-')}", *spec.metadata.get("flags", ()))
+        group.add_argument(*flags, **_flag_kwargs(spec))
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The resolved configuration: ``--config`` (if any), then every flag that was given."""
+    overrides = {spec.name: getattr(args, spec.name) for spec in dataclasses.fields(TrainConfig)}
+    return TrainConfig.from_sources(args.config, overrides)
+
+
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    parser = UsageParser(
+        prog=prog,
         description="Train an audio-visual deepfake detector on data streamed from S3 "
                     "(--bucket) or a local folder (--data). Artifacts go to "
                     "s3://BUCKET/outputs/<run_id>/ or --output.",
         parents=[verbosity_parent("info")],
     )
-    source = parser.add_argument_group("data")
-    source.add_argument("--bucket", help="S3 bucket holding the dataset and the outputs "
-                                         "(default: none; give it or --data)")
-    source.add_argument("--prefix", help=f"dataset prefix in the bucket {_default('prefix')}")
-    source.add_argument("--endpoint-url", dest="endpoint_url",
-                        help="S3 endpoint URL, for S3-compatible servers (e.g. a local moto) "
-                             "(default: AWS S3)")
-    source.add_argument("--data", dest="data_dir", metavar="DIR",
-                        help="local dataset folder in the same layout, instead of --bucket "
-                             "(default: none)")
-    source.add_argument("--output", metavar="DIR_OR_S3_URI",
-                        help="where run folders go (default: s3://BUCKET/outputs/ with --bucket, "
-                             "./outputs with --data)")
-    run = parser.add_argument_group("training")
-    run.add_argument("--config", metavar="FILE_OR_PRESET",
-                     help="YAML config file, or a preset name: tiny, default (default: none; "
-                          "the built-in values shown for each flag)")
-    run.add_argument("--fusion", type=_fusion, metavar="NAME",
-                     help=f"fusion strategy: early, mid, late, adaptive, attention or any "
-                          f"registered one; 'all' trains each and compares them "
-                          f"{_default('fusion')}")
-    run.add_argument("--epochs", type=int,
-                     help=f"passes over the training split {_default('epochs')}")
-    run.add_argument("--batch-size", dest="batch_size", type=int,
-                     help=f"samples per step; the memory guard may lower it "
-                          f"{_default('batch_size')}")
-    run.add_argument("--lr", type=float, help=f"learning rate of AdamW {_default('lr')}")
-    run.add_argument("--dropout", type=float,
-                     help=f"dropout probability in the encoders and the fusion, in [0, 1) "
-                          f"{_default('dropout')}")
-    run.add_argument("--memory-budget", dest="memory_budget", metavar="SIZE",
-                     help="memory budget such as 3GB (cap at 80%%, aim at 70%%) (default: "
-                          "the machine's memory, unless --config sets it)")
-    run.add_argument("--resume", metavar="RUN_ID|latest",
-                     help="continue a run from its last checkpoint (default: a new run)")
-    run.add_argument("--push-to-hub", dest="push_to_hub", metavar="REPO_ID",
-                     help="push the best model with a model card, token from HF_TOKEN "
-                          "(default: no push)")
+    add_config_flags(parser)
     parser.add_argument("--no-progress", action="store_true",
                         help="hide the progress bar (default: shown when stderr is a terminal)")
     return parser
 
 
-def _main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
+    args = build_parser(prog).parse_args(argv)
     rank = int(os.environ.get("RANK", "0"))
     setup_logging(verbosity(args))
     if rank != 0:
@@ -90,12 +129,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
             handler.setLevel(logging.WARNING)
     from mmdeepfake import sweep
     from mmdeepfake.train import trainer
-    from mmdeepfake.train.config import TrainConfig
 
-    overrides = {key: getattr(args, key) for key in (
-        "bucket", "prefix", "endpoint_url", "data_dir", "output", "fusion", "epochs",
-        "batch_size", "lr", "dropout", "memory_budget", "resume", "push_to_hub")}
-    config = TrainConfig.from_sources(args.config, overrides)
+    config = config_from_args(args)
     run = sweep.train_every_fusion if config.fusion == "all" else trainer.train
     result = run(config, progress=not args.no_progress and rank == 0)
     if rank == 0:

@@ -11,6 +11,7 @@ stays light, and every botocore failure a person can fix is turned into a typed
 
 from __future__ import annotations
 
+import builtins
 import io
 import logging
 import os
@@ -150,7 +151,9 @@ class LocalStorage(Storage):
             check_size(str(path), path.stat().st_size, max_bytes)
             return path.read_bytes()
         except FileNotFoundError:
-            raise KeyNotFoundError(f"{path} does not exist; check the path and the dataset prefix")
+            raise KeyNotFoundError(
+                f"{path} does not exist; check the path and the dataset prefix"
+            ) from None
         except OSError as exc:
             raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from exc
 
@@ -159,7 +162,9 @@ class LocalStorage(Storage):
         try:
             return path.open("rb")
         except FileNotFoundError:
-            raise KeyNotFoundError(f"{path} does not exist; check the path and the dataset prefix")
+            raise KeyNotFoundError(
+                f"{path} does not exist; check the path and the dataset prefix"
+            ) from None
         except OSError as exc:
             raise StorageError(f"cannot open {path}: {exc.strerror or exc}") from exc
 
@@ -201,10 +206,11 @@ class S3Storage(Storage):
     """Objects under ``s3://bucket/prefix``, read and written with boto3.
 
     The client retries throttling and transient network errors with adaptive backoff
-    (``max_attempts`` tries in total; default ``$AWS_MAX_ATTEMPTS`` or 5). With ``endpoint_url`` (a local moto server, MinIO, ...)
-    it uses path-style addressing, which such servers expect. Credentials come from the usual
-    boto3 chain (environment, ``~/.aws``, instance profile). The client is created lazily and
-    again in a forked process (a DataLoader worker), and the storage pickles without it.
+    (``max_attempts`` tries in total; default ``$AWS_MAX_ATTEMPTS`` or 5). With ``endpoint_url``
+    (a local moto server, MinIO, ...) it uses path-style addressing, which such servers expect.
+    Credentials come from the usual boto3 chain (environment, ``~/.aws``, instance profile). The
+    client is created lazily and again in a forked process (a DataLoader worker), and the storage
+    pickles without it.
     """
 
     def __init__(
@@ -284,7 +290,7 @@ class S3Storage(Storage):
             return self._single_object()
         return sorted(keys)
 
-    def _single_object(self) -> list[str]:
+    def _single_object(self) -> builtins.list[str]:
         """[name] when the prefix is in fact one object's key (re-rooting at its folder)."""
         key = self.prefix.rstrip("/")
         try:
@@ -331,7 +337,9 @@ class S3Storage(Storage):
 
     def exists(self, key: str) -> bool:
         try:
-            self._call("check", key, self.client.head_object, Bucket=self.bucket, Key=self._key(key))
+            self._call(
+                "check", key, self.client.head_object, Bucket=self.bucket, Key=self._key(key)
+            )
         except KeyNotFoundError:
             return False
         return True

@@ -255,7 +255,7 @@ def _apply_face_artefact(image: np.ndarray, geometry: tuple[float, ...],
     a, b = rx * fx["scale"], ry * fx["scale"] * 0.8
     box = [cx - a, cy - b + 0.1 * ry, cx + a, cy + b + 0.1 * ry]
     ImageDraw.Draw(mask).ellipse(box, fill=255)
-    mask = mask.rotate(-angle, center=(cx, cy), resample=Image.BILINEAR)
+    mask = mask.rotate(-angle, center=(cx, cy), resample=Image.Resampling.BILINEAR)
     kind = FACE_ARTEFACTS[int(fx["kind"])]
     pasted = Image.fromarray(image)
     if kind == "blur":

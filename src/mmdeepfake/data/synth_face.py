@@ -195,7 +195,8 @@ class FaceRenderer:
                 draw.rectangle([x - w / 2, y - h / 2, x + w / 2, y + h / 2], fill=color)
             else:
                 draw.ellipse([x - w / 2, y - h / 2, x + w / 2, y + h / 2], fill=color)
-        return image.filter(ImageFilter.GaussianBlur(n / 40)).resize((full, full), Image.BILINEAR)
+        blurred = image.filter(ImageFilter.GaussianBlur(n / 40))
+        return blurred.resize((full, full), Image.Resampling.BILINEAR)
 
     # --- the head, drawn upright and centred, posed afterwards --------------------------------
 
@@ -216,7 +217,7 @@ class FaceRenderer:
         posed = _affine(head, angle, scale, sx * n, sy * n)
         frame = self._background.copy()
         frame.paste(posed, (0, 0), posed)
-        return np.asarray(frame.resize((self.size, self.size), Image.LANCZOS))
+        return np.asarray(frame.resize((self.size, self.size), Image.Resampling.LANCZOS))
 
     def face_geometry(self) -> tuple[float, float, float, float, float]:
         """``(cx, cy, rx, ry, angle_deg)`` of the posed face in output pixels (for artefacts)."""
@@ -425,7 +426,9 @@ def _affine(image: Image.Image, angle: float, scale: float, dx: float, dy: float
     # Output -> input mapping for Image.transform.
     matrix = (cos, sin, c - cos * (c + dx) - sin * (c + dy),
               -sin, cos, c + sin * (c + dx) - cos * (c + dy))
-    return image.transform(image.size, Image.AFFINE, matrix, resample=Image.BILINEAR)
+    return image.transform(
+        image.size, Image.Transform.AFFINE, matrix, resample=Image.Resampling.BILINEAR
+    )
 
 
 def draw_face(emotion: str | int, rng: np.random.Generator, *, size: int = 224,

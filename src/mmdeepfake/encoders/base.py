@@ -81,12 +81,17 @@ class EmotionEncoder(nn.Module):
     ``1 + face_margin`` times the detector box's longer side); the pipeline crops faces with
     it, because the framing a pretrained face model learned is part of its preprocessing and
     cannot be recovered from a tighter crop.
+
+    ``fixed_input_stats`` is True for an image encoder that undoes the crops' normalisation
+    itself with the default ImageNet statistics, so a detector refuses other ones
+    (``PreprocessConfig.image_mean`` / ``image_std``).
     """
 
     modality: ClassVar[Modality]
     embed_dim: int
     num_emotions: int = NUM_EMOTIONS
     face_margin: ClassVar[float] = FACE_MARGIN
+    fixed_input_stats: ClassVar[bool] = False
 
     def forward(self, inputs: torch.Tensor) -> EncoderOutput:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -188,6 +188,7 @@ class Fer2013EmotionEncoder(EmotionEncoder):
 
     modality = "image"
     face_margin = FER2013_FACE_MARGIN
+    fixed_input_stats = True  # to_fer_input undoes the ImageNet normalisation
 
     def __init__(
         self,
@@ -209,6 +210,7 @@ class Fer2013EmotionEncoder(EmotionEncoder):
         self.proj: nn.Module = (
             nn.Identity() if embed_dim == FEATURE_DIM else nn.Linear(FEATURE_DIM, embed_dim)
         )
+        self.order: torch.Tensor
         self.register_buffer("order", torch.tensor(FER2013_TO_OURS), persistent=False)
 
     def train(self, mode: bool = True) -> Fer2013EmotionEncoder:

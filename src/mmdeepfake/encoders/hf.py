@@ -31,6 +31,7 @@ from torch import nn
 from mmdeepfake.encoders.base import EmotionEncoder, EncoderOutput, check_input, register_encoder
 from mmdeepfake.errors import CheckpointError, ConfigError
 from mmdeepfake.labels import EMOTION_INDEX, EMOTIONS, NUM_EMOTIONS
+from mmdeepfake.media.features import IMAGE_MEAN, IMAGE_STD
 
 LABEL_ALIASES: dict[str, str] = {
     **{name: name for name in EMOTIONS},
@@ -50,8 +51,9 @@ LABEL_ALIASES: dict[str, str] = {
     "sur": "surprised",
 }
 UNMAPPED_OFFSET = 6.0
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+# The statistics the pipeline normalises crops with, undone before the model's own.
+IMAGENET_MEAN = IMAGE_MEAN
+IMAGENET_STD = IMAGE_STD
 
 
 def map_labels_to_emotions(id2label: Mapping[int | str, str]) -> dict[int, int]:
@@ -190,6 +192,7 @@ class HFImageEmotionEncoder(_HFEncoder):
 
     modality = "image"
     auto_class = "AutoModelForImageClassification"
+    fixed_input_stats = True  # re-normalised from the ImageNet statistics
 
     def __init__(
         self,

@@ -22,7 +22,6 @@ import io
 import json
 import logging
 import math
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -42,7 +41,8 @@ from mmdeepfake.calibration import (
 from mmdeepfake.data.layout import DatasetIndex, clip_id, scan_dataset
 from mmdeepfake.data.storage import Storage, open_storage
 from mmdeepfake.data.streaming import build_split_loader
-from mmdeepfake.errors import CheckpointError, ConfigError, DatasetError
+from mmdeepfake.errors import ConfigError, DatasetError
+from mmdeepfake.loading import load_detector
 from mmdeepfake.outputs import output_root
 from mmdeepfake.reports import plots
 from mmdeepfake.reports.report import build_report
@@ -125,32 +125,6 @@ class SplitScores:
 # --- loading ---------------------------------------------------------------------------------
 
 
-def load_detector(model: str, *, endpoint_url: str | None = None) -> Detector:
-    """A Detector from ``starter``, a local folder, a Hub repo id or an S3 folder URI.
-
-    An S3 folder (for example a training run's ``s3://B/outputs/RUN/models/best``) is read
-    into a temporary directory; the model is small and the directory is removed afterwards.
-    """
-    from mmdeepfake.detector import Detector
-
-    if model == "starter":
-        return Detector.starter()
-    if not model.startswith("s3://"):
-        return Detector.from_pretrained(model)
-    from mmdeepfake.data.storage import parse_uri
-    from mmdeepfake.train.hub import download_folder
-
-    bucket, prefix = parse_uri(model)
-    storage = open_storage(f"s3://{bucket}/", endpoint_url=endpoint_url)
-    with tempfile.TemporaryDirectory(prefix="mmdeepfake-model-") as tmp:
-        download_folder(storage, prefix.rstrip("/"), Path(tmp))
-        if not Path(tmp, "config.json").is_file():
-            raise CheckpointError(f"{model} has no config.json; give a folder saved by training")
-        detector = Detector.from_pretrained(tmp)
-    detector.name = model
-    return detector
-
-
 def open_dataset(
     *,
     bucket: str | None = None,
@@ -217,7 +191,7 @@ def score_split(
         num_workers=num_workers,
         prefetch=prefetch,
         s3_reader=s3_reader,
-        face_margin=detector.model.image_encoder.face_margin,
+        face_margin=detector.face_margin,
     )
     model = detector.model
     device = detector.device

@@ -267,7 +267,8 @@ def detect_media_kind(source: MediaSource) -> MediaKind:
         return _kind_of_file(_check_bytes(source))
     if not isinstance(source, (str, os.PathLike)):
         raise UnsupportedMediaError(
-            f"Cannot read media from a {type(source).__name__}. Pass a path, bytes or a numpy array."
+            f"Cannot read media from a {type(source).__name__}. "
+            "Pass a path, bytes or a numpy array."
         )
     _check_path(source)
     kind = _kind_of_file(source)
@@ -352,8 +353,7 @@ def load_image(source: MediaSource, *, max_pixels: int | None = None) -> np.ndar
             if width * height > max_pixels:
                 raise MediaTooLargeError(_too_large(name, width, height, max_pixels))
             image.load()
-            image = ImageOps.exif_transpose(image)
-            return _pil_to_rgb(image)
+            return _pil_to_rgb(ImageOps.exif_transpose(image))
     except Image.DecompressionBombError:
         raise MediaTooLargeError(_too_large(name, None, None, max_pixels)) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
@@ -439,7 +439,9 @@ def read_audio(
     max_seconds = limits.MAX_AUDIO_SECONDS if max_seconds is None else float(max_seconds)
     name = _describe(source)
     if isinstance(source, np.ndarray):
-        decoded = _audio_from_array(source, name, source_rate or sample_rate, sample_rate, max_seconds)
+        decoded = _audio_from_array(
+            source, name, source_rate or sample_rate, sample_rate, max_seconds
+        )
     else:
         kind, checked = _expect(source, ("audio", "video"))
         decoded = _decode_audio_file(checked, name, kind, sample_rate, max_seconds)  # type: ignore[arg-type]
@@ -595,7 +597,8 @@ def load_video(
     try:
         with av.open(_open_input(checked), "r") as container:  # type: ignore[arg-type]
             vstream = next(s for s in container.streams.video if not _is_cover_art(s))
-            size = caps.decoded_size(vstream.codec_context.width, vstream.codec_context.height, name)
+            context = vstream.codec_context
+            size = caps.decoded_size(context.width, context.height, name)
             audio = None
             if decode_audio:
                 audio = _video_audio(container, name, sample_rate, limits.MAX_AUDIO_SECONDS)
@@ -730,7 +733,7 @@ def _fit_frame(frame: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
         return frame
     from PIL import Image
 
-    return np.asarray(Image.fromarray(frame).resize(size, Image.BOX), dtype=np.uint8)
+    return np.asarray(Image.fromarray(frame).resize(size, Image.Resampling.BOX), dtype=np.uint8)
 
 
 #: Without a seek index, seek only when the next target is further ahead than this (seconds).

@@ -33,6 +33,12 @@ INSTALL_HINT = "pip install --no-deps facenet-pytorch==2.6.0"
 #: Default framing of a face crop: a square 1.25 times the detector box's longer side. An image
 #: encoder trained on other framing declares its own (``EmotionEncoder.face_margin``).
 FACE_MARGIN = 0.25
+#: The cascade's default settings (see FaceDetector); a model carries its own in
+#: ``PreprocessConfig``, whose defaults these are.
+MIN_FACE_SIZE = 40
+STAGE_THRESHOLDS = (0.6, 0.7, 0.7)
+DETECT_SIDE = 320
+SCALE_FACTOR = 0.709
 
 
 @dataclass(frozen=True)
@@ -247,16 +253,16 @@ class FaceDetector:
             cores busy (each operation then waits for a descheduled thread), hence 1.
     """
 
-    _shared: ClassVar[dict[str, FaceDetector]] = {}
+    _shared: ClassVar[dict[tuple, FaceDetector]] = {}
     _shared_lock = threading.Lock()
 
     def __init__(
         self,
-        min_face_size: int = 40,
-        thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
-        detect_side: int = 320,
+        min_face_size: int = MIN_FACE_SIZE,
+        thresholds: tuple[float, float, float] = STAGE_THRESHOLDS,
+        detect_side: int = DETECT_SIDE,
         device: str = "cpu",
-        factor: float = 0.709,
+        factor: float = SCALE_FACTOR,
         weights_dir: str | Path | None = None,
         redetect_every: int = 8,
         num_threads: int | None = 1,
@@ -295,12 +301,27 @@ class FaceDetector:
             net.to(memory_format=torch.channels_last)
 
     @classmethod
-    def shared(cls, device: str | torch.device = "cpu") -> FaceDetector:
-        """A process-wide detector with default settings on `device`, built on first use."""
-        key = str(device)
+    def shared(
+        cls,
+        device: str | torch.device = "cpu",
+        *,
+        min_face_size: int = MIN_FACE_SIZE,
+        thresholds: tuple[float, float, float] = STAGE_THRESHOLDS,
+        detect_side: int = DETECT_SIDE,
+        factor: float = SCALE_FACTOR,
+    ) -> FaceDetector:
+        """A process-wide detector with these settings on `device`, built on first use (one
+        per device and settings: a model saved with its own settings gets its own)."""
+        settings = {
+            "min_face_size": int(min_face_size),
+            "thresholds": tuple(float(t) for t in thresholds),
+            "detect_side": int(detect_side),
+            "factor": float(factor),
+        }
+        key = (str(device), *settings.values())
         with cls._shared_lock:
             if key not in cls._shared:
-                cls._shared[key] = cls(device=key)
+                cls._shared[key] = cls(device=str(device), **settings)
             return cls._shared[key]
 
     def detect(self, frames: Sequence[np.ndarray], *, track: bool = True) -> list[FaceBox | None]:
@@ -431,9 +452,9 @@ class FaceDetector:
         boxes[:, 0::2] = boxes[:, 0::2].clamp(0, full_w)
         boxes[:, 1::2] = boxes[:, 1::2].clamp(0, full_h)
         found: list[list[FaceBox]] = [[] for _ in range(count)]
-        for box, image_id, score in zip(boxes.tolist(), ids.tolist(), scores.tolist()):
-            if box[2] - box[0] >= 1 and box[3] - box[1] >= 1:
-                found[image_id].append(FaceBox(*box, score=score))
+        for (x1, y1, x2, y2), image_id, score in zip(boxes.tolist(), ids.tolist(), scores.tolist()):
+            if x2 - x1 >= 1 and y2 - y1 >= 1:
+                found[image_id].append(FaceBox(x1, y1, x2, y2, score=score))
         return found
 
     def _cascade(self, images: torch.Tensor, scale: float, indices: list[int]):
@@ -665,7 +686,6 @@ def _square_crop(frame: np.ndarray, cx: float, cy: float, side: float, size: int
     x1 = min(max(cx - side / 2, 0.0), width - side)
     y1 = min(max(cy - side / 2, 0.0), height - side)
     image = Image.fromarray(np.ascontiguousarray(frame))
-    crop = image.resize(
-        (size, size), Image.BILINEAR, box=(x1, y1, x1 + side, y1 + side), reducing_gap=None
-    )
+    box = (x1, y1, x1 + side, y1 + side)
+    crop = image.resize((size, size), Image.Resampling.BILINEAR, box=box, reducing_gap=None)
     return np.asarray(crop, dtype=np.uint8)

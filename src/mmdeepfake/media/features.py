@@ -20,18 +20,23 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-IMAGE_SIZE = 224
-IMAGE_MEAN = (0.485, 0.456, 0.406)
-IMAGE_STD = (0.229, 0.224, 0.225)
+from mmdeepfake.config import PreprocessConfig
 
-SAMPLE_RATE = 16000
-N_MELS = 128
-N_FRAMES = 128
-HOP_LENGTH = 256
-N_FFT = 1024
+# The defaults of PreprocessConfig are the one source of these values; a model's own
+# preprocessing travels in its config (Detector.preprocess).
+_DEFAULTS = PreprocessConfig()
+IMAGE_SIZE = _DEFAULTS.image_size
+IMAGE_MEAN = _DEFAULTS.image_mean
+IMAGE_STD = _DEFAULTS.image_std
+
+SAMPLE_RATE = _DEFAULTS.sample_rate
+N_MELS = _DEFAULTS.n_mels
+N_FRAMES = _DEFAULTS.window_frames
+HOP_LENGTH = _DEFAULTS.hop_length
+N_FFT = _DEFAULTS.n_fft
 #: Samples in one analysis window: exactly N_FRAMES spectrogram columns with center=True.
-WINDOW_SAMPLES = HOP_LENGTH * (N_FRAMES - 1)
-WINDOW_SECONDS = WINDOW_SAMPLES / SAMPLE_RATE  # 2.032 s
+WINDOW_SAMPLES = _DEFAULTS.window_samples
+WINDOW_SECONDS = _DEFAULTS.window_seconds  # 2.032 s
 
 F_MIN = 20.0
 F_MAX = SAMPLE_RATE / 2
@@ -42,30 +47,37 @@ DB_CENTER = -50.0
 DB_SCALE = 25.0
 
 
-def faces_to_tensor(crops: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
-    """uint8 RGB crops (N,H,W,3) -> float tensor (N,3,224,224) normalised with ImageNet stats.
+def faces_to_tensor(
+    crops: np.ndarray | Sequence[np.ndarray],
+    *,
+    size: int = IMAGE_SIZE,
+    mean: Sequence[float] = IMAGE_MEAN,
+    std: Sequence[float] = IMAGE_STD,
+) -> torch.Tensor:
+    """uint8 RGB crops (N,H,W,3) -> float tensor (N,3,size,size), (x / 255 - mean) / std.
 
-    Crops of another size are resized (bilinear, anti-aliased).
+    Crops of another size are resized (bilinear, anti-aliased). The defaults are ImageNet's
+    statistics and 224 pixels; a detector passes its own ``PreprocessConfig`` values.
     """
     if isinstance(crops, np.ndarray) and crops.ndim == 3:
         crops = crops[None]
     if not isinstance(crops, np.ndarray):
         if len(crops) == 0:
-            return torch.zeros(0, 3, IMAGE_SIZE, IMAGE_SIZE)
-        tensors = [faces_to_tensor(np.asarray(c)[None]) for c in crops]
+            return torch.zeros(0, 3, size, size)
+        tensors = [
+            faces_to_tensor(np.asarray(c)[None], size=size, mean=mean, std=std) for c in crops
+        ]
         return torch.cat(tensors)
     if crops.ndim != 4 or crops.shape[3] != 3:
         raise ValueError(f"face crops must be (N,H,W,3) uint8; got shape {crops.shape}")
     if not crops.flags.writeable:
         crops = crops.copy()
     x = torch.from_numpy(np.ascontiguousarray(crops, dtype=np.uint8)).permute(0, 3, 1, 2)
-    if x.shape[2:] != (IMAGE_SIZE, IMAGE_SIZE):
-        x = F.interpolate(
-            x, size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear", antialias=True, align_corners=False
-        )
-    mean = torch.tensor(IMAGE_MEAN).view(1, 3, 1, 1) * 255
-    std = torch.tensor(IMAGE_STD).view(1, 3, 1, 1) * 255
-    return ((x.float() - mean) / std).contiguous()
+    if x.shape[2:] != (size, size):
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    shift = torch.tensor(tuple(mean), dtype=torch.float32).view(1, 3, 1, 1) * 255
+    scale = torch.tensor(tuple(std), dtype=torch.float32).view(1, 3, 1, 1) * 255
+    return ((x.float() - shift) / scale).contiguous()
 
 
 def hz_to_mel(freq: np.ndarray | float) -> np.ndarray:

@@ -21,7 +21,7 @@ PLOT_FOR_PARAM = {
 }
 
 def parse_values(param: str, values: Sequence[str]) -> list[Any]:
-    """``["1e-4,3e-4", "1e-3"]`` -> ``[0.0001, 0.0003, 0.001]``; ``fusion all`` -> every strategy."""
+    """``["1e-4,3e-4", "1e-3"]`` -> ``[0.0001, 0.0003, 0.001]``; ``all`` fusions -> each one."""
     if param not in SWEEP_PARAMS:
         raise ConfigError(f"cannot sweep {param!r}: choose one of {', '.join(SWEEP_PARAMS)}")
     items = [v.strip() for text in values for v in str(text).split(",") if v.strip()]

@@ -166,7 +166,7 @@ class RunArtifacts:
         if self.writer:
             with tempfile.TemporaryDirectory(prefix="mmdeepfake-model-") as tmp:
                 detector.save_pretrained(tmp)
-                Path(tmp, "README.md").write_text(build_model_card(detector.config))
+                Path(tmp, "README.md").write_text(build_model_card(detector.config.to_dict()))
                 for path in sorted(Path(tmp).iterdir()):
                     if path.is_file():
                         self.storage.write_bytes(self.key("models", folder, path.name),

@@ -30,7 +30,7 @@ def fusion_choices() -> tuple[str, ...]:
     """The fusion strategies a run can train: every name in the fusion registry, so a strategy
     registered with :func:`mmdeepfake.fusion.register_fusion` can be trained too."""
     # The registry imports torch: read it when a config is checked, not when one is imported
-    # (mmdeepfake-train --help stays fast).
+    # (mmdeepfake train --help stays fast).
     from mmdeepfake.fusion import FUSIONS
 
     return FUSIONS.names()
@@ -62,43 +62,92 @@ def parse_size(value: str | float | None) -> int | None:
     return size
 
 
+def _flag(help: str, *, flags: tuple[str, ...] = (), metavar: str | None = None,
+          default_text: str | None = None) -> dict[str, Any]:
+    """The metadata of a :class:`TrainConfig` field: what its command-line flag shows.
+
+    ``help`` says what the value does (the flag's help adds the default); ``flags`` are extra
+    spellings besides ``--name-with-dashes``; ``default_text`` describes a default that
+    depends on other values (shown instead of the bare default).
+    """
+    return {"help": help, "flags": flags, "metavar": metavar, "default_text": default_text}
+
+
+def _option(default: Any, help: str, **flag: Any) -> Any:
+    """A :class:`TrainConfig` field with an immutable default and its flag's metadata."""
+    return field(default=default, metadata=_flag(help, **flag))
+
+
 @dataclass
 class TrainConfig:
-    """Everything one training run needs. Field names match the YAML keys and CLI flags."""
+    """Everything one training run needs. Field names match the YAML keys and CLI flags.
+
+    Each field's ``metadata["help"]`` is the help of its ``mmdeepfake train`` flag, so a new
+    field is a new flag with nothing else to write.
+    """
 
     # data
-    bucket: str | None = None
-    prefix: str = "dataset/"
-    endpoint_url: str | None = None
-    data_dir: str | None = None
-    output: str | None = None
+    bucket: str | None = _option(
+        None, "S3 bucket holding the dataset and the outputs; give it or --data")
+    prefix: str = _option("dataset/", "dataset prefix in the bucket")
+    endpoint_url: str | None = _option(
+        None, "S3 endpoint URL, for S3-compatible servers such as a local moto or MinIO",
+        metavar="URL", default_text="AWS S3")
+    data_dir: str | None = _option(
+        None, "local dataset folder in the same layout, instead of --bucket", flags=("--data",),
+        metavar="DIR")
+    output: str | None = _option(
+        None, "where run folders go", flags=("--out",), metavar="DIR_OR_S3_URI",
+        default_text="s3://BUCKET/outputs/ with --bucket, ./outputs with --data")
     # model
-    fusion: str = "mid"
-    model: dict[str, Any] = field(default_factory=dict)
-    dropout: float = 0.1
+    fusion: str = _option(
+        "mid", "fusion strategy: early, mid, late, adaptive, attention or any registered one; "
+        "'all' trains each and compares them", metavar="NAME")
+    model: dict[str, Any] = field(default_factory=dict, metadata=_flag(
+        "Detector keyword arguments as a YAML mapping, merged over the --config one, "
+        "e.g. '{embed_dim: 64}'", metavar="YAML_MAPPING",
+        default_text="{}, the Detector's own architecture"))
+    dropout: float = _option(
+        0.1, "dropout probability in the encoders and the fusion, in [0, 1)")
     # optimisation
-    epochs: int = 10
-    batch_size: int = 16
-    min_batch_size: int = 1
-    lr: float = 3e-4
-    weight_decay: float = 1e-4
-    emotion_weight: float = loss_weights.EMOTION_WEIGHT
-    consistency_weight: float = loss_weights.CONSISTENCY_WEIGHT
-    margin: float = loss_weights.MARGIN
-    max_steps_per_epoch: int | None = None
-    grad_clip: float = 5.0
+    epochs: int = _option(10, "passes over the training split")
+    batch_size: int = _option(16, "samples per step; the memory guard may lower it")
+    min_batch_size: int = _option(
+        1, "smallest batch size the memory guard may lower to before it stops the run")
+    lr: float = _option(3e-4, "learning rate of AdamW")
+    weight_decay: float = _option(1e-4, "weight decay of AdamW")
+    emotion_weight: float = _option(loss_weights.EMOTION_WEIGHT,
+                                    "weight of the face and voice emotion losses")
+    consistency_weight: float = _option(
+        loss_weights.CONSISTENCY_WEIGHT,
+        "weight of the loss that pulls face and voice emotions together on real clips")
+    margin: float = _option(
+        loss_weights.MARGIN,
+        "distance the consistency loss keeps between face and voice emotions on fakes")
+    max_steps_per_epoch: int | None = _option(
+        None, "stop each epoch after this many steps, for smoke runs",
+        default_text="the whole training split")
+    grad_clip: float = _option(5.0, "clip the gradient norm to this value; 0 turns it off")
     # runtime
-    seed: int = 0
-    num_workers: int = 0
-    prefetch: int = 16
-    s3_reader: str = "auto"
-    device: str = "auto"
-    memory_budget: str | None = None
-    resume: str | None = None
-    run_id: str | None = None
-    push_to_hub: str | None = None
-    plots: bool = True
-    log_every: int = 10
+    seed: int = _option(0, "seed of the weights, the shuffling and the dropout")
+    num_workers: int = _option(0, "data-loading worker processes")
+    prefetch: int = _option(16, "S3 reads in flight per data-loading worker")
+    s3_reader: str = _option(
+        "auto", "S3 client: auto (s3torchconnector when installed), boto3 or s3torchconnector")
+    device: str = _option("auto", "torch device: auto (a GPU when there is one), cpu or cuda")
+    memory_budget: str | None = _option(
+        None, "memory budget such as 3GB (cap at 80%, aim at 70%)", metavar="SIZE",
+        default_text="the machine's memory")
+    resume: str | None = _option(
+        None, "continue a run from its last checkpoint", metavar="RUN_ID|latest",
+        default_text="a new run")
+    run_id: str | None = _option(
+        None, "name of a new run's folder", default_text="the UTC time and a random suffix")
+    push_to_hub: str | None = _option(
+        None, "push the best model with a model card, token from HF_TOKEN", metavar="REPO_ID",
+        default_text="no push")
+    plots: bool = _option(True, "draw the training plots at the end of the run")
+    log_every: int = _option(10, "log the loss every this many steps")
 
     def __post_init__(self) -> None:
         self.validate()
@@ -155,11 +204,18 @@ class TrainConfig:
     @classmethod
     def from_sources(cls, config: str | None = None, overrides: dict[str, Any] | None = None
                      ) -> TrainConfig:
-        """Build from a preset name or YAML path (optional), then apply non-None overrides."""
+        """Build from a preset name or YAML path (optional), then apply non-None overrides.
+
+        A mapping overriding a mapping (``model``) is merged into it, key by key, so one
+        architecture setting can change without restating the others.
+        """
         values = load_config_file(config) if config else {}
         for key, value in (overrides or {}).items():
-            if value is not None:
-                values[key] = value
+            if value is None:
+                continue
+            if isinstance(value, dict) and isinstance(values.get(key), dict):
+                value = {**values[key], **value}
+            values[key] = value
         return cls.from_dict(values)
 
     @classmethod
@@ -182,7 +238,9 @@ def field_default(name: str) -> Any:
     flag sets it; command help shows it so that every flag says what it falls back to."""
     for f in dataclasses.fields(TrainConfig):
         if f.name == name:
-            return f.default_factory() if f.default is dataclasses.MISSING else f.default
+            if f.default_factory is not dataclasses.MISSING:
+                return f.default_factory()
+            return f.default
     raise KeyError(name)
 
 

@@ -20,11 +20,12 @@ from mmdeepfake.calibration import calibration_summary, fit_temperature
 from mmdeepfake.data.layout import PairedSample, clip_id
 from mmdeepfake.domain import embed_split, familiar_shares, fit_detector_guard
 from mmdeepfake.errors import MmDeepfakeError
+from mmdeepfake.loading import load_run_detector
 from mmdeepfake.media.decode import load_audio, load_image
 from mmdeepfake.reports import plots
 from mmdeepfake.train import distributed as D
 from mmdeepfake.train.fit import FitLoop
-from mmdeepfake.train.hub import load_run_detector, push_run_model
+from mmdeepfake.train.hub import push_run_model
 from mmdeepfake.train.memory import format_bytes
 from mmdeepfake.train.run_context import RunContext
 from mmdeepfake.train.tables import format_metric

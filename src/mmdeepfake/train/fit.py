@@ -265,7 +265,7 @@ class FitLoop:
             ctx.data, ctx.index, "train", c.batch_size, seed=c.seed, shuffle=True,
             num_workers=c.num_workers, prefetch=c.prefetch, rank=dist.rank,
             world_size=dist.world_size, s3_reader=c.s3_reader, samples=samples,
-            face_margin=self.detector.model.image_encoder.face_margin)
+            face_margin=self.detector.face_margin)
         dataset: Any = loader.dataset
         dataset.set_epoch(epoch)
         per_rank = len(dataset)
@@ -377,7 +377,7 @@ class FitLoop:
             ctx.data, ctx.index, "validate", max(self.guard.batch_size, 1), seed=c.seed,
             num_workers=c.num_workers, prefetch=c.prefetch, rank=dist.rank,
             world_size=dist.world_size, s3_reader=c.s3_reader, samples=ctx.val_samples,
-            equal_shards=False, face_margin=self.detector.model.image_encoder.face_margin)
+            equal_shards=False, face_margin=self.detector.face_margin)
         self.detector.eval()
         rows: list[dict[str, Any]] = []
         loss_sum = 0.0

@@ -10,31 +10,11 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from mmdeepfake.data.storage import Storage
-from mmdeepfake.errors import CheckpointError, ConfigError, MmDeepfakeError
+from mmdeepfake.errors import ConfigError, MmDeepfakeError
+from mmdeepfake.loading import download_folder, run_model_prefix
 from mmdeepfake.model_card import build_model_card
-
-BEST_FOLDER = "best"
-
-
-def download_folder(storage: Storage, prefix: str, dest: Path) -> None:
-    """Copy every object under ``prefix`` into ``dest`` (a small model folder)."""
-    keys = storage.list(prefix.rstrip("/") + "/")
-    if not keys:
-        raise CheckpointError(f"no model files under {storage.uri(prefix)}; was the run finished?")
-    for key in keys:
-        (dest / key.rsplit("/", 1)[-1]).write_bytes(storage.read_bytes(key))
-
-
-def load_run_detector(storage: Storage, run_id: str, folder: str = BEST_FOLDER) -> Any:
-    """The Detector saved under ``<run_id>/models/<folder>/`` of an outputs storage."""
-    from mmdeepfake.detector import Detector
-
-    with tempfile.TemporaryDirectory(prefix="mmdeepfake-model-") as tmp:
-        download_folder(storage, f"{run_id}/models/{folder}", Path(tmp))
-        return Detector.from_pretrained(tmp)
 
 
 def push_run_model(storage: Storage, run_id: str, repo_id: str) -> str:
@@ -45,7 +25,7 @@ def push_run_model(storage: Storage, run_id: str, repo_id: str) -> str:
 
     with tempfile.TemporaryDirectory(prefix="mmdeepfake-push-") as tmp:
         folder = Path(tmp)
-        download_folder(storage, f"{run_id}/models/{BEST_FOLDER}", folder)
+        download_folder(storage, run_model_prefix(run_id), folder)
         config = json.loads((folder / "config.json").read_text())
         (folder / "README.md").write_text(build_model_card(config, repo_id=repo_id))
         api = HfApi(token=os.environ.get("HF_TOKEN"))
@@ -57,7 +37,7 @@ def push_run_model(storage: Storage, run_id: str, repo_id: str) -> str:
             raise MmDeepfakeError(
                 f"pushing run {run_id} to the Hub repo {repo_id} failed ({type(exc).__name__}: "
                 f"{exc}); set HF_TOKEN to a token with write access and check the network. "
-                f"The model is still in {storage.uri(f'{run_id}/models/{BEST_FOLDER}')}"
+                f"The model is still in {storage.uri(run_model_prefix(run_id))}"
             ) from None
     import logging
 

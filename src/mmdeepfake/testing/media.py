@@ -1,10 +1,12 @@
 """Media for tests and benchmarks, generated on the fly (no downloads, no checked-in binaries).
 
-Other test modules and the benchmark scripts import these helpers, so they stay small and
-deterministic: `write_video` muxes frames (and optionally a waveform) with PyAV, `write_audio`
-writes a waveform with soundfile (PyAV for formats libsndfile lacks), `face_photo` and
-`astronaut` are real photographs shipped with matplotlib and scikit-image, and `face_video`
-puts such a photograph on a moving background so a face is visible in every frame.
+mmdeepfake's test suite, its benchmark scripts and tests of code built on the library import
+these helpers, so they stay small and deterministic: `write_video` muxes frames (and optionally
+a waveform) with PyAV, `write_audio` writes a waveform with soundfile (PyAV for formats
+libsndfile lacks), `face_photo` and `astronaut` are real photographs shipped with matplotlib
+and scikit-image, and `face_video` puts such a photograph on a moving background so a face is
+visible in every frame. The second half of the module builds hostile inputs: small files that
+once crashed, hung or exhausted the memory of a decoder.
 """
 
 from __future__ import annotations
@@ -133,7 +135,12 @@ def _linear_resample(wave: np.ndarray, src: int, dst: int) -> np.ndarray:
 _LAYOUTS = {1: "mono", 2: "stereo", 6: "5.1", 8: "7.1"}
 
 
-def _mux_audio(out, stream, wave: np.ndarray, sample_rate: int) -> None:
+def _mux_audio(
+    out: av.container.OutputContainer,
+    stream: av.audio.stream.AudioStream,
+    wave: np.ndarray,
+    sample_rate: int,
+) -> None:
     """Encode a float waveform in codec-sized chunks and mux it.
 
     Frames are built packed (interleaved): PyAV's planar frames break above eight channels.
@@ -158,8 +165,8 @@ def face_photo() -> np.ndarray:
     from matplotlib import cbook
     from PIL import Image
 
-    with cbook.get_sample_data("grace_hopper.jpg") as handle:
-        return np.asarray(Image.open(handle).convert("RGB"))
+    with Image.open(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)) as image:
+        return np.asarray(image.convert("RGB"))
 
 
 def astronaut() -> np.ndarray:
@@ -176,9 +183,9 @@ def face_frames(
     from PIL import Image
 
     width, height = size
-    photo = Image.fromarray(face_photo())
     face_height = face_height or int(height * 0.8)
-    photo = np.asarray(photo.resize((int(face_height * 512 / 600), face_height)))
+    resized = Image.fromarray(face_photo()).resize((int(face_height * 512 / 600), face_height))
+    photo = np.asarray(resized)
     ph, pw = photo.shape[:2]
     yy, xx = np.mgrid[0:height, 0:width]
     frames = np.empty((num_frames, height, width, 3), dtype=np.uint8)
@@ -295,6 +302,7 @@ def damaged_mp3(path: str | os.PathLike, seconds: float = 6.0) -> Path:
     data = bytearray(clean.read_bytes())
     clean.unlink()
     middle = len(data) // 2
-    data[middle : middle + 2000] = np.random.default_rng(0).integers(0, 256, 2000, np.uint8).tobytes()
+    noise = np.random.default_rng(0).integers(0, 256, 2000, np.uint8)
+    data[middle : middle + 2000] = noise.tobytes()
     Path(path).write_bytes(bytes(data))
     return Path(path)
