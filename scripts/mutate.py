@@ -56,7 +56,12 @@ FUNCTIONS = ("*.x_*", "*ǁforward__mutmut_*", "*ǁunimodal_logits__mutmut_*")
 TARGETS: dict[str, Target] = {
     "features": Target(
         ("src/mmdeepfake/media/features.py",),
-        ("tests/test_media_features.py", "tests/test_properties.py", "tests/test_core_values.py"),
+        (
+            "tests/test_media_features.py",
+            "tests/test_features_values.py",
+            "tests/test_properties.py",
+            "tests/test_core_values.py",
+        ),
         FUNCTIONS,
     ),
     # Face detection: the box arithmetic (IoU, NMS, squaring, regression) and the final

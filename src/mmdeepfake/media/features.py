@@ -182,7 +182,7 @@ def audio_windows(
     recording gives a single window (0, len).
     """
     length = len(wave)
-    hop = int(hop_samples or window_samples)
+    hop = window_samples if hop_samples is None else int(hop_samples)
     if hop <= 0 or window_samples <= 0:
         raise ValueError("window_samples and hop_samples must be positive")
     if length <= window_samples:
