@@ -55,8 +55,12 @@ def part_of(module: str) -> str | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--src", type=Path, default=Path(__file__).resolve().parents[1] / "src",
-                        help="the src/ folder that holds the mmdeepfake package")
+    parser.add_argument(
+        "--src",
+        type=Path,
+        default=Path(__file__).resolve().parents[1] / "src",
+        help="the src/ folder that holds the mmdeepfake package",
+    )
     src = parser.parse_args().src.resolve()
     files = sorted((src / PACKAGE).rglob("*.py"))
     parts = {p for f in files if (p := part_of(module_name(f, src))) is not None}

@@ -67,7 +67,8 @@ def violations(module: str, path: Path) -> set[tuple[str, str]]:
 def test_every_layer_imports_only_downwards():
     found = set().union(*(violations(module, path) for module, path in MODULES.items()))
     assert found == set(), "imports against the layers:\n" + "\n".join(
-        f"  {a} imports {b}" for a, b in sorted(found))
+        f"  {a} imports {b}" for a, b in sorted(found)
+    )
 
 
 @pytest.mark.parametrize(
@@ -96,7 +97,11 @@ def test_relative_imports_resolve_against_their_package(tmp_path):
     module = graph.module_name(package / "__init__.py", tmp_path)
     assert module == "mmdeepfake.media"
     assert set(graph.imported_modules(package / "__init__.py", module)) == {
-        "mmdeepfake.media", "mmdeepfake.media.audio", "mmdeepfake.train", "mmdeepfake.train.fit"}
+        "mmdeepfake.media",
+        "mmdeepfake.media.audio",
+        "mmdeepfake.train",
+        "mmdeepfake.train.fit",
+    }
 
 
 def test_the_moved_modules_keep_their_old_paths():
@@ -109,4 +114,8 @@ def test_the_moved_modules_keep_their_old_paths():
     from mmdeepfake.reports import plots, report
 
     assert (old_metrics, old_calibration, old_plots, old_report) == (
-        metrics, calibration, plots, report)
+        metrics,
+        calibration,
+        plots,
+        report,
+    )

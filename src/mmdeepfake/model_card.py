@@ -31,13 +31,19 @@ def build_model_card(
     def fmt(value: Any) -> str:
         return f"{value:.4f}" if isinstance(value, float) else str(value)
 
-    metric_rows = "\n".join(f"| {k} | {fmt(v)} |" for k, v in metrics.items()) or \
-        "| (none recorded) | |"
-    cal = (f"Temperature scaling fitted on the validation split: T = "
-           f"{fmt(calibration.get('temperature'))}, expected calibration error "
-           f"{fmt(calibration.get('ece_before'))} before and {fmt(calibration.get('ece_after'))}"
-           " after." if calibration else "Not calibrated (temperature 1.0).")
+    metric_rows = (
+        "\n".join(f"| {k} | {fmt(v)} |" for k, v in metrics.items()) or "| (none recorded) | |"
+    )
+    cal = (
+        f"Temperature scaling fitted on the validation split: T = "
+        f"{fmt(calibration.get('temperature'))}, expected calibration error "
+        f"{fmt(calibration.get('ece_before'))} before and {fmt(calibration.get('ece_after'))}"
+        " after."
+        if calibration
+        else "Not calibrated (temperature 1.0)."
+    )
     training_lines = "\n".join(f"- {k}: {v}" for k, v in training.items())
+    emotions = ", ".join(EMOTIONS)
     return f"""---
 library_name: mmdeepfake
 license: apache-2.0
@@ -56,19 +62,19 @@ they agree; manipulating one modality tends to break that agreement.
 
 ## Architecture
 
-- Face encoder: `{config.get('image_encoder')}` {json.dumps(config.get('image_encoder_kwargs') or {})}
-  over 224x224 face crops, with an emotion head over {len(EMOTIONS)} emotions ({', '.join(EMOTIONS)}).
-- Voice encoder: `{config.get('audio_encoder')}` {json.dumps(config.get('audio_encoder_kwargs') or {})}
+- Face encoder: {_part(config, "image_encoder")}
+  over 224x224 face crops, with an emotion head over {len(EMOTIONS)} emotions ({emotions}).
+- Voice encoder: {_part(config, "audio_encoder")}
   over 128x128 log-mel spectrograms of 16 kHz audio windows, with the same emotion head.
-- Fusion: `{config.get('fusion')}` {json.dumps(config.get('fusion_kwargs') or {})}; embedding
-  width {config.get('embed_dim')}, dropout {config.get('dropout')}.
-- Decision threshold {config.get('threshold')}; {cal}
+- Fusion: `{config.get("fusion")}` {json.dumps(config.get("fusion_kwargs") or {})}; embedding
+  width {config.get("embed_dim")}, dropout {config.get("dropout")}.
+- Decision threshold {config.get("threshold")}; {cal}
 
 ## Data
 
-Trained on: {meta.get('trained_on', 'not recorded')} (run `{meta.get('run_id', '?')}`, best
-epoch {meta.get('epoch', '?')}). Training settings:
-{training_lines or '- not recorded'}
+Trained on: {meta.get("trained_on", "not recorded")} (run `{meta.get("run_id", "?")}`, best
+epoch {meta.get("epoch", "?")}). Training settings:
+{training_lines or "- not recorded"}
 
 {guard_section(config)}
 ## Validation metrics
@@ -102,6 +108,15 @@ their consistency, per-modality scores) so a person can check it.
 
 
 GUARD_HEADING = "## Unfamiliar input"
+_GUARD_TABLE_HEADER = (
+    "| modality | limit | familiar share, train | familiar share, validation "
+    "| one-modality head ROC-AUC (validation) |"
+)
+
+
+def _part(config: dict[str, Any], name: str) -> str:
+    """An encoder of the card: its registry name and keyword arguments."""
+    return f"`{config.get(name)}` {json.dumps(config.get(f'{name}_kwargs') or {})}"
 
 
 def guard_section(config: dict[str, Any]) -> str:
@@ -109,27 +124,31 @@ def guard_section(config: dict[str, Any]) -> str:
     meta = config.get("metadata") or {}
     guard = meta.get("domain_guard")
     if not guard:
-        return (f"{GUARD_HEADING}\n\nThis model has no unfamiliar-input guard: it cannot tell "
-                "when an input is unlike its training data. Fit one with "
-                "`scripts/fit_domain_guard.py`.\n")
+        return (
+            f"{GUARD_HEADING}\n\nThis model has no unfamiliar-input guard: it cannot tell "
+            "when an input is unlike its training data. Fit one with "
+            "`scripts/fit_domain_guard.py`.\n"
+        )
     rows = []
     heads = meta.get("modality_calibration") or {}
     for modality in ("image", "audio"):
         g = guard.get(modality) or {}
         h = heads.get(modality) or {}
         auc = h.get("val_auc")
-        rows.append(f"| {modality} | {g.get('limit', float('nan')):.2f} | "
-                    f"{g.get('familiar_share_train', float('nan')):.3f} | "
-                    f"{g.get('familiar_share_validation', float('nan')):.3f} | "
-                    f"{'n/a' if auc is None else f'{auc:.3f}'} |")
+        rows.append(
+            f"| {modality} | {g.get('limit', float('nan')):.2f} | "
+            f"{g.get('familiar_share_train', float('nan')):.3f} | "
+            f"{g.get('familiar_share_validation', float('nan')):.3f} | "
+            f"{'n/a' if auc is None else f'{auc:.3f}'} |"
+        )
     return f"""{GUARD_HEADING}
 
 Each prediction says, per modality, whether the input is like the training data
 (`Prediction.domain`); by default an unfamiliar modality makes the label `uncertain`.
-Method: {guard.get('method')} ({guard.get('quantile')}); fitted on
-{guard.get('fitted_on', 'the training split')}.
+Method: {guard.get("method")} ({guard.get("quantile")}); fitted on
+{guard.get("fitted_on", "the training split")}.
 
-| modality | limit | familiar share, train | familiar share, validation | one-modality head ROC-AUC (validation) |
+{_GUARD_TABLE_HEADER}
 |---|---|---|---|---|
 {chr(10).join(rows)}
 
@@ -145,7 +164,7 @@ def with_guard_section(card: str, config: dict[str, Any]) -> str:
     start = card.find(GUARD_HEADING)
     if start >= 0:
         end = card.find("\n## ", start + len(GUARD_HEADING))
-        return card[:start] + section + (card[end + 1:] if end >= 0 else "")
+        return card[:start] + section + (card[end + 1 :] if end >= 0 else "")
     anchor = card.find("## Validation metrics")
     if anchor >= 0:
         return card[:anchor] + section + "\n" + card[anchor:]

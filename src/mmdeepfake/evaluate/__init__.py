@@ -12,6 +12,10 @@ import sys
 from mmdeepfake import calibration, metrics
 from mmdeepfake.reports import plots, report
 
-for _name, _module in {"metrics": metrics, "calibration": calibration, "plots": plots,
-                       "report": report}.items():
+for _name, _module in {
+    "metrics": metrics,
+    "calibration": calibration,
+    "plots": plots,
+    "report": report,
+}.items():
     sys.modules[f"{__name__}.{_name}"] = _module

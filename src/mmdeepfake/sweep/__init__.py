@@ -27,8 +27,14 @@ from mmdeepfake.sweep.params import PLOT_FOR_PARAM, SWEEP_PARAMS, parse_values
 
 # The runs import training, evaluation and torch: loaded on first use, so the command line
 # builds its parser (which reads SWEEP_PARAMS) without them.
-_RUNS = ("RESULT_COLUMNS", "SweepResult", "fusion_comparison_rows", "fusion_table",
-         "run_sweep", "train_every_fusion")
+_RUNS = (
+    "RESULT_COLUMNS",
+    "SweepResult",
+    "fusion_comparison_rows",
+    "fusion_table",
+    "run_sweep",
+    "train_every_fusion",
+)
 
 __all__ = [
     "PLOT_FOR_PARAM",

@@ -20,6 +20,7 @@ PLOT_FOR_PARAM = {
     "fusion": "fusion_comparison",
 }
 
+
 def parse_values(param: str, values: Sequence[str]) -> list[Any]:
     """``["1e-4,3e-4", "1e-3"]`` -> ``[0.0001, 0.0003, 0.001]``; ``all`` fusions -> each one."""
     if param not in SWEEP_PARAMS:

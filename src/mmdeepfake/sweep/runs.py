@@ -154,8 +154,13 @@ def run_sweep(
         raise ConfigError("a sweep starts new runs; drop --resume")
     sweep_id = sweep_id or "sweep-" + time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     log.info("sweep %s: %s over %s", sweep_id, param, ", ".join(map(str, values)))
-    runs = _train_each(config, param, values, lambda value: f"{sweep_id}-{param}-{value}",
-                       lambda sub: train(sub, progress=progress))
+    runs = _train_each(
+        config,
+        param,
+        values,
+        lambda value: f"{sweep_id}-{param}-{value}",
+        lambda sub: train(sub, progress=progress),
+    )
     rows = []
     for value, (sub, trained) in zip(values, runs):
         row = _row(param, value, trained)
@@ -257,8 +262,13 @@ def train_every_fusion(config: TrainConfig, *, progress: bool = True) -> TrainRe
     dist = D.init_distributed(config.device)
     try:
         base = D.broadcast_object(config.run_id or new_run_id())
-        runs = _train_each(config, "fusion", fusion_choices(), lambda fusion: f"{base}-{fusion}",
-                           lambda sub: run_training(sub, dist, progress))
+        runs = _train_each(
+            config,
+            "fusion",
+            fusion_choices(),
+            lambda fusion: f"{base}-{fusion}",
+            lambda sub: run_training(sub, dist, progress),
+        )
         results = {sub.fusion: result for sub, result in runs}
         rows = fusion_table(results)
         best_fusion = max(results, key=lambda f: selection_key(results[f].best_metrics))
@@ -270,11 +280,16 @@ def train_every_fusion(config: TrainConfig, *, progress: bool = True) -> TrainRe
             out.write_text("logs", "fusion_comparison.json", json.dumps(rows, indent=2))
             out.write_text("logs", "fusion_comparison.csv", csv_table(rows, FUSION_TABLE_COLUMNS))
             if config.plots:
-                out.write_bytes("plots", plots.PLOT_FILENAMES["fusion_comparison"],
-                                plots.figure_to_png(plots.plot_fusion_comparison(rows)))
-            log.info("fusion comparison (validation ROC-AUC): %s; best: %s",
-                     ", ".join(f"{r['name']}={format_metric(r['val_auc'])}" for r in rows),
-                     best_fusion)
+                out.write_bytes(
+                    "plots",
+                    plots.PLOT_FILENAMES["fusion_comparison"],
+                    plots.figure_to_png(plots.plot_fusion_comparison(rows)),
+                )
+            log.info(
+                "fusion comparison (validation ROC-AUC): %s; best: %s",
+                ", ".join(f"{r['name']}={format_metric(r['val_auc'])}" for r in rows),
+                best_fusion,
+            )
             if config.push_to_hub:
                 push_run_model(storage, best.run_id, config.push_to_hub)
         return best
@@ -288,11 +303,25 @@ def fusion_table(results: dict[str, TrainResult]) -> list[dict[str, Any]]:
     rows = []
     for fusion, result in results.items():
         m = result.best_metrics
-        rows.append({"name": fusion, "kind": "fusion", "run_id": result.run_id,
-                     "val_auc": m.get("val_auc"), "val_accuracy": m.get("val_accuracy"),
-                     "val_loss": m.get("val_loss"), "epoch": m.get("epoch")})
+        rows.append(
+            {
+                "name": fusion,
+                "kind": "fusion",
+                "run_id": result.run_id,
+                "val_auc": m.get("val_auc"),
+                "val_accuracy": m.get("val_accuracy"),
+                "val_loss": m.get("val_loss"),
+                "epoch": m.get("epoch"),
+            }
+        )
         for modality in ("image", "audio"):
             if m.get(f"val_auc_{modality}") is not None and fusion == "late":
-                rows.append({"name": f"{modality} only", "kind": "unimodal",
-                             "run_id": result.run_id, "val_auc": m[f"val_auc_{modality}"]})
+                rows.append(
+                    {
+                        "name": f"{modality} only",
+                        "kind": "unimodal",
+                        "run_id": result.run_id,
+                        "val_auc": m[f"val_auc_{modality}"],
+                    }
+                )
     return rows

@@ -42,16 +42,26 @@ def finalise(ctx: RunContext, fit: FitLoop) -> dict[str, Any]:
         guard = fit_guard(ctx)
         if ctx.config.plots:
             write_plots(ctx, fit, calibration)
-        summary = {"run_id": ctx.out.run_id, "best": fit.best, "calibration": {
-            k: v for k, v in calibration.items() if k != "abstention"},
+        summary = {
+            "run_id": ctx.out.run_id,
+            "best": fit.best,
+            "calibration": {k: v for k, v in calibration.items() if k != "abstention"},
             "domain_guard": guard,
             "skipped_samples": fit.skipped_total,
-            "peak_rss_bytes": fit.guard.peak_bytes, "config": ctx.config.to_dict()}
+            "peak_rss_bytes": fit.guard.peak_bytes,
+            "config": ctx.config.to_dict(),
+        }
         ctx.out.write_text("logs", "summary.json", json.dumps(summary, indent=2, default=str))
-        log.info("run %s done: best epoch %s, val AUC %s; %d sample(s) skipped; peak memory "
-                 "%s; outputs in %s", ctx.out.run_id, fit.best.get("epoch"),
-                 format_metric(fit.best.get("val_auc")), fit.skipped_total,
-                 format_bytes(fit.guard.peak_bytes), ctx.out.uri())
+        log.info(
+            "run %s done: best epoch %s, val AUC %s; %d sample(s) skipped; peak memory "
+            "%s; outputs in %s",
+            ctx.out.run_id,
+            fit.best.get("epoch"),
+            format_metric(fit.best.get("val_auc")),
+            fit.skipped_total,
+            format_bytes(fit.guard.peak_bytes),
+            ctx.out.uri(),
+        )
         if ctx.config.push_to_hub:
             push_run_model(ctx.out_storage, ctx.out.run_id, ctx.config.push_to_hub)
     D.barrier()
@@ -70,12 +80,15 @@ def calibrate(ctx: RunContext) -> dict[str, Any]:
     summary = calibration_summary(logits, labels, temperature)
     detector = load_run_detector(ctx.out_storage, ctx.out.run_id)
     metadata = dict(detector.metadata)
-    metadata["calibration"] = {k: summary[k] for k in ("temperature", "ece_before",
-                                                       "ece_after")}
+    metadata["calibration"] = {k: summary[k] for k in ("temperature", "ece_before", "ece_after")}
     detector.with_config(temperature=temperature, metadata=metadata)
     ctx.out.save_detector(detector)
-    log.info("calibration on validation: temperature %.3f, ECE %.4f -> %.4f", temperature,
-             summary["ece_before"], summary["ece_after"])
+    log.info(
+        "calibration on validation: temperature %.3f, ECE %.4f -> %.4f",
+        temperature,
+        summary["ece_before"],
+        summary["ece_after"],
+    )
     return summary
 
 
@@ -87,15 +100,21 @@ def fit_guard(ctx: RunContext) -> dict[str, Any]:
     seed = ctx.config.seed
     train = embed_split(detector, ctx.data, ctx.index, "train", seed=seed)
     validation = embed_split(detector, ctx.data, ctx.index, "validate", seed=seed)
-    record = fit_detector_guard(detector, train, validation,
-                                source=f"train split of {ctx.data.uri(ctx.index.prefix)}")
+    record = fit_detector_guard(
+        detector, train, validation, source=f"train split of {ctx.data.uri(ctx.index.prefix)}"
+    )
     ctx.out.save_detector(detector)
-    shares = {"train": familiar_shares(detector, train),
-              "validate": familiar_shares(detector, validation)}
-    log.info("unfamiliar-input guard: limits image %.2f, audio %.2f; familiar share %s",
-             record["image"]["limit"], record["audio"]["limit"], json.dumps(shares))
-    return {"limits": {m: record[m]["limit"] for m in ("image", "audio")},
-            "familiar_share": shares}
+    shares = {
+        "train": familiar_shares(detector, train),
+        "validate": familiar_shares(detector, validation),
+    }
+    log.info(
+        "unfamiliar-input guard: limits image %.2f, audio %.2f; familiar share %s",
+        record["image"]["limit"],
+        record["audio"]["limit"],
+        json.dumps(shares),
+    )
+    return {"limits": {m: record[m]["limit"] for m in ("image", "audio")}, "familiar_share": shares}
 
 
 def write_plots(ctx: RunContext, fit: FitLoop, calibration: dict[str, Any]) -> None:
@@ -113,15 +132,19 @@ def write_plots(ctx: RunContext, fit: FitLoop, calibration: dict[str, Any]) -> N
         "accuracy_curves": lambda: plots.plot_accuracy_curves(fit.history),
         "emotion_consistency_heatmap": lambda: plots.plot_emotion_consistency_heatmap(
             [int(r["face_emotion_pred"]) for r in rows],
-            [int(r["voice_emotion_pred"]) for r in rows], y),
+            [int(r["voice_emotion_pred"]) for r in rows],
+            y,
+        ),
         "confusion_matrix": lambda: plots.plot_confusion_matrix(y, (logits > 0).astype(int)),
         "memory_usage": lambda: plots.plot_memory_usage(
-            guard.samples_for_plot(), guard.cap_bytes, guard.limit_bytes),
+            guard.samples_for_plot(), guard.cap_bytes, guard.limit_bytes
+        ),
     }
     if calibration:
         t = calibration["temperature"]
         figures["reliability_diagram"] = lambda: plots.plot_reliability_diagram(
-            1 / (1 + np.exp(-logits)), 1 / (1 + np.exp(-logits / t)), y)
+            1 / (1 + np.exp(-logits)), 1 / (1 + np.exp(-logits / t)), y
+        )
     for name, make in figures.items():
         ctx.out.write_bytes("plots", plots.PLOT_FILENAMES[name], plots.figure_to_png(make()))
     log.info("plots written to %s", ctx.out.uri("plots"))
@@ -145,8 +168,12 @@ def _sample_media(ctx: RunContext) -> tuple[list, list, list, list]:
                 break
         return found
 
-    return (read(0, "image_key", 4, load_image), read(1, "image_key", 4, load_image),
-            read(0, "audio_key", 3, load_audio), read(1, "audio_key", 3, load_audio))
+    return (
+        read(0, "image_key", 4, load_image),
+        read(1, "image_key", 4, load_image),
+        read(0, "audio_key", 3, load_audio),
+        read(1, "audio_key", 3, load_audio),
+    )
 
 
 def distinct_clip_samples(

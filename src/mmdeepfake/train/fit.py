@@ -38,9 +38,19 @@ from mmdeepfake.train.tables import csv_table, format_metric
 log = logging.getLogger("mmdeepfake.train")
 
 PREDICTION_COLUMNS = (
-    "image_key", "audio_key", "label", "fake_logit", "fake_probability", "image_logit",
-    "audio_logit", "consistency", "face_emotion_true", "face_emotion_pred",
-    "face_emotion_confidence", "voice_emotion_true", "voice_emotion_pred",
+    "image_key",
+    "audio_key",
+    "label",
+    "fake_logit",
+    "fake_probability",
+    "image_logit",
+    "audio_logit",
+    "consistency",
+    "face_emotion_true",
+    "face_emotion_pred",
+    "face_emotion_confidence",
+    "voice_emotion_true",
+    "voice_emotion_pred",
     "voice_emotion_confidence",
 )
 # Architecture keys: a resumed run keeps those of its checkpoint.
@@ -111,21 +121,33 @@ class _BatchBuffer:
                     continue
                 self.current, self.pos = batch, 0
             k = min(n - have, len(self.current["labels"]) - self.pos)
-            parts.append({key: value[self.pos:self.pos + k] for key, value in self.current.items()
-                          if key != "skipped"})
+            parts.append(
+                {
+                    key: value[self.pos : self.pos + k]
+                    for key, value in self.current.items()
+                    if key != "skipped"
+                }
+            )
             self.pos += k
             have += k
         if not parts:
             return None
         if len(parts) == 1:
             return parts[0]
-        return {key: (torch.cat([p[key] for p in parts]) if torch.is_tensor(parts[0][key])
-                      else [x for p in parts for x in p[key]]) for key in parts[0]}
+        return {
+            key: (
+                torch.cat([p[key] for p in parts])
+                if torch.is_tensor(parts[0][key])
+                else [x for p in parts for x in p[key]]
+            )
+            for key in parts[0]
+        }
 
 
 def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v
-            for k, v in batch.items()}
+    return {
+        k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()
+    }
 
 
 class FitLoop:
@@ -158,8 +180,11 @@ class FitLoop:
             saved = json.loads(checkpoint["config_json"])
             changed = [k for k in _ARCHITECTURE_KEYS if saved.get(k) != getattr(c, k)]
             if changed:
-                log.warning("resuming run %s with its own architecture (%s from the checkpoint)",
-                            ctx.out.run_id, ", ".join(changed))
+                log.warning(
+                    "resuming run %s with its own architecture (%s from the checkpoint)",
+                    ctx.out.run_id,
+                    ", ".join(changed),
+                )
             ctx.config = c = c.replace(**{k: saved[k] for k in _ARCHITECTURE_KEYS})
         torch.manual_seed(c.seed)
         kwargs = dict(c.model)
@@ -169,14 +194,20 @@ class FitLoop:
         except TypeError as exc:
             raise ConfigError(f"invalid model options {c.model}: {exc}") from None
         self.detector.to(ctx.dist.device)
-        self.loss_fn = DetectionLoss(emotion_weight=c.emotion_weight,
-                                     consistency_weight=c.consistency_weight, margin=c.margin)
-        self.optimizer = torch.optim.AdamW(self.detector.parameters(), lr=c.lr,
-                                           weight_decay=c.weight_decay)
+        self.loss_fn = DetectionLoss(
+            emotion_weight=c.emotion_weight,
+            consistency_weight=c.consistency_weight,
+            margin=c.margin,
+        )
+        self.optimizer = torch.optim.AdamW(
+            self.detector.parameters(), lr=c.lr, weight_decay=c.weight_decay
+        )
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-            self.optimizer, T_max=max(c.epochs, 1), eta_min=c.lr * 0.05)
-        self.guard = MemoryGuard(c.batch_size, budget_bytes=c.memory_budget_bytes,
-                                 min_batch_size=c.min_batch_size)
+            self.optimizer, T_max=max(c.epochs, 1), eta_min=c.lr * 0.05
+        )
+        self.guard = MemoryGuard(
+            c.batch_size, budget_bytes=c.memory_budget_bytes, min_batch_size=c.min_batch_size
+        )
         # Dropout differs per rank; a resumed run continues the RNG stream of its checkpoint.
         torch.manual_seed(c.seed * 1000 + ctx.dist.rank)
         if checkpoint is not None:
@@ -184,7 +215,8 @@ class FitLoop:
         if ctx.dist.enabled:
             ids = [ctx.dist.device.index] if ctx.dist.device.type == "cuda" else None
             self.model = DistributedDataParallel(
-                self.detector, device_ids=ids, find_unused_parameters=True)
+                self.detector, device_ids=ids, find_unused_parameters=True
+            )
         else:
             self.model = self.detector
 
@@ -198,11 +230,17 @@ class FitLoop:
         self.history = json.loads(state["history_json"])
         self.best = json.loads(state["best_json"])
         self.skipped_total = int(state["skipped_total"])
-        self.guard.batch_size = max(self.ctx.config.min_batch_size,
-                                    min(int(state["batch_size"]), self.ctx.config.batch_size))
+        self.guard.batch_size = max(
+            self.ctx.config.min_batch_size,
+            min(int(state["batch_size"]), self.ctx.config.batch_size),
+        )
         self.ctx.read_previous_logs()
-        log.info("resumed run %s from its checkpoint after epoch %d (step %d)",
-                 self.ctx.out.run_id, self.start_epoch, self.global_step)
+        log.info(
+            "resumed run %s from its checkpoint after epoch %d (step %d)",
+            self.ctx.out.run_id,
+            self.start_epoch,
+            self.global_step,
+        )
 
     # -- checkpoints and logs ---------------------------------------------------------------
 
@@ -239,9 +277,17 @@ class FitLoop:
         ctx = self.ctx
         c = ctx.config
         if ctx.dist.is_main:
-            log.info("run %s: fusion %s, %d epoch(s), batch size %d, %d rank(s), device %s; "
-                     "outputs in %s", ctx.out.run_id, c.fusion, c.epochs, c.batch_size,
-                     ctx.dist.world_size, ctx.dist.device, ctx.out.uri())
+            log.info(
+                "run %s: fusion %s, %d epoch(s), batch size %d, %d rank(s), device %s; "
+                "outputs in %s",
+                ctx.out.run_id,
+                c.fusion,
+                c.epochs,
+                c.batch_size,
+                ctx.dist.world_size,
+                ctx.dist.device,
+                ctx.out.uri(),
+            )
             log.info(self.guard.describe())
         try:
             for epoch in range(self.start_epoch, c.epochs):
@@ -262,10 +308,20 @@ class FitLoop:
         # module logs how many pairs are true and how many random.
         samples = pair_samples(ctx.index, "train", c.seed + epoch)
         loader = build_split_loader(
-            ctx.data, ctx.index, "train", c.batch_size, seed=c.seed, shuffle=True,
-            num_workers=c.num_workers, prefetch=c.prefetch, rank=dist.rank,
-            world_size=dist.world_size, s3_reader=c.s3_reader, samples=samples,
-            face_margin=self.detector.face_margin)
+            ctx.data,
+            ctx.index,
+            "train",
+            c.batch_size,
+            seed=c.seed,
+            shuffle=True,
+            num_workers=c.num_workers,
+            prefetch=c.prefetch,
+            rank=dist.rank,
+            world_size=dist.world_size,
+            s3_reader=c.s3_reader,
+            samples=samples,
+            face_margin=self.detector.face_margin,
+        )
         dataset: Any = loader.dataset
         dataset.set_epoch(epoch)
         per_rank = len(dataset)
@@ -280,8 +336,14 @@ class FitLoop:
         bar = None
         if self.progress:
             # disable=None: a bar on a terminal only; a redirected log keeps one event per line
-            bar = tqdm(total=total_steps, desc=f"epoch {epoch + 1}/{c.epochs}", unit="step",
-                       leave=False, dynamic_ncols=True, disable=None)
+            bar = tqdm(
+                total=total_steps,
+                desc=f"epoch {epoch + 1}/{c.epochs}",
+                unit="step",
+                leave=False,
+                dynamic_ncols=True,
+                disable=None,
+            )
         problem: MemoryBudgetError | None = None
         try:
             while True:
@@ -310,9 +372,14 @@ class FitLoop:
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss:.3f}", bs=batch_size)
                 if self._steps_in_epoch % c.log_every == 0 and dist.is_main:
-                    log.info("epoch %d step %d: loss %.4f, batch size %d, memory %s", epoch + 1,
-                             self._steps_in_epoch, loss, batch_size,
-                             format_bytes(self.guard.samples[-1].rss_bytes))
+                    log.info(
+                        "epoch %d step %d: loss %.4f, batch size %d, memory %s",
+                        epoch + 1,
+                        self._steps_in_epoch,
+                        loss,
+                        batch_size,
+                        format_bytes(self.guard.samples[-1].rss_bytes),
+                    )
         finally:
             if bar is not None:
                 bar.close()
@@ -320,7 +387,8 @@ class FitLoop:
         if not D.all_reduce_min(int(problem is None)):
             raise problem or MemoryBudgetError(
                 "another rank could not stay under its memory cap; a checkpoint was saved. "
-                "Raise --memory-budget or use a smaller model, then --resume latest")
+                "Raise --memory-budget or use a smaller model, then --resume latest"
+            )
         if not D.all_reduce_min(int(stop.signal_name is None)):
             raise TrainingInterrupted(
                 f"training stopped by {stop.signal_name or 'a signal on another rank'} during "
@@ -374,10 +442,20 @@ class FitLoop:
         ctx = self.ctx
         c, dist = ctx.config, ctx.dist
         loader = build_split_loader(
-            ctx.data, ctx.index, "validate", max(self.guard.batch_size, 1), seed=c.seed,
-            num_workers=c.num_workers, prefetch=c.prefetch, rank=dist.rank,
-            world_size=dist.world_size, s3_reader=c.s3_reader, samples=ctx.val_samples,
-            equal_shards=False, face_margin=self.detector.face_margin)
+            ctx.data,
+            ctx.index,
+            "validate",
+            max(self.guard.batch_size, 1),
+            seed=c.seed,
+            num_workers=c.num_workers,
+            prefetch=c.prefetch,
+            rank=dist.rank,
+            world_size=dist.world_size,
+            s3_reader=c.s3_reader,
+            samples=ctx.val_samples,
+            equal_shards=False,
+            face_margin=self.detector.face_margin,
+        )
         self.detector.eval()
         rows: list[dict[str, Any]] = []
         loss_sum = 0.0
@@ -400,11 +478,19 @@ class FitLoop:
         y = np.array([r["label"] for r in rows], dtype=np.int64)
         logits = np.array([r["fake_logit"] for r in rows], dtype=np.float64)
         if not rows:
-            return {"val_loss": math.nan, "val_accuracy": math.nan, "val_auc": math.nan,
-                    "skipped": n_skipped}
+            return {
+                "val_loss": math.nan,
+                "val_accuracy": math.nan,
+                "val_auc": math.nan,
+                "skipped": n_skipped,
+            }
         metrics = compute_metrics(y, 1.0 / (1.0 + np.exp(-logits)))
-        result = {"val_loss": loss_sum / len(rows), "val_accuracy": metrics["accuracy"],
-                  "val_auc": metrics["roc_auc"], "skipped": n_skipped}
+        result = {
+            "val_loss": loss_sum / len(rows),
+            "val_accuracy": metrics["accuracy"],
+            "val_auc": metrics["roc_auc"],
+            "skipped": n_skipped,
+        }
         for modality in ("image", "audio"):
             scores = [r[f"{modality}_logit"] for r in rows]
             if all(s is not None for s in scores):
@@ -412,31 +498,50 @@ class FitLoop:
         for who in ("face", "voice"):
             known = [r for r in rows if r[f"{who}_emotion_true"] >= 0]
             if known:
-                result[f"val_{who}_emotion_accuracy"] = float(np.mean(
-                    [r[f"{who}_emotion_true"] == r[f"{who}_emotion_pred"] for r in known]))
+                result[f"val_{who}_emotion_accuracy"] = float(
+                    np.mean([r[f"{who}_emotion_true"] == r[f"{who}_emotion_pred"] for r in known])
+                )
         return result
 
     def _after_epoch(self, epoch: int, row: dict[str, Any]) -> None:
         ctx = self.ctx
         self.history.append(row)
         if ctx.dist.is_main:
-            log.info("epoch %d/%d: train loss %.4f acc %.3f | val loss %s acc %s AUC %s | "
-                     "%.1f samples/s, %d skipped", epoch + 1, ctx.config.epochs,
-                     row["train_loss"], row["train_accuracy"], format_metric(row["val_loss"]),
-                     format_metric(row["val_accuracy"]), format_metric(row["val_auc"]),
-                     row["samples_per_s"], row["skipped_samples"])
+            log.info(
+                "epoch %d/%d: train loss %.4f acc %.3f | val loss %s acc %s AUC %s | "
+                "%.1f samples/s, %d skipped",
+                epoch + 1,
+                ctx.config.epochs,
+                row["train_loss"],
+                row["train_accuracy"],
+                format_metric(row["val_loss"]),
+                format_metric(row["val_accuracy"]),
+                format_metric(row["val_auc"]),
+                row["samples_per_s"],
+                row["skipped_samples"],
+            )
             if row["faces_not_detected"]:
-                log.warning("epoch %d: no face detected in %d training images; they were "
-                            "centre-cropped", epoch + 1, row["faces_not_detected"])
+                log.warning(
+                    "epoch %d: no face detected in %d training images; they were centre-cropped",
+                    epoch + 1,
+                    row["faces_not_detected"],
+                )
         if not self.best or selection_key(row) > selection_key(self.best):
             self.best = dict(row)
             if ctx.dist.is_main:
                 self.detector.with_config(metadata=ctx.model_metadata(row))
                 ctx.out.save_detector(self.detector)
-                ctx.out.write_text("intermediate", PREDICTIONS_FILE,
-                                   csv_table(self.last_predictions, PREDICTION_COLUMNS))
-                log.info("best model so far (epoch %d, val AUC %s) saved to %s", epoch + 1,
-                         format_metric(row["val_auc"]), ctx.out.uri("models", "best"))
+                ctx.out.write_text(
+                    "intermediate",
+                    PREDICTIONS_FILE,
+                    csv_table(self.last_predictions, PREDICTION_COLUMNS),
+                )
+                log.info(
+                    "best model so far (epoch %d, val AUC %s) saved to %s",
+                    epoch + 1,
+                    format_metric(row["val_auc"]),
+                    ctx.out.uri("models", "best"),
+                )
 
 
 def _prediction_rows(batch: dict[str, Any], out: Any) -> list[dict[str, Any]]:
@@ -449,20 +554,22 @@ def _prediction_rows(batch: dict[str, Any], out: Any) -> list[dict[str, Any]]:
     consistency = out.consistency.float().cpu()
     rows = []
     for i in range(len(batch["labels"])):
-        rows.append({
-            "image_key": batch["image_keys"][i],
-            "audio_key": batch["audio_keys"][i],
-            "label": int(batch["labels"][i]),
-            "fake_logit": float(logit[i]),
-            "fake_probability": float(torch.sigmoid(logit[i])),
-            "image_logit": float(image_logit[i]) if image_logit is not None else None,
-            "audio_logit": float(audio_logit[i]) if audio_logit is not None else None,
-            "consistency": float(consistency[i]),
-            "face_emotion_true": int(batch["face_emotions"][i]),
-            "face_emotion_pred": int(face[i].argmax()),
-            "face_emotion_confidence": float(face[i].max()),
-            "voice_emotion_true": int(batch["voice_emotions"][i]),
-            "voice_emotion_pred": int(voice[i].argmax()),
-            "voice_emotion_confidence": float(voice[i].max()),
-        })
+        rows.append(
+            {
+                "image_key": batch["image_keys"][i],
+                "audio_key": batch["audio_keys"][i],
+                "label": int(batch["labels"][i]),
+                "fake_logit": float(logit[i]),
+                "fake_probability": float(torch.sigmoid(logit[i])),
+                "image_logit": float(image_logit[i]) if image_logit is not None else None,
+                "audio_logit": float(audio_logit[i]) if audio_logit is not None else None,
+                "consistency": float(consistency[i]),
+                "face_emotion_true": int(batch["face_emotions"][i]),
+                "face_emotion_pred": int(face[i].argmax()),
+                "face_emotion_confidence": float(face[i].max()),
+                "voice_emotion_true": int(batch["voice_emotions"][i]),
+                "voice_emotion_pred": int(voice[i].argmax()),
+                "voice_emotion_confidence": float(voice[i].max()),
+            }
+        )
     return rows

@@ -33,18 +33,29 @@ from mmdeepfake.train.tables import csv_table
 log = logging.getLogger("mmdeepfake.train")
 
 METRIC_COLUMNS = (
-    "epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy", "val_auc",
-    "val_auc_image", "val_auc_audio", "val_face_emotion_accuracy",
-    "val_voice_emotion_accuracy", "lr", "batch_size", "seconds", "samples_per_s",
-    "skipped_samples", "faces_not_detected",
+    "epoch",
+    "train_loss",
+    "val_loss",
+    "train_accuracy",
+    "val_accuracy",
+    "val_auc",
+    "val_auc_image",
+    "val_auc_audio",
+    "val_face_emotion_accuracy",
+    "val_voice_emotion_accuracy",
+    "lr",
+    "batch_size",
+    "seconds",
+    "samples_per_s",
+    "skipped_samples",
+    "faces_not_detected",
 )
 PREDICTIONS_FILE = "val_predictions.csv"
 
 
 def output_storage(config: TrainConfig) -> Storage:
     """The storage run folders go to (see :func:`mmdeepfake.outputs.output_root`)."""
-    return open_storage(output_root(config.output, config.bucket),
-                        endpoint_url=config.endpoint_url)
+    return open_storage(output_root(config.output, config.bucket), endpoint_url=config.endpoint_url)
 
 
 class LogCapture:
@@ -57,8 +68,9 @@ class LogCapture:
     def __init__(self) -> None:
         self.buffer = io.StringIO()
         self.handler = logging.StreamHandler(self.buffer)
-        self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s",
-                                                    "%Y-%m-%d %H:%M:%S"))
+        self.handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
+        )
         self.logger = logging.getLogger("mmdeepfake")
         self._old_level = self.logger.level
 
@@ -103,8 +115,10 @@ class RunContext:
             assert config.data_dir is not None  # check_source: a bucket or a folder
             root = Path(config.data_dir).expanduser()
             if not root.is_dir():
-                raise ConfigError(f"--data {config.data_dir}: no such folder; give the folder "
-                                  "that holds frames/, audio/ (and labels/emotions.csv)")
+                raise ConfigError(
+                    f"--data {config.data_dir}: no such folder; give the folder "
+                    "that holds frames/, audio/ (and labels/emotions.csv)"
+                )
             data = open_storage(root)
             prefix = config.prefix if (root / config.prefix).is_dir() else ""
         index = scan_dataset(data, prefix)
@@ -133,8 +147,9 @@ class RunContext:
         if self.out_storage.exists(key):
             self.previous_memory_rows = self.out_storage.read_text(key).splitlines()[1:]
 
-    def write_logs(self, capture: LogCapture, history: list[dict[str, Any]],
-                   memory_csv: str) -> None:
+    def write_logs(
+        self, capture: LogCapture, history: list[dict[str, Any]], memory_csv: str
+    ) -> None:
         """logs/train.log, logs/metrics.csv and intermediate/memory.csv, as of now."""
         if not self.dist.is_main:
             return
@@ -157,14 +172,28 @@ class RunContext:
         return {
             "run_id": self.out.run_id,
             "trained_on": where,
-            "training_data": (f"mmdeepfake-synth synthetic faces and voices at {where}"
-                              if synthetic else f"the dataset at {where}"),
+            "training_data": (
+                f"mmdeepfake-synth synthetic faces and voices at {where}"
+                if synthetic
+                else f"the dataset at {where}"
+            ),
             "synthetic_data": synthetic,
             "epoch": row["epoch"],
-            "val_metrics": {k: row.get(k) for k in ("val_loss", "val_accuracy", "val_auc",
-                                                     "val_auc_image", "val_auc_audio")
-                            if row.get(k) is not None},
-            "training": {k: getattr(self.config, k) for k in ("epochs", "batch_size", "lr",
-                                                               "weight_decay", "emotion_weight",
-                                                               "consistency_weight", "seed")},
+            "val_metrics": {
+                k: row.get(k)
+                for k in ("val_loss", "val_accuracy", "val_auc", "val_auc_image", "val_auc_audio")
+                if row.get(k) is not None
+            },
+            "training": {
+                k: getattr(self.config, k)
+                for k in (
+                    "epochs",
+                    "batch_size",
+                    "lr",
+                    "weight_decay",
+                    "emotion_weight",
+                    "consistency_weight",
+                    "seed",
+                )
+            },
         }

@@ -79,7 +79,12 @@ def run_training(config: TrainConfig, dist: D.DistInfo, progress: bool = True) -
         calibration = finalise(ctx, fit)
         fit.write_logs(capture)
     return TrainResult(
-        run_id=ctx.out.run_id, output_uri=ctx.out.uri(), history=fit.history,
-        best_metrics=fit.best, best_model_uri=ctx.out.uri("models", "best"),
-        skipped_samples=fit.skipped_total, peak_rss_bytes=fit.guard.peak_bytes,
-        calibration=calibration)
+        run_id=ctx.out.run_id,
+        output_uri=ctx.out.uri(),
+        history=fit.history,
+        best_metrics=fit.best,
+        best_model_uri=ctx.out.uri("models", "best"),
+        skipped_samples=fit.skipped_total,
+        peak_rss_bytes=fit.guard.peak_bytes,
+        calibration=calibration,
+    )
