@@ -44,7 +44,7 @@ def evaluate(detector, data_dir: Path, split: str = "test") -> dict:
     from mmdeepfake.data.layout import pair_samples, scan_dataset
     from mmdeepfake.data.storage import open_storage
     from mmdeepfake.data.streaming import build_split_loader
-    from mmdeepfake.evaluate.metrics import compute_metrics
+    from mmdeepfake.metrics import compute_metrics
 
     storage = open_storage(data_dir)
     index = scan_dataset(storage, "")
@@ -75,8 +75,8 @@ def evaluate_videos(detector, folder: Path, clips: int, seed: int) -> dict:
     voice window of the clip.
     """
     from mmdeepfake.data.synth import make_clip
-    from mmdeepfake.evaluate.metrics import compute_metrics
     from mmdeepfake.labels import EMOTIONS
+    from mmdeepfake.metrics import compute_metrics
 
     rng = np.random.default_rng(seed)
     labels, probs = [], []
@@ -115,8 +115,8 @@ def main() -> int:
     from mmdeepfake.data.storage import open_storage
     from mmdeepfake.data.synth import generate_dataset
     from mmdeepfake.loading import load_run_detector
+    from mmdeepfake.model_card import build_model_card
     from mmdeepfake.train.config import TrainConfig
-    from mmdeepfake.train.hub import build_model_card
     from mmdeepfake.train.trainer import train
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")

@@ -39,7 +39,7 @@ def _check(detector, folder: Path, seed: int) -> dict:
     """Familiar share per modality and ROC-AUC of the detector on every split of ``folder``
     that holds files."""
     from mmdeepfake.domain import embed_split, familiar_shares
-    from mmdeepfake.evaluate.metrics import roc_auc
+    from mmdeepfake.metrics import roc_auc
 
     storage, index = _dataset(folder)
     report = {}
@@ -76,7 +76,7 @@ def main() -> int:
 
     from mmdeepfake.detector import Detector
     from mmdeepfake.domain import embed_split, familiar_shares, fit_detector_guard
-    from mmdeepfake.train.hub import with_guard_section
+    from mmdeepfake.model_card import with_guard_section
 
     started = time.time()
     detector = Detector.from_pretrained(str(args.model.resolve()))

@@ -99,11 +99,11 @@ TARGETS: dict[str, Target] = {
         ("mmdeepfake.pipeline.xǁDetectionPipelineǁ_score__*",),
     ),
     "metrics": Target(
-        ("src/mmdeepfake/evaluate/metrics.py",),
+        ("src/mmdeepfake/metrics.py",),
         ("tests/test_evaluate_metrics.py", "tests/test_properties.py", "tests/test_core_values.py"),
     ),
     "calibration": Target(
-        ("src/mmdeepfake/evaluate/calibration.py",),
+        ("src/mmdeepfake/calibration.py",),
         (
             "tests/test_evaluate_metrics.py",
             "tests/test_calibration_values.py",

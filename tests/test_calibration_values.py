@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 import pytest
 
-from mmdeepfake.evaluate import calibration as C
+from mmdeepfake import calibration as C
 
 
 def _nll(z, y, t):

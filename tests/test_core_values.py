@@ -16,17 +16,17 @@ import pytest
 import torch
 
 from mmdeepfake import Detector
-from mmdeepfake.data.synth_face import draw_face
-from mmdeepfake.data.synth_voice import synth_voice
-from mmdeepfake.encoders import EncoderOutput
-from mmdeepfake.evaluate import metrics as M
-from mmdeepfake.evaluate.calibration import (
+from mmdeepfake import metrics as M
+from mmdeepfake.calibration import (
     abstention_table,
     binary_nll,
     calibration_summary,
     expected_calibration_error,
     reliability_bins,
 )
+from mmdeepfake.data.synth_face import draw_face
+from mmdeepfake.data.synth_voice import synth_voice
+from mmdeepfake.encoders import EncoderOutput
 from mmdeepfake.evaluate.evaluator import PERMUTATIONS, SplitScores, summarise
 from mmdeepfake.fusion import create_fusion
 from mmdeepfake.labels import EMOTIONS
@@ -352,7 +352,7 @@ def test_detection_loss_parts_by_hand():
 def test_detection_loss_defaults_are_the_documented_weights():
     loss = DetectionLoss()
     assert (loss.emotion_weight, loss.consistency_weight, loss.margin, loss.auxiliary_weight) == (
-        0.5, 0.2, 0.5, 0.25
+        1.0, 0.5, 0.5, 0.25
     )
 
 

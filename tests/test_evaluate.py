@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmdeepfake.evaluate import plots as P
+from mmdeepfake.reports import plots as P
 
 torch = pytest.importorskip("torch")
 
@@ -138,7 +138,7 @@ def test_evaluate_writes_metrics_plots_and_report_to_a_folder(dataset, model_dir
     predictions = list(csv.DictReader(io.StringIO((out / "predictions.csv").read_text())))
     assert len(predictions) == m["n"]
     # The calibrated probabilities in predictions.csv reproduce the headline AUC.
-    from mmdeepfake.evaluate.metrics import roc_auc
+    from mmdeepfake.metrics import roc_auc
 
     y = [int(r["label"]) for r in predictions]
     p = [float(r["fake_probability"]) for r in predictions]
@@ -294,7 +294,7 @@ def test_sweep_runs_two_values_on_the_tiny_preset(dataset, tmp_path, capsys):
 
 def test_sweep_refuses_bad_values():
     from mmdeepfake.errors import ConfigError
-    from mmdeepfake.evaluate.sweep import parse_values
+    from mmdeepfake.sweep import parse_values
 
     assert parse_values("lr", ["1e-4,3e-4", "1e-3"]) == [1e-4, 3e-4, 1e-3]
     assert parse_values("batch_size", ["4", "8"]) == [4, 8]

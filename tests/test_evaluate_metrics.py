@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmdeepfake.evaluate import calibration as C
-from mmdeepfake.evaluate import metrics as M
-from mmdeepfake.evaluate import plots as P
-from mmdeepfake.evaluate.report import build_report, html_table
+from mmdeepfake import calibration as C
+from mmdeepfake import metrics as M
+from mmdeepfake.reports import plots as P
+from mmdeepfake.reports.report import build_report, html_table
 
 # --- metrics: hand-computed ------------------------------------------------------------------
 
@@ -279,7 +279,7 @@ def test_legend_appears_only_with_several_series():
 
 
 def test_importing_plots_does_not_import_matplotlib():
-    code = "import sys, mmdeepfake.evaluate.plots; print('matplotlib' in sys.modules)"
+    code = "import sys, mmdeepfake.reports.plots; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -357,7 +357,7 @@ def _drawn_text(fig) -> str:
 
 @pytest.mark.parametrize("name", ["plot_loss_curves", "plot_accuracy_curves"])
 def test_epoch_axes_have_whole_numbers_only(name):
-    from mmdeepfake.evaluate import plots
+    from mmdeepfake.reports import plots
 
     history = [
         {
@@ -376,7 +376,7 @@ def test_epoch_axes_have_whole_numbers_only(name):
 
 
 def test_emotion_heatmap_says_the_emotions_are_predictions():
-    from mmdeepfake.evaluate import plots
+    from mmdeepfake.reports import plots
 
     fig = plots.plot_emotion_consistency_heatmap([0, 1, 2], [0, 1, 3], [0, 0, 1])
     text = _drawn_text(fig)
@@ -384,7 +384,7 @@ def test_emotion_heatmap_says_the_emotions_are_predictions():
 
 
 def test_roc_curves_that_coincide_stay_visible_and_say_so():
-    from mmdeepfake.evaluate import plots
+    from mmdeepfake.reports import plots
 
     y = np.array([0, 0, 1, 1, 0, 1])
     s = np.array([0.1, 0.4, 0.35, 0.8, 0.2, 0.9])
@@ -399,8 +399,8 @@ def test_roc_curves_that_coincide_stay_visible_and_say_so():
 
 
 def test_reliability_diagram_shows_counts_and_marks_sparse_bins():
-    from mmdeepfake.evaluate import plots
-    from mmdeepfake.evaluate.calibration import reliability_bins
+    from mmdeepfake.calibration import reliability_bins
+    from mmdeepfake.reports import plots
 
     rng = np.random.default_rng(0)
     probs = np.concatenate([rng.uniform(0.0, 0.1, 40), [0.55, 0.56], rng.uniform(0.9, 1.0, 40)])
@@ -418,8 +418,8 @@ def test_reliability_diagram_shows_counts_and_marks_sparse_bins():
 
 
 def test_fusion_figure_shows_the_numbers_of_the_sweep_table():
-    from mmdeepfake.evaluate import plots
-    from mmdeepfake.evaluate.sweep import fusion_comparison_rows
+    from mmdeepfake.reports import plots
+    from mmdeepfake.sweep import fusion_comparison_rows
 
     runs = [
         {

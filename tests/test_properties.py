@@ -16,8 +16,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mmdeepfake.evaluate import metrics as M
-from mmdeepfake.evaluate.calibration import confidence, fit_temperature, sigmoid
+from mmdeepfake import metrics as M
+from mmdeepfake.calibration import confidence, fit_temperature, sigmoid
 from mmdeepfake.fusion import consistency_from_logits
 from mmdeepfake.media import features
 from mmdeepfake.media.decode import resample
@@ -163,7 +163,7 @@ def test_fitted_temperature_is_the_nll_minimum(logits, temperature):
     y = (np.random.default_rng(len(logits)).random(z.size) < sigmoid(z / temperature)).astype(int)
     t = fit_temperature(z, y)
     assert math.exp(-4) - 1e-9 <= t <= math.exp(4) + 1e-9
-    from mmdeepfake.evaluate.calibration import binary_nll
+    from mmdeepfake.calibration import binary_nll
 
     best = binary_nll(z, y, t)
     for other in (t * 0.8, t * 1.25):

@@ -21,6 +21,7 @@ from mmdeepfake.data.synth import generate_dataset
 from mmdeepfake.train import trainer
 from mmdeepfake.train.artifacts import RunArtifacts, checkpoint_from_bytes
 from mmdeepfake.train.config import TrainConfig
+from mmdeepfake.train.fit import FitLoop
 
 pytestmark = pytest.mark.slow
 
@@ -116,14 +117,14 @@ def test_resume_run_id_from_the_sigterm_checkpoint(dataset, config_file, tmp_pat
                                                    straight, capsys):
     from mmdeepfake.cli.train import main
 
-    after_epoch = trainer._Run._after_epoch
+    after_epoch = FitLoop._after_epoch
 
     def signal_after_first_epoch(self, epoch, row):
         after_epoch(self, epoch, row)
         if epoch == 0:
             signal.raise_signal(signal.SIGTERM)  # handled by the trainer: a clean stop
 
-    monkeypatch.setattr(trainer._Run, "_after_epoch", signal_after_first_epoch)
+    monkeypatch.setattr(FitLoop, "_after_epoch", signal_after_first_epoch)
     with pytest.raises(trainer.TrainingInterrupted, match="SIGTERM"):
         trainer.train(config(dataset, config_file, tmp_path, run_id="stopped"), progress=False)
     monkeypatch.undo()

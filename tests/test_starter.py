@@ -14,7 +14,7 @@ from mmdeepfake.data.layout import pair_samples, scan_dataset
 from mmdeepfake.data.storage import open_storage
 from mmdeepfake.data.streaming import build_split_loader
 from mmdeepfake.data.synth import generate_dataset
-from mmdeepfake.evaluate.metrics import roc_auc
+from mmdeepfake.metrics import roc_auc
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from typing import ClassVar
 import pytest
 
 from mmdeepfake.data.storage import open_storage
-from mmdeepfake.errors import CheckpointError, MemoryBudgetError
+from mmdeepfake.errors import CheckpointError, ConfigError, MemoryBudgetError
 from mmdeepfake.train.artifacts import checkpoint_from_bytes, checkpoint_to_bytes
 from mmdeepfake.train.config import TrainConfig, parse_size
 from mmdeepfake.train.memory import MemoryGuard
@@ -89,8 +89,6 @@ def _dataset_files_under(root: Path) -> list[Path]:
 
 
 def test_config_precedence_and_errors(tmp_path):
-    from mmdeepfake.errors import ConfigError
-
     path = tmp_path / "config.yaml"
     path.write_text("data:\n  bucket: seed-bucket\ntraining:\n  batch_size: 4\n  epochs: 7\n"
                     "lr: 3e-4\n")
@@ -104,6 +102,37 @@ def test_config_precedence_and_errors(tmp_path):
             TrainConfig.from_dict(bad)
     with pytest.raises(ConfigError, match="preset"):
         TrainConfig.from_sources("no-such-preset")
+
+
+def test_config_and_loss_share_their_default_weights():
+    from mmdeepfake.losses import DetectionLoss
+
+    config, loss = TrainConfig(), DetectionLoss()
+    assert (config.emotion_weight, config.consistency_weight, config.margin) == (
+        loss.emotion_weight, loss.consistency_weight, loss.margin) == (1.0, 0.5, 0.5)
+
+
+def test_a_registered_fusion_can_be_trained_and_an_unknown_one_cannot():
+    from mmdeepfake.fusion import FUSIONS, register_fusion
+    from mmdeepfake.fusion.mid import MidFusion
+    from mmdeepfake.train.config import FUSION_CHOICES, fusion_choices
+
+    assert FUSION_CHOICES == fusion_choices() == ("early", "mid", "late", "adaptive", "attention")
+    with pytest.raises(ConfigError, match="unknown fusion 'mine'"):
+        TrainConfig(fusion="mine")
+    register_fusion("mine")(MidFusion)
+    try:
+        assert TrainConfig(fusion="mine").fusion == "mine"
+        assert fusion_choices()[-1] == "mine"
+    finally:
+        FUSIONS._builders.pop("mine")
+
+
+def test_fusion_all_is_the_sweep_not_one_run(tmp_path):
+    from mmdeepfake.train.trainer import train
+
+    with pytest.raises(ConfigError, match="mmdeepfake.sweep.train_every_fusion"):
+        train(TrainConfig(fusion="all", data_dir=str(tmp_path)))
 
 
 def test_memory_guard_halves_batch_then_gives_up(caplog):

@@ -18,6 +18,7 @@ from mmdeepfake.config_check import check_num_frames, check_probability
 from mmdeepfake.errors import CheckpointError, ConfigError, MmDeepfakeError
 from mmdeepfake.media.decode import MediaSource
 from mmdeepfake.model import EmotionConsistencyModel, ModelOutput
+from mmdeepfake.model_card import build_model_card
 from mmdeepfake.model_files import CONFIG_NAME, WEIGHTS_NAME
 from mmdeepfake.pipeline import DetectionPipeline
 from mmdeepfake.prediction import ModelInfo, Prediction
@@ -207,8 +208,6 @@ class Detector(
         card = getattr(self, "card", None)
         if card:
             return card
-        from mmdeepfake.train.hub import build_model_card
-
         return build_model_card(self.config.to_dict())
 
     @classmethod

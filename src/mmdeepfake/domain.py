@@ -29,6 +29,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from mmdeepfake.calibration import fit_temperature
+from mmdeepfake.data.layout import pair_samples
+from mmdeepfake.data.streaming import build_split_loader
+from mmdeepfake.metrics import roc_auc
+
 MODALITIES = ("image", "audio")
 _FIELDS = ("means", "precision", "limit")
 
@@ -190,9 +195,6 @@ def embed_split(detector: Any, storage: Any, index: Any, split: str, *, seed: in
                 batch_size: int = 32) -> SplitEmbeddings:
     """Run the detector's encoders over a split the way training sees it (same loader, same
     face crops, one voice window per sample) and keep the embeddings and head logits."""
-    from mmdeepfake.data.layout import pair_samples
-    from mmdeepfake.data.streaming import build_split_loader
-
     samples = pair_samples(index, split, seed)
     model = detector.model
     loader = build_split_loader(storage, index, split, batch_size, seed=seed, samples=samples,
@@ -233,8 +235,6 @@ def fit_detector_guard(detector: Any, train: SplitEmbeddings, validation: SplitE
     logit's, so the model's temperature would not calibrate them. Their validation ROC-AUC is
     recorded too, so a one-modality verdict can say whether the head is informative at all.
     """
-    from mmdeepfake.evaluate.calibration import fit_temperature
-    from mmdeepfake.evaluate.metrics import roc_auc
 
     guard = detector.model.domain_guard
     record: dict[str, Any] = {"method": "Mahalanobis distance to the nearest class mean, "

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmdeepfake.loss_weights import AUXILIARY_WEIGHT, CONSISTENCY_WEIGHT, EMOTION_WEIGHT, MARGIN
 from mmdeepfake.model import ModelOutput
 
 
@@ -30,10 +31,10 @@ class DetectionLoss(nn.Module):
 
     def __init__(
         self,
-        emotion_weight: float = 0.5,
-        consistency_weight: float = 0.2,
-        margin: float = 0.5,
-        auxiliary_weight: float = 0.25,
+        emotion_weight: float = EMOTION_WEIGHT,
+        consistency_weight: float = CONSISTENCY_WEIGHT,
+        margin: float = MARGIN,
+        auxiliary_weight: float = AUXILIARY_WEIGHT,
     ) -> None:
         super().__init__()
         self.emotion_weight = emotion_weight

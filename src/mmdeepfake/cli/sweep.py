@@ -3,7 +3,7 @@
 Sweep flags are parsed here; every other flag is a `mmdeepfake train` flag (data source,
 ``--config``, ``--epochs``, ...) and is parsed by that command's own parser, so the two
 commands accept exactly the same training options. The work is in
-:func:`mmdeepfake.evaluate.sweep.run_sweep`.
+:func:`mmdeepfake.sweep.run_sweep`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 from mmdeepfake.cli._common import UsageParser, cli_entry, run_cli, setup_logging, verbosity
 from mmdeepfake.errors import ConfigError
-from mmdeepfake.evaluate.sweep import SWEEP_PARAMS
+from mmdeepfake.sweep import SWEEP_PARAMS
 
 PROG = "mmdeepfake-sweep"
 
@@ -67,7 +67,7 @@ def _main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     args, rest = build_parser(prog).parse_known_args(argv)
     from mmdeepfake.cli.train import build_parser as train_parser
     from mmdeepfake.cli.train import config_from_args
-    from mmdeepfake.evaluate.sweep import parse_values, run_sweep
+    from mmdeepfake.sweep import parse_values, run_sweep
 
     targs = train_parser(prog).parse_args(rest)
     setup_logging(verbosity(targs))

@@ -26,15 +26,25 @@ from mmdeepfake.cli._common import (
     verbosity,
     verbosity_parent,
 )
-from mmdeepfake.train.config import FUSION_CHOICES, TrainConfig, field_default
+from mmdeepfake.train.config import TrainConfig, field_default, fusion_choices
 
 __all__ = ["PROG", "add_config_flags", "build_parser", "config_from_args", "main"]
 
 PROG = "mmdeepfake-train"
 
+
+
+def _fusion(name: str) -> str:
+    """A registered fusion strategy or ``all`` (the registry, and torch, load only when the
+    flag is given, so ``--help`` stays fast)."""
+    if name != "all" and name not in fusion_choices():
+        raise argparse.ArgumentTypeError(
+            f"unknown fusion {name!r}: choose one of {', '.join(fusion_choices())} or all")
+    return name
+
+
 # Flags whose values argparse can check beyond their type: a typo fails before any data loads.
-_CHOICES: dict[str, tuple[str, ...]] = {"fusion": (*FUSION_CHOICES, "all")}
-_TYPES: dict[str, Callable[[str], Any]] = {"endpoint_url": endpoint_url}
+_TYPES: dict[str, Callable[[str], Any]] = {"endpoint_url": endpoint_url, "fusion": _fusion}
 
 
 def _yaml_mapping(text: str) -> dict[str, Any]:
@@ -71,8 +81,6 @@ def _flag_kwargs(spec: dataclasses.Field[Any]) -> dict[str, Any]:
         kwargs["type"] = _yaml_mapping
     else:
         kwargs["type"] = _TYPES.get(spec.name) or {"int": int, "float": float}.get(kind, str)
-    if spec.name in _CHOICES:
-        kwargs["choices"] = _CHOICES[spec.name]
     if meta.get("metavar"):
         kwargs["metavar"] = meta["metavar"]
     return kwargs
@@ -119,10 +127,12 @@ def _main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     if rank != 0:
         for handler in logging.getLogger().handlers:
             handler.setLevel(logging.WARNING)
-    from mmdeepfake.train.trainer import train
+    from mmdeepfake import sweep
+    from mmdeepfake.train import trainer
 
     config = config_from_args(args)
-    result = train(config, progress=not args.no_progress and rank == 0)
+    run = sweep.train_every_fusion if config.fusion == "all" else trainer.train
+    result = run(config, progress=not args.no_progress and rank == 0)
     if rank == 0:
         best = result.best_metrics
         auc = best.get("val_auc")

@@ -29,20 +29,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 
-from mmdeepfake.data.storage import Storage, open_storage
-from mmdeepfake.errors import ConfigError, DatasetError
-from mmdeepfake.evaluate import metrics as M
-from mmdeepfake.evaluate.calibration import (
+from mmdeepfake import metrics as M
+from mmdeepfake.calibration import (
     DEFAULT_ABSTAIN_BOUNDS,
     abstention_table,
     expected_calibration_error,
     sigmoid,
 )
+from mmdeepfake.data.layout import DatasetIndex, clip_id, scan_dataset
+from mmdeepfake.data.storage import Storage, open_storage
+from mmdeepfake.data.streaming import build_split_loader
+from mmdeepfake.errors import ConfigError, DatasetError
 from mmdeepfake.loading import load_detector
+from mmdeepfake.outputs import output_root
+from mmdeepfake.reports import plots
+from mmdeepfake.reports.report import build_report
 
 if TYPE_CHECKING:
-    from mmdeepfake.data.layout import DatasetIndex
     from mmdeepfake.detector import Detector
 
 log = logging.getLogger("mmdeepfake.evaluate")
@@ -128,8 +133,6 @@ def open_dataset(
     data_dir: str | None = None,
 ) -> tuple[Storage, DatasetIndex]:
     """The dataset storage and its index, from an S3 bucket or a local folder (not both)."""
-    from mmdeepfake.data.layout import scan_dataset
-
     if bool(bucket) == bool(data_dir):
         raise ConfigError(
             "give the dataset either with --bucket BUCKET (S3) or with --data DIR (a local "
@@ -178,10 +181,6 @@ def score_split(
     progress: bool = False,
 ) -> SplitScores:
     """Run the detector, its ablations and permutations over every pair of ``split``."""
-    import torch
-
-    from mmdeepfake.data.streaming import build_split_loader
-
     loader = build_split_loader(
         storage,
         index,
@@ -314,8 +313,6 @@ def clip_scores(
     pairs, one per frame. A clip is named by the clip id of its face file, and its score is the
     mean probability of its pairs: the answer a user gets for the whole clip.
     """
-    from mmdeepfake.data.layout import clip_id
-
     groups: dict[str, list[int]] = {}
     for i, key in enumerate(image_keys):
         groups.setdefault(clip_id(key), []).append(i)
@@ -536,9 +533,6 @@ def write_outputs(
     facts: Mapping[str, Any],
 ) -> list[str]:
     """metrics.json, metrics.csv, predictions.csv, plots/*.png and index.html; returns keys."""
-    from mmdeepfake.evaluate import plots
-    from mmdeepfake.evaluate.report import build_report
-
     y = scores.labels
     t, threshold = summary["temperature"], summary["threshold"]
     calibrated = sigmoid(scores.logits / t)
@@ -682,8 +676,7 @@ class EvaluationResult:
 def default_output(bucket: str | None, split: str) -> str:
     """``s3://BUCKET/outputs/evaluations/<stamp>-<split>`` or ``outputs/evaluations/...``."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    root = f"s3://{bucket}/outputs" if bucket else "outputs"
-    return f"{root}/evaluations/{stamp}-{split}"
+    return f"{output_root(None, bucket)}/evaluations/{stamp}-{split}"
 
 
 def evaluate(

@@ -6,7 +6,10 @@
 
 from __future__ import annotations
 
-from mmdeepfake.fusion import adaptive, attention, early, late, mid
+# The strategies register in import order, the order they are listed to users in.
+# isort: off
+from mmdeepfake.fusion import early, mid, late, adaptive, attention
+# isort: on
 from mmdeepfake.fusion.base import (
     FUSIONS,
     MODALITIES,

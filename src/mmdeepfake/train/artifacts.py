@@ -33,6 +33,7 @@ import torch
 
 from mmdeepfake.data.storage import Storage
 from mmdeepfake.errors import CheckpointError, ConfigError
+from mmdeepfake.model_card import build_model_card
 
 CHECKPOINT_FORMAT = 1
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -162,8 +163,6 @@ class RunArtifacts:
     def save_detector(self, detector: Any, folder: str = "best") -> str:
         """``Detector.save_pretrained`` into a temporary folder, with the model card as
         README.md, then upload its files."""
-        from mmdeepfake.train.hub import build_model_card
-
         if self.writer:
             with tempfile.TemporaryDirectory(prefix="mmdeepfake-model-") as tmp:
                 detector.save_pretrained(tmp)

@@ -14,9 +14,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from mmdeepfake import loss_weights
 from mmdeepfake.errors import ConfigError
 
-FUSION_CHOICES: tuple[str, ...] = ("early", "mid", "late", "adaptive", "attention")
 PRESETS: tuple[str, ...] = ("tiny", "default")
 # Sections a seed-style config.yaml may group keys under; their keys are lifted to the top.
 _SECTIONS = ("data", "training", "train", "model_options", "storage", "output", "runtime")
@@ -24,6 +24,23 @@ _SECTIONS = ("data", "training", "train", "model_options", "storage", "output", 
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2,
                "mib": 1024**2, "g": 1024**3, "gb": 1024**3, "gib": 1024**3, "t": 1024**4,
                "tb": 1024**4, "tib": 1024**4}
+
+
+def fusion_choices() -> tuple[str, ...]:
+    """The fusion strategies a run can train: every name in the fusion registry, so a strategy
+    registered with :func:`mmdeepfake.fusion.register_fusion` can be trained too."""
+    # The registry imports torch: read it when a config is checked, not when one is imported
+    # (mmdeepfake train --help stays fast).
+    from mmdeepfake.fusion import FUSIONS
+
+    return FUSIONS.names()
+
+
+def __getattr__(name: str) -> tuple[str, ...]:
+    # FUSION_CHOICES, the old name, reads the registry now rather than a fixed list.
+    if name == "FUSION_CHOICES":
+        return fusion_choices()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def parse_size(value: str | float | None) -> int | None:
@@ -83,7 +100,9 @@ class TrainConfig:
         None, "where run folders go", flags=("--out",), metavar="DIR_OR_S3_URI",
         default_text="s3://BUCKET/outputs/ with --bucket, ./outputs with --data")
     # model
-    fusion: str = _option("mid", "fusion strategy; 'all' trains each and compares them")
+    fusion: str = _option(
+        "mid", "fusion strategy: early, mid, late, adaptive, attention or any registered one; "
+        "'all' trains each and compares them", metavar="NAME")
     model: dict[str, Any] = field(default_factory=dict, metadata=_flag(
         "Detector keyword arguments as a YAML mapping, merged over the --config one, "
         "e.g. '{embed_dim: 64}'", metavar="YAML_MAPPING",
@@ -97,11 +116,14 @@ class TrainConfig:
         1, "smallest batch size the memory guard may lower to before it stops the run")
     lr: float = _option(3e-4, "learning rate of AdamW")
     weight_decay: float = _option(1e-4, "weight decay of AdamW")
-    emotion_weight: float = _option(1.0, "weight of the face and voice emotion losses")
+    emotion_weight: float = _option(loss_weights.EMOTION_WEIGHT,
+                                    "weight of the face and voice emotion losses")
     consistency_weight: float = _option(
-        0.5, "weight of the loss that pulls face and voice emotions together on real clips")
+        loss_weights.CONSISTENCY_WEIGHT,
+        "weight of the loss that pulls face and voice emotions together on real clips")
     margin: float = _option(
-        0.5, "distance the consistency loss keeps between face and voice emotions on fakes")
+        loss_weights.MARGIN,
+        "distance the consistency loss keeps between face and voice emotions on fakes")
     max_steps_per_epoch: int | None = _option(
         None, "stop each epoch after this many steps, for smoke runs",
         default_text="the whole training split")
@@ -136,9 +158,10 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Refuse values that would fail later, with a message saying what to change."""
-        if self.fusion not in (*FUSION_CHOICES, "all"):
+        if self.fusion not in (*fusion_choices(), "all"):
             raise ConfigError(
-                f"unknown fusion {self.fusion!r}: choose one of {', '.join(FUSION_CHOICES)} or all"
+                f"unknown fusion {self.fusion!r}: choose one of {', '.join(fusion_choices())} "
+                "or all"
             )
         for name in ("epochs", "batch_size", "min_batch_size", "prefetch", "log_every"):
             if int(getattr(self, name)) < 1:

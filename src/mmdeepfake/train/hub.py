@@ -1,8 +1,7 @@
-"""Sharing a trained detector: its model card, and the push to the Hugging Face Hub.
+"""Sharing a trained detector: a run's best model folder pushed to the Hugging Face Hub.
 
-The card is generated from the saved ``config.json`` (architecture, fusion, calibration) and the
-training metadata the trainer stores in it (data, validation metrics), so a card can never
-disagree with the weights it describes. The token comes from ``HF_TOKEN``.
+The pushed folder carries the model card of :mod:`mmdeepfake.model_card`, generated from the
+saved ``config.json``. The token comes from ``HF_TOKEN``.
 """
 
 from __future__ import annotations
@@ -11,150 +10,11 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from mmdeepfake.data.storage import Storage
 from mmdeepfake.errors import ConfigError, MmDeepfakeError
-from mmdeepfake.labels import EMOTIONS
 from mmdeepfake.loading import download_folder, run_model_prefix
-
-
-def build_model_card(
-    config: dict[str, Any], *, repo_id: str | None = None, load: str | None = None
-) -> str:
-    """A Hugging Face model card (README.md with YAML front matter) for a saved Detector.
-
-    ``load`` is the Python expression the card shows for loading the model (default:
-    ``Detector.from_pretrained`` of ``repo_id``).
-    """
-    meta = config.get("metadata") or {}
-    metrics = meta.get("val_metrics") or {}
-    calibration = meta.get("calibration") or {}
-    training = meta.get("training") or {}
-    name = repo_id or f"mmdeepfake detector ({config.get('fusion')} fusion)"
-
-    def fmt(value: Any) -> str:
-        return f"{value:.4f}" if isinstance(value, float) else str(value)
-
-    metric_rows = "\n".join(f"| {k} | {fmt(v)} |" for k, v in metrics.items()) or \
-        "| (none recorded) | |"
-    cal = (f"Temperature scaling fitted on the validation split: T = "
-           f"{fmt(calibration.get('temperature'))}, expected calibration error "
-           f"{fmt(calibration.get('ece_before'))} before and {fmt(calibration.get('ece_after'))}"
-           " after." if calibration else "Not calibrated (temperature 1.0).")
-    training_lines = "\n".join(f"- {k}: {v}" for k, v in training.items())
-    return f"""---
-library_name: mmdeepfake
-license: apache-2.0
-pipeline_tag: video-classification
-tags:
-- deepfake-detection
-- audio-visual
-- emotion
----
-
-# {name}
-
-An audio-visual deepfake detector built with [mmdeepfake](https://github.com/mmdeepfake/mmdeepfake).
-It reads the emotion shown by the face and the emotion carried by the voice and scores whether
-they agree; manipulating one modality tends to break that agreement.
-
-## Architecture
-
-- Face encoder: `{config.get('image_encoder')}` {json.dumps(config.get('image_encoder_kwargs') or {})}
-  over 224x224 face crops, with an emotion head over {len(EMOTIONS)} emotions ({', '.join(EMOTIONS)}).
-- Voice encoder: `{config.get('audio_encoder')}` {json.dumps(config.get('audio_encoder_kwargs') or {})}
-  over 128x128 log-mel spectrograms of 16 kHz audio windows, with the same emotion head.
-- Fusion: `{config.get('fusion')}` {json.dumps(config.get('fusion_kwargs') or {})}; embedding
-  width {config.get('embed_dim')}, dropout {config.get('dropout')}.
-- Decision threshold {config.get('threshold')}; {cal}
-
-## Data
-
-Trained on: {meta.get('trained_on', 'not recorded')} (run `{meta.get('run_id', '?')}`, best
-epoch {meta.get('epoch', '?')}). Training settings:
-{training_lines or '- not recorded'}
-
-{guard_section(config)}
-## Validation metrics
-
-| metric | value |
-|---|---|
-{metric_rows}
-
-## Use
-
-```python
-from mmdeepfake import Detector
-detector = {load or f'Detector.from_pretrained("{repo_id or "PATH_OR_REPO_ID"}")'}
-print(detector.predict("clip.mp4").to_dict())
-```
-
-Intended use: research on audio-visual manipulation detection, triage of media for human
-review, and teaching. The verdict comes with the evidence behind it (face and voice emotions,
-their consistency, per-modality scores) so a person can check it.
-
-## Limits
-
-- The metrics above are on the validation split of the training data only; they say little
-  about other sources, languages, recording conditions or manipulation methods.
-- Models trained on synthetic data (`mmdeepfake-synth`) learn the synthetic cue, not real
-  deepfakes; do not use them to judge real media.
-- The cue is emotional consistency: fakes that keep face and voice emotions consistent, or real
-  clips where they legitimately differ (irony, acting, masking), can be misjudged.
-- Not for automated decisions about people without human review.
-"""
-
-
-GUARD_HEADING = "## Unfamiliar input"
-
-
-def guard_section(config: dict[str, Any]) -> str:
-    """The card section on the unfamiliar-input guard and the one-modality heads."""
-    meta = config.get("metadata") or {}
-    guard = meta.get("domain_guard")
-    if not guard:
-        return (f"{GUARD_HEADING}\n\nThis model has no unfamiliar-input guard: it cannot tell "
-                "when an input is unlike its training data. Fit one with "
-                "`scripts/fit_domain_guard.py`.\n")
-    rows = []
-    heads = meta.get("modality_calibration") or {}
-    for modality in ("image", "audio"):
-        g = guard.get(modality) or {}
-        h = heads.get(modality) or {}
-        auc = h.get("val_auc")
-        rows.append(f"| {modality} | {g.get('limit', float('nan')):.2f} | "
-                    f"{g.get('familiar_share_train', float('nan')):.3f} | "
-                    f"{g.get('familiar_share_validation', float('nan')):.3f} | "
-                    f"{'n/a' if auc is None else f'{auc:.3f}'} |")
-    return f"""{GUARD_HEADING}
-
-Each prediction says, per modality, whether the input is like the training data
-(`Prediction.domain`); by default an unfamiliar modality makes the label `uncertain`.
-Method: {guard.get('method')} ({guard.get('quantile')}); fitted on
-{guard.get('fitted_on', 'the training split')}.
-
-| modality | limit | familiar share, train | familiar share, validation | one-modality head ROC-AUC (validation) |
-|---|---|---|---|---|
-{chr(10).join(rows)}
-
-A one-modality head with a validation ROC-AUC near 0.5 gives verdicts that are not informative
-when the other modality is missing; predictions say so in their warnings.
-"""
-
-
-def with_guard_section(card: str, config: dict[str, Any]) -> str:
-    """``card`` with its unfamiliar-input section replaced by one describing ``config``'s guard
-    (inserted before "## Validation metrics", or appended, when the card has none)."""
-    section = guard_section(config)
-    start = card.find(GUARD_HEADING)
-    if start >= 0:
-        end = card.find("\n## ", start + len(GUARD_HEADING))
-        return card[:start] + section + (card[end + 1:] if end >= 0 else "")
-    anchor = card.find("## Validation metrics")
-    if anchor >= 0:
-        return card[:anchor] + section + "\n" + card[anchor:]
-    return card.rstrip("\n") + "\n\n" + section
+from mmdeepfake.model_card import build_model_card
 
 
 def push_run_model(storage: Storage, run_id: str, repo_id: str) -> str:

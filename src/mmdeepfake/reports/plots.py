@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from mmdeepfake.evaluate import metrics as M
-from mmdeepfake.evaluate.calibration import expected_calibration_error, reliability_bins
+from mmdeepfake import metrics as M
+from mmdeepfake.calibration import expected_calibration_error, reliability_bins
 from mmdeepfake.labels import EMOTIONS
 
 if TYPE_CHECKING:
