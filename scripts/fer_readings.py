@@ -62,8 +62,14 @@ def synthetic_faces(encoder, detector: faces.FaceDetector, clips: int, seed: int
 
     with tempfile.TemporaryDirectory(prefix="fer-readings-") as tmp:
         root = Path(tmp)
-        generate_dataset(open_storage(root), clips=clips, seed=seed, variant="consistency",
-                         frames_per_clip=1, splits=(0.0, 0.0, 1.0))
+        generate_dataset(
+            open_storage(root),
+            clips=clips,
+            seed=seed,
+            variant="consistency",
+            frames_per_clip=1,
+            splits=(0.0, 0.0, 1.0),
+        )
         with open(root / "labels" / "emotions.csv", newline="") as handle:
             rows = [(k, e) for k, e in list(csv.reader(handle))[1:] if k.startswith("frames/")]
         images = [(load_image((root / key).read_bytes()), emotion) for key, emotion in rows]
@@ -75,8 +81,10 @@ def synthetic_faces(encoder, detector: faces.FaceDetector, clips: int, seed: int
             detected += found
             confusion[emotion][EMOTIONS[int(np.argmax(read(encoder, crop)))]] += 1
         hits = sum(confusion[e][e] for e in EMOTIONS)
-        print(f"synthetic faces, margin {margin:.2f}: {detected}/{len(images)} detected, "
-              f"accuracy {hits / len(images):.3f} (chance {1 / len(EMOTIONS):.3f})")
+        print(
+            f"synthetic faces, margin {margin:.2f}: {detected}/{len(images)} detected, "
+            f"accuracy {hits / len(images):.3f} (chance {1 / len(EMOTIONS):.3f})"
+        )
         for emotion in EMOTIONS:
             total = sum(confusion[emotion].values())
             common = ", ".join(f"{p} {n}" for p, n in confusion[emotion].most_common(2))

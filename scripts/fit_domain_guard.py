@@ -61,17 +61,31 @@ def _check(detector, folder: Path, seed: int) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", type=Path, help="folder written by Detector.save_pretrained")
-    parser.add_argument("--data", type=Path, required=True,
-                        help="the dataset folder the model was trained on (train + validate)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help="the dataset folder the model was trained on (train + validate)",
+    )
     parser.add_argument("--out", type=Path, help="where to save (default: over MODEL)")
-    parser.add_argument("--test", type=Path, action="append", default=[],
-                        help="dataset folder of held-out data to report familiar share and "
-                             "ROC-AUC on (repeatable)")
-    parser.add_argument("--quantile", type=float, default=0.99,
-                        help="limit = this quantile of the validation distances (0.99)")
+    parser.add_argument(
+        "--test",
+        type=Path,
+        action="append",
+        default=[],
+        help="dataset folder of held-out data to report familiar share and ROC-AUC on (repeatable)",
+    )
+    parser.add_argument(
+        "--quantile",
+        type=float,
+        default=0.99,
+        help="limit = this quantile of the validation distances (0.99)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="pairing seed of the splits (0)")
-    parser.add_argument("--describe", help="how the card and metadata name the fitting data "
-                                           "(default: the --data folder)")
+    parser.add_argument(
+        "--describe",
+        help="how the card and metadata name the fitting data (default: the --data folder)",
+    )
     args = parser.parse_args()
 
     from mmdeepfake.detector import Detector
@@ -83,13 +97,26 @@ def main() -> int:
     storage, index = _dataset(args.data)
     train = embed_split(detector, storage, index, "train", seed=args.seed)
     validation = embed_split(detector, storage, index, "validate", seed=args.seed)
-    print(f"embedded {len(train.labels)} train and {len(validation.labels)} validation samples "
-          f"in {time.time() - started:.0f} s", flush=True)
-    record = fit_detector_guard(detector, train, validation, quantile=args.quantile,
-                                source=args.describe or f"the train split of {args.data}")
-    report = {"guard": record, "heads": detector.metadata["modality_calibration"],
-              "familiar_share": {"train": familiar_shares(detector, train),
-                                 "validate": familiar_shares(detector, validation)}}
+    print(
+        f"embedded {len(train.labels)} train and {len(validation.labels)} validation samples "
+        f"in {time.time() - started:.0f} s",
+        flush=True,
+    )
+    record = fit_detector_guard(
+        detector,
+        train,
+        validation,
+        quantile=args.quantile,
+        source=args.describe or f"the train split of {args.data}",
+    )
+    report = {
+        "guard": record,
+        "heads": detector.metadata["modality_calibration"],
+        "familiar_share": {
+            "train": familiar_shares(detector, train),
+            "validate": familiar_shares(detector, validation),
+        },
+    }
     for folder in args.test:
         report[f"test:{folder}"] = _check(detector, folder, args.seed)
     out = args.out or args.model

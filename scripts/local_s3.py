@@ -33,8 +33,11 @@ def main() -> int:
     parser.add_argument("--clips", type=int, default=60, help="clips per split and label")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variant", choices=("consistency", "mixed"), default="consistency")
-    parser.add_argument("--no-wait", action="store_true",
-                        help="fill the bucket, print the commands and stop the server")
+    parser.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="fill the bucket, print the commands and stop the server",
+    )
     args = parser.parse_args()
 
     from moto.server import ThreadedMotoServer
@@ -47,16 +50,25 @@ def main() -> int:
         import boto3
 
         boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(
-            Bucket=args.bucket)
+            Bucket=args.bucket
+        )
         synth = shutil.which("mmdeepfake-synth")
         command = ([synth] if synth else [sys.executable, "-m", "mmdeepfake.cli.synth"]) + [
-            "--out", f"s3://{args.bucket}/{args.prefix}", "--clips", str(args.clips),
-            "--seed", str(args.seed), "--variant", args.variant]
+            "--out",
+            f"s3://{args.bucket}/{args.prefix}",
+            "--clips",
+            str(args.clips),
+            "--seed",
+            str(args.seed),
+            "--variant",
+            args.variant,
+        ]
         print("filling the bucket:", " ".join(command), flush=True)
         env = dict(os.environ, AWS_ENDPOINT_URL_S3=endpoint)
         subprocess.run(command, check=True, env=env)
         exports = " ".join(f"{k}={v}" for k, v in FAKE_CREDENTIALS.items())
-        print(f"""
+        print(
+            f"""
 local S3 server: {endpoint}  (bucket {args.bucket}, dataset under {args.prefix})
 
 In another shell:
@@ -65,7 +77,9 @@ In another shell:
       --config tiny --epochs 2
   # artifacts: s3://{args.bucket}/outputs/<run_id>/  e.g.
   aws --endpoint-url {endpoint} s3 ls --recursive s3://{args.bucket}/outputs/
-""", flush=True)
+""",
+            flush=True,
+        )
         if not args.no_wait:
             print("serving; press Ctrl-C to stop (the data is kept in memory only)", flush=True)
             while True:

@@ -201,7 +201,11 @@ def run_module(
     if show and unexplained:
         for key in unexplained:
             diff = subprocess.run(
-                [str(mutmut), "show", key], cwd=work, env=env, capture_output=True, text=True,
+                [str(mutmut), "show", key],
+                cwd=work,
+                env=env,
+                capture_output=True,
+                text=True,
                 check=False,
             ).stdout
             print(diff)
@@ -245,11 +249,17 @@ def _merge(before: dict, rerun: dict, accepted: set[str]) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("modules", nargs="*", help=f"any of {', '.join(TARGETS)} (default: all)")
-    parser.add_argument("--list", action="store_true", help="print the modules and tests, then stop")
-    parser.add_argument("--show", action="store_true", help="print the diff of each unexplained survivor")
+    parser.add_argument(
+        "--list", action="store_true", help="print the modules and tests, then stop"
+    )
+    parser.add_argument(
+        "--show", action="store_true", help="print the diff of each unexplained survivor"
+    )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     parser.add_argument(
-        "--survivors-of", type=Path, metavar="JSON",
+        "--survivors-of",
+        type=Path,
+        metavar="JSON",
         help="re-run only the survivors recorded in an earlier --json file (after adding tests)",
     )
     args = parser.parse_args(argv)
@@ -281,8 +291,9 @@ def main(argv: list[str] | None = None) -> int:
         results.append(result)
         print(
             f"{name:12s} {result['killed']:4d}/{result['mutants']:<4d} killed "
-            f"({100 * result['kill_rate']:5.1f}%), non-equivalent {100 * result['kill_rate_non_equivalent']:5.1f}%"
-            f", {result['no_tests']} not reached, {len(result['unexplained_survivors'])} unexplained "
+            f"({100 * result['kill_rate']:5.1f}%), "
+            f"non-equivalent {100 * result['kill_rate_non_equivalent']:5.1f}%, "
+            f"{result['no_tests']} not reached, {len(result['unexplained_survivors'])} unexplained "
             f"survivor(s), {result['seconds']:.0f} s",
             flush=True,
         )

@@ -102,7 +102,9 @@ class S3Server:
 
         def set_count(value: str) -> None:
             request = urllib.request.Request(
-                f"{self.endpoint_url}/moto-api/reset-auth", data=value.encode(), method="POST",
+                f"{self.endpoint_url}/moto-api/reset-auth",
+                data=value.encode(),
+                method="POST",
                 headers={"Content-Type": "text/plain"},  # a form type would hide the body
             )
             urllib.request.urlopen(request, timeout=10).close()

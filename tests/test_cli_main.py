@@ -41,8 +41,11 @@ def dataset(tmp_path_factory) -> Path:
 
 
 def _files(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 # --- the command itself ---------------------------------------------------------------------
@@ -66,8 +69,13 @@ def test_help_lists_every_command_with_its_summary_and_version(capsys):
 
 
 def test_python_dash_m_runs_the_command():
-    result = subprocess.run([sys.executable, "-m", "mmdeepfake", "--version"],
-                            capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "mmdeepfake", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"mmdeepfake {__version__}"
 
@@ -125,16 +133,31 @@ def model_dir(tmp_path_factory) -> Path:
 
 
 def test_predict_gives_the_same_records_and_output_keeps_its_out_alias(
-        pair, model_dir, tmp_path, capsys):
+    pair, model_dir, tmp_path, capsys
+):
     face, voice = (str(p) for p in pair)
-    args = ["--pair", face, voice, "--image-only", face, "--model", str(model_dir),
-            "--format", "jsonl", "--no-progress"]
+    args = [
+        "--pair",
+        face,
+        voice,
+        "--image-only",
+        face,
+        "--model",
+        str(model_dir),
+        "--format",
+        "jsonl",
+        "--no-progress",
+    ]
     assert main(["predict", *args, "--output", str(tmp_path / "one.jsonl")]) == 0
     assert predict.main([*args, "--out", str(tmp_path / "two.jsonl")]) == 0
     capsys.readouterr()
-    one, two = ([{k: v for k, v in json.loads(line).items() if k != "timings"}  # wall times
-                 for line in (tmp_path / name).read_text().splitlines()]
-                for name in ("one.jsonl", "two.jsonl"))
+    one, two = (
+        [
+            {k: v for k, v in json.loads(line).items() if k != "timings"}  # wall times
+            for line in (tmp_path / name).read_text().splitlines()
+        ]
+        for name in ("one.jsonl", "two.jsonl")
+    )
     assert len(one) == 2 and one == two
     assert [r["source"] for r in one] == [face, face]
     assert 0.0 < one[0]["fake_probability"] < 1.0 and one[0]["error"] is None
@@ -157,8 +180,9 @@ def test_evaluate_writes_the_same_metrics(dataset, model_dir, tmp_path, capsys):
 def _quick_config(folder: Path) -> Path:
     """A YAML config whose values the flags below override: the tiny preset, made quicker."""
     values = yaml.safe_load((REPO / "src/mmdeepfake/presets/tiny.yaml").read_text())
-    values.update(lr=0.001, weight_decay=0.0002, max_steps_per_epoch=5, plots=True,
-                  batch_size=4, seed=1)
+    values.update(
+        lr=0.001, weight_decay=0.0002, max_steps_per_epoch=5, plots=True, batch_size=4, seed=1
+    )
     path = folder / "quick.yaml"
     path.write_text(yaml.safe_dump(values))
     return path
@@ -166,9 +190,20 @@ def _quick_config(folder: Path) -> Path:
 
 def test_train_gives_the_same_run_and_saves_the_flags_over_the_yaml(dataset, tmp_path, capsys):
     config = _quick_config(tmp_path)
-    args = ["--data", str(dataset), "--config", str(config), "--lr", "0.005",
-            "--max-steps-per-epoch", "2", "--no-plots", "--model", "{embed_dim: 16}",
-            "--no-progress"]
+    args = [
+        "--data",
+        str(dataset),
+        "--config",
+        str(config),
+        "--lr",
+        "0.005",
+        "--max-steps-per-epoch",
+        "2",
+        "--no-plots",
+        "--model",
+        "{embed_dim: 16}",
+        "--no-progress",
+    ]
     assert main(["train", *args, "--output", str(tmp_path / "one"), "--run-id", "r", "-q"]) == 0
     quiet_err = capsys.readouterr().err
     assert train.main([*args, "--out", str(tmp_path / "two"), "--run-id", "r"]) == 0
@@ -195,9 +230,23 @@ def test_train_gives_the_same_run_and_saves_the_flags_over_the_yaml(dataset, tmp
 
 def test_sweep_gives_the_same_results(dataset, tmp_path, capsys):
     config = _quick_config(tmp_path)
-    args = ["--param", "lr", "--values", "0.002", "--test-split", "none", "--data", str(dataset),
-            "--config", str(config), "--max-steps-per-epoch", "1", "--no-plots", "-q",
-            "--no-progress"]
+    args = [
+        "--param",
+        "lr",
+        "--values",
+        "0.002",
+        "--test-split",
+        "none",
+        "--data",
+        str(dataset),
+        "--config",
+        str(config),
+        "--max-steps-per-epoch",
+        "1",
+        "--no-plots",
+        "-q",
+        "--no-progress",
+    ]
     assert main(["sweep", *args, "--output", str(tmp_path / "one"), "--sweep-id", "s"]) == 0
     assert sweep.main([*args, "--out", str(tmp_path / "two"), "--sweep-id", "s"]) == 0
     capsys.readouterr()
@@ -213,10 +262,16 @@ def test_sweep_gives_the_same_results(dataset, tmp_path, capsys):
 # (YAML value, flag arguments, the value the flag must leave in the resolved config)
 _SPECIAL = {
     "fusion": ("late", ["--fusion", "attention"], "attention"),
-    "model": ({"embed_dim": 8, "fusion_kwargs": {}}, ["--model", "{embed_dim: 24}"],
-              {"embed_dim": 24, "fusion_kwargs": {}}),
-    "endpoint_url": ("http://127.0.0.1:1", ["--endpoint-url", "http://127.0.0.1:2"],
-                     "http://127.0.0.1:2"),
+    "model": (
+        {"embed_dim": 8, "fusion_kwargs": {}},
+        ["--model", "{embed_dim: 24}"],
+        {"embed_dim": 24, "fusion_kwargs": {}},
+    ),
+    "endpoint_url": (
+        "http://127.0.0.1:1",
+        ["--endpoint-url", "http://127.0.0.1:2"],
+        "http://127.0.0.1:2",
+    ),
     "data_dir": ("a", ["--data", "b"], "b"),
     "output": ("a", ["--out", "b"], "b"),
     "s3_reader": ("boto3", ["--s3-reader", "s3torchconnector"], "s3torchconnector"),
@@ -262,16 +317,49 @@ def test_every_flag_is_a_config_field_or_a_command_option():
 
 
 def test_the_old_training_flag_spellings_still_work():
-    args = train.build_parser().parse_args([
-        "--bucket", "b", "--prefix", "p/", "--endpoint-url", "http://h:9", "--output", "o",
-        "--fusion", "all", "--epochs", "2", "--batch-size", "8", "--lr", "0.01", "--dropout", "0",
-        "--memory-budget", "3GB", "--resume", "latest", "--push-to-hub", "me/model",
-    ])
+    args = train.build_parser().parse_args(
+        [
+            "--bucket",
+            "b",
+            "--prefix",
+            "p/",
+            "--endpoint-url",
+            "http://h:9",
+            "--output",
+            "o",
+            "--fusion",
+            "all",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "8",
+            "--lr",
+            "0.01",
+            "--dropout",
+            "0",
+            "--memory-budget",
+            "3GB",
+            "--resume",
+            "latest",
+            "--push-to-hub",
+            "me/model",
+        ]
+    )
     config = train.config_from_args(args)
-    assert (config.bucket, config.prefix, config.endpoint_url, config.output, config.fusion,
-            config.epochs, config.batch_size, config.lr, config.dropout, config.memory_budget,
-            config.resume, config.push_to_hub) == (
-        "b", "p/", "http://h:9", "o", "all", 2, 8, 0.01, 0.0, "3GB", "latest", "me/model")
+    assert (
+        config.bucket,
+        config.prefix,
+        config.endpoint_url,
+        config.output,
+        config.fusion,
+        config.epochs,
+        config.batch_size,
+        config.lr,
+        config.dropout,
+        config.memory_budget,
+        config.resume,
+        config.push_to_hub,
+    ) == ("b", "p/", "http://h:9", "o", "all", 2, 8, 0.01, 0.0, "3GB", "latest", "me/model")
     assert train.config_from_args(train.build_parser().parse_args(["--data", "d"])).data_dir == "d"
 
 

@@ -39,7 +39,10 @@ def clips(tmp_path_factory):
 def run_predict(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "mmdeepfake.cli.predict", *args],
-        capture_output=True, text=True, timeout=600, check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
 
 
@@ -59,8 +62,17 @@ def test_folder_scan_jsonl_with_error_records(model_dir, clips):
 
 def test_worker_processes_give_the_same_records_in_order(model_dir, clips):
     one = run_predict(str(clips), "--model", str(model_dir), "--num-frames", "4", "--threads", "2")
-    two = run_predict(str(clips), "--model", str(model_dir), "--num-frames", "4", "--workers", "2",
-                      "--threads", "1")
+    two = run_predict(
+        str(clips),
+        "--model",
+        str(model_dir),
+        "--num-frames",
+        "4",
+        "--workers",
+        "2",
+        "--threads",
+        "1",
+    )
     assert one.returncode == two.returncode == 1, two.stderr
     first, second = ([json.loads(line) for line in r.stdout.splitlines()] for r in (one, two))
     assert [r["source"] for r in first] == [r["source"] for r in second]
@@ -72,8 +84,17 @@ def test_worker_processes_give_the_same_records_in_order(model_dir, clips):
 
 def test_csv_output_file_and_success_exit(tmp_path, model_dir, clips):
     out = tmp_path / "results.csv"
-    result = run_predict(str(clips / "a.mp4"), "--model", str(model_dir), "--num-frames", "2",
-                         "--format", "csv", "--out", str(out))
+    result = run_predict(
+        str(clips / "a.mp4"),
+        "--model",
+        str(model_dir),
+        "--num-frames",
+        "2",
+        "--format",
+        "csv",
+        "--out",
+        str(out),
+    )
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 1 and rows[0]["label"] in ("real", "fake")
@@ -86,8 +107,15 @@ def test_pair_input_and_json_format(tmp_path, model_dir):
 
     Image.fromarray(mf.face_photo()).save(tmp_path / "face.jpg")
     mf.write_audio(tmp_path / "voice.flac", mf.voice_like(seconds=2.0))
-    result = run_predict("--pair", str(tmp_path / "face.jpg"), str(tmp_path / "voice.flac"),
-                         "--model", str(model_dir), "--format", "json")
+    result = run_predict(
+        "--pair",
+        str(tmp_path / "face.jpg"),
+        str(tmp_path / "voice.flac"),
+        "--model",
+        str(model_dir),
+        "--format",
+        "json",
+    )
     assert result.returncode == 0, result.stderr
     (record,) = json.loads(result.stdout)
     assert record["faces"][0]["time"] is None
@@ -95,10 +123,19 @@ def test_pair_input_and_json_format(tmp_path, model_dir):
 
 def test_s3_prefix_is_streamed(s3_bucket, model_dir, clips):
     client = s3_bucket.server.client()
-    client.put_object(Bucket=s3_bucket.name, Key="incoming/a.mp4", Body=(clips / "a.mp4").read_bytes())
+    client.put_object(
+        Bucket=s3_bucket.name, Key="incoming/a.mp4", Body=(clips / "a.mp4").read_bytes()
+    )
     client.put_object(Bucket=s3_bucket.name, Key="incoming/notes.txt", Body=b"skip me")
-    result = run_predict(s3_bucket.uri("incoming/"), "--model", str(model_dir), "--num-frames", "2",
-                         "--endpoint-url", s3_bucket.endpoint_url)
+    result = run_predict(
+        s3_bucket.uri("incoming/"),
+        "--model",
+        str(model_dir),
+        "--num-frames",
+        "2",
+        "--endpoint-url",
+        s3_bucket.endpoint_url,
+    )
     assert result.returncode == 0, result.stderr
     (record,) = [json.loads(line) for line in result.stdout.splitlines()]
     assert record["source"] == s3_bucket.uri("incoming/a.mp4")

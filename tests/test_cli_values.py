@@ -42,9 +42,19 @@ def hot_model(tmp_path_factory):
 
 def run_predict(*args: str) -> list[dict]:
     result = subprocess.run(
-        [sys.executable, "-m", "mmdeepfake.cli.predict", "--format", "jsonl", "--no-progress",
-         *args],
-        capture_output=True, text=True, timeout=600, check=False,
+        [
+            sys.executable,
+            "-m",
+            "mmdeepfake.cli.predict",
+            "--format",
+            "jsonl",
+            "--no-progress",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
@@ -54,8 +64,11 @@ def test_cli_applies_the_saved_temperature_and_the_threshold_flag(pair, hot_mode
     face, voice = pair
     plain = Detector.from_pretrained(hot_model).with_config(temperature=1.0)
     reference = plain.predict(image=str(face), audio=str(voice))
-    z = float(np.mean([math.log(s.fake_probability / (1 - s.fake_probability))
-                       for s in reference.segments]))
+    z = float(
+        np.mean(
+            [math.log(s.fake_probability / (1 - s.fake_probability)) for s in reference.segments]
+        )
+    )
     expected = 1 / (1 + math.exp(-z / 2.0))
     assert abs(expected - reference.fake_probability) > 1e-3
 
@@ -64,8 +77,9 @@ def test_cli_applies_the_saved_temperature_and_the_threshold_flag(pair, hot_mode
     assert record["label"] == "fake" and record["threshold"] == 0.5
 
     bar = min(1.0, record["fake_probability"] + 1e-3)
-    (strict,) = run_predict("--pair", str(face), str(voice), "--model", str(hot_model),
-                            "--threshold", str(bar))
+    (strict,) = run_predict(
+        "--pair", str(face), str(voice), "--model", str(hot_model), "--threshold", str(bar)
+    )
     assert strict["threshold"] == pytest.approx(bar)
     assert strict["label"] == "real"
     assert strict["fake_probability"] == pytest.approx(record["fake_probability"], rel=1e-6)

@@ -170,9 +170,12 @@ def test_threshold_argument_moves_the_verdict(agree, disagree):
     bar = min(1.0, fake.fake_probability + 1e-4)
     strict = predict(starter, disagree, threshold=bar)
     assert strict.label == "real" and strict.threshold == pytest.approx(bar)
-    assert starter.with_config(threshold=0.0).predict(
-        image=agree[0], audio=agree[1], detect_faces=False
-    ).label == "fake"
+    assert (
+        starter.with_config(threshold=0.0)
+        .predict(image=agree[0], audio=agree[1], detect_faces=False)
+        .label
+        == "fake"
+    )
 
 
 # --- the model and every fusion, from the right tensors ----------------------------------------
@@ -222,10 +225,12 @@ def test_mid_fusion_classifier_sees_the_right_features():
     p_voice = np_softmax(audio.emotion_logits.numpy())
     h = 16
     torch.testing.assert_close(x[:, :h], z_face)
-    torch.testing.assert_close(x[:, h:2 * h], z_voice)
-    np.testing.assert_allclose(x[:, 2 * h:2 * h + 7].numpy(), p_face, atol=1e-6)
-    np.testing.assert_allclose(x[:, 2 * h + 7:2 * h + 14].numpy(), p_voice, atol=1e-6)
-    np.testing.assert_allclose(x[:, 2 * h + 14:2 * h + 21].numpy(), abs(p_face - p_voice), atol=1e-6)
+    torch.testing.assert_close(x[:, h : 2 * h], z_voice)
+    np.testing.assert_allclose(x[:, 2 * h : 2 * h + 7].numpy(), p_face, atol=1e-6)
+    np.testing.assert_allclose(x[:, 2 * h + 7 : 2 * h + 14].numpy(), p_voice, atol=1e-6)
+    np.testing.assert_allclose(
+        x[:, 2 * h + 14 : 2 * h + 21].numpy(), abs(p_face - p_voice), atol=1e-6
+    )
     divergence = 1.0 - np_consistency(p_face, p_voice)
     np.testing.assert_allclose(x[:, -2].numpy(), divergence, atol=1e-5)
     assert x[0, -2] == pytest.approx(0.0, abs=1e-5) and (x[1:, -2] > 0.1).all()
@@ -315,8 +320,9 @@ def test_detection_loss_parts_by_hand():
         modality_logits={"image": torch.tensor([0.5, 0.0]), "audio": torch.tensor([-2.0, 1.0])},
     )
     labels = torch.tensor([0, 1])
-    loss = DetectionLoss(emotion_weight=0.3, consistency_weight=0.7, margin=0.6,
-                         auxiliary_weight=0.2)
+    loss = DetectionLoss(
+        emotion_weight=0.3, consistency_weight=0.7, margin=0.6, auxiliary_weight=0.2
+    )
     parts = loss(out, labels, torch.tensor([0, -1]), torch.tensor([0, 2]))
 
     def bce(z: float, y: int) -> float:
@@ -352,7 +358,10 @@ def test_detection_loss_parts_by_hand():
 def test_detection_loss_defaults_are_the_documented_weights():
     loss = DetectionLoss()
     assert (loss.emotion_weight, loss.consistency_weight, loss.margin, loss.auxiliary_weight) == (
-        1.0, 0.5, 0.5, 0.25
+        1.0,
+        0.5,
+        0.5,
+        0.25,
     )
 
 
@@ -484,13 +493,19 @@ def split_scores(logits: list[float], labels: list[int]) -> SplitScores:
         labels=np.asarray(labels),
         logits=z,
         variants={
-            "face blanked": z / 2, "voice blanked": z / 3, "image head": z, "audio head": -z,
+            "face blanked": z / 2,
+            "voice blanked": z / 3,
+            "image head": z,
+            "audio head": -z,
             **{name: z for name in PERMUTATIONS},
         },
         consistency=np.linspace(0, 1, n),
-        face_emotion_true=np.zeros(n, int), face_emotion_pred=np.zeros(n, int),
-        voice_emotion_true=np.zeros(n, int), voice_emotion_pred=np.zeros(n, int),
-        image_keys=[f"i{i}" for i in range(n)], audio_keys=[f"a{i}" for i in range(n)],
+        face_emotion_true=np.zeros(n, int),
+        face_emotion_pred=np.zeros(n, int),
+        voice_emotion_true=np.zeros(n, int),
+        voice_emotion_pred=np.zeros(n, int),
+        image_keys=[f"i{i}" for i in range(n)],
+        audio_keys=[f"a{i}" for i in range(n)],
     )
 
 

@@ -383,8 +383,7 @@ def synthetic_clips(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.mark.parametrize("clip", ["agree", "disagree"])
-def test_the_page_answers_what_the_starter_answers(starter, starter_client, synthetic_clips,
-                                                   clip):
+def test_the_page_answers_what_the_starter_answers(starter, starter_client, synthetic_clips, clip):
     path = synthetic_clips[clip]
     page = starter_client.predict(handle_file(str(path)), 0.5, FRAMES, None, api_name="/detect")
     library = starter.predict(str(path), threshold=0.5, num_frames=FRAMES).to_dict()
@@ -395,11 +394,11 @@ def test_the_page_answers_what_the_starter_answers(starter, starter_client, synt
     assert page["domain"] == library["domain"]
 
 
-def test_the_starter_on_the_page_tells_agreeing_from_disagreeing_clips(starter_client,
-                                                                       synthetic_clips):
+def test_the_starter_on_the_page_tells_agreeing_from_disagreeing_clips(
+    starter_client, synthetic_clips
+):
     answers = {
-        name: starter_client.predict(handle_file(str(path)), 0.5, FRAMES, None,
-                                     api_name="/detect")
+        name: starter_client.predict(handle_file(str(path)), 0.5, FRAMES, None, api_name="/detect")
         for name, path in synthetic_clips.items()
     }
     assert answers["agree"]["label"] == "real" and answers["disagree"]["label"] == "fake"

@@ -143,8 +143,15 @@ def test_predict_video_returns_every_field(detector, face_clip):
     assert len(pred.warnings) == 2 and "random" in pred.warnings[0] and "guard" in pred.warnings[1]
     x1, y1, x2, y2 = pred.faces[0].box
     assert 0 <= x1 < x2 <= 320 and 0 <= y1 < y2 <= 240
-    stages = {"decode", "face_detection", "audio_decode", "features", "image_encoder",
-              "audio_encoder", "fusion"}
+    stages = {
+        "decode",
+        "face_detection",
+        "audio_decode",
+        "features",
+        "image_encoder",
+        "audio_encoder",
+        "fusion",
+    }
     assert set(pred.timings) == stages | {"total"}
     assert pred.timings["total"] >= pred.timings["decode"] + pred.timings["image_encoder"]
 
@@ -172,7 +179,9 @@ def test_predict_image_and_audio_pair(tmp_path, detector):
 
     buffer = io.BytesIO()
     Image.fromarray(photo).save(buffer, format="PNG")
-    from_mixed = detector.predict(images=[photo, buffer.getvalue()], audio=mf.voice_like(seconds=3.0))
+    from_mixed = detector.predict(
+        images=[photo, buffer.getvalue()], audio=mf.voice_like(seconds=3.0)
+    )
     assert len(from_mixed.faces) == 2
 
 

@@ -47,8 +47,11 @@ def test_distance_is_mahalanobis_to_the_nearest_class_mean_and_limit_a_validatio
     guard = DomainGuard()
     record = guard.fit("image", train, labels, validation, quantile=0.9)
 
-    cov, alpha = shrunk_covariance(train - train[labels == 0].mean(0) * (labels == 0)[:, None]
-                                   - train[labels == 1].mean(0) * (labels == 1)[:, None])
+    cov, alpha = shrunk_covariance(
+        train
+        - train[labels == 0].mean(0) * (labels == 0)[:, None]
+        - train[labels == 1].mean(0) * (labels == 1)[:, None]
+    )
     assert alpha == pytest.approx(record["shrinkage"])
     precision = np.linalg.inv(cov)
     means = np.stack([train[labels == k].mean(0) for k in (0, 1)])
@@ -58,8 +61,9 @@ def test_distance_is_mahalanobis_to_the_nearest_class_mean_and_limit_a_validatio
     np.testing.assert_allclose(got, expected, rtol=1e-3)
 
     val_distances = guard.distances("image", torch.as_tensor(validation, dtype=torch.float32))
-    assert guard.limit("image") == pytest.approx(float(np.quantile(val_distances.numpy(), 0.9)),
-                                                 rel=1e-5)
+    assert guard.limit("image") == pytest.approx(
+        float(np.quantile(val_distances.numpy(), 0.9)), rel=1e-5
+    )
     assert record["familiar_share_validation"] == pytest.approx(0.9, abs=0.01)
     far = guard.check("image", torch.full((3, 8), 40.0))
     assert far.familiar is False and far.distance > far.limit
@@ -125,16 +129,14 @@ def test_unfamiliar_voice_makes_the_label_uncertain_and_warn_keeps_the_verdict(
     assert pred.domain["audio"]["familiar"] is False
     assert pred.domain["audio"]["distance"] > pred.domain["audio"]["limit"]
     assert pred.to_dict()["domain"] == pred.domain
-    assert any("the voice is unlike anything this model was trained on" in w
-               for w in pred.warnings)
+    assert any("the voice is unlike anything this model was trained on" in w for w in pred.warnings)
     assert not any("the face is unlike" in w for w in pred.warnings)
     assert "unlike the training data: audio" in pred.summary()
 
     kept = guarded.predict(image=photo, audio=wave, detect_faces=False, on_unfamiliar="warn")
     assert kept.label == ("fake" if kept.fake_probability >= kept.threshold else "real")
     assert kept.fake_probability == pytest.approx(pred.fake_probability)
-    assert any("the voice is unlike" in w and "labelled uncertain" not in w
-               for w in kept.warnings)
+    assert any("the voice is unlike" in w and "labelled uncertain" not in w for w in kept.warnings)
     with pytest.raises(Exception, match="on_unfamiliar"):
         guarded.predict(image=photo, audio=wave, on_unfamiliar="ignore")
 
@@ -145,8 +147,7 @@ def test_a_familiar_input_keeps_its_verdict(photo_and_voice):
     image, audio = _embeddings(detector, *photo_and_voice)
     _fit_around(detector.model.domain_guard, "image", image, 0.0)
     _fit_around(detector.model.domain_guard, "audio", audio, 0.0)
-    pred = detector.predict(image=photo_and_voice[0], audio=photo_and_voice[1],
-                            detect_faces=False)
+    pred = detector.predict(image=photo_and_voice[0], audio=photo_and_voice[1], detect_faces=False)
     assert pred.label in ("real", "fake")
     assert pred.domain["image"]["familiar"] and pred.domain["audio"]["familiar"]
 
@@ -156,7 +157,8 @@ def test_saved_and_reloaded_model_keeps_its_guard(guarded, photo_and_voice, tmp_
     loaded = Detector.from_pretrained(tmp_path)
     for modality in ("image", "audio"):
         assert loaded.model.domain_guard.limit(modality) == pytest.approx(
-            guarded.model.domain_guard.limit(modality))
+            guarded.model.domain_guard.limit(modality)
+        )
     photo, wave = photo_and_voice
     before = guarded.predict(image=photo, audio=wave, detect_faces=False)
     after = loaded.predict(image=photo, audio=wave, detect_faces=False)
@@ -168,8 +170,9 @@ def test_a_model_saved_without_a_guard_loads_and_says_it_cannot_tell(tmp_path, p
     Detector(**TINY_ARCH).save_pretrained(tmp_path)
     loaded = Detector.from_pretrained(tmp_path)
     pred = loaded.predict(image=photo_and_voice[0], audio=photo_and_voice[1], detect_faces=False)
-    assert pred.domain == {m: {"distance": None, "limit": None, "familiar": None}
-                           for m in ("image", "audio")}
+    assert pred.domain == {
+        m: {"distance": None, "limit": None, "familiar": None} for m in ("image", "audio")
+    }
     assert any("no unfamiliar-input guard" in w and "cannot tell" in w for w in pred.warnings)
     assert pred.label in ("real", "fake")
 
@@ -227,9 +230,17 @@ def trained(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("guard-train")
     generate_dataset(open_storage(root / "data"), clips=24, seed=5, frames_per_clip=2)
-    config = TrainConfig(data_dir=str(root / "data"), prefix="", output=str(root / "out"),
-                         run_id="guard", model=TINY_ARCH, epochs=1, batch_size=8, plots=False,
-                         prefetch=4)
+    config = TrainConfig(
+        data_dir=str(root / "data"),
+        prefix="",
+        output=str(root / "out"),
+        run_id="guard",
+        model=TINY_ARCH,
+        epochs=1,
+        batch_size=8,
+        plots=False,
+        prefetch=4,
+    )
     result = train(config, progress=False)
     return root, result
 
@@ -261,11 +272,18 @@ def test_evaluation_reports_the_familiar_share(trained, tmp_path):
     # Limits at the median of the test split's distances: about half of it is unfamiliar.
     fit_detector_guard(detector, train, test, quantile=0.5)
     guard = detector.model.domain_guard
-    expected = {m: float((guard.distances(m, getattr(test, m)) <= guard.limit(m)).float().mean())
-                for m in ("image", "audio")}
+    expected = {
+        m: float((guard.distances(m, getattr(test, m)) <= guard.limit(m)).float().mean())
+        for m in ("image", "audio")
+    }
     assert all(0.3 <= share <= 0.7 for share in expected.values())
-    result = evaluate(detector, data_dir=str(root / "data"), prefix="", split="test",
-                      output=str(tmp_path / "eval"))
+    result = evaluate(
+        detector,
+        data_dir=str(root / "data"),
+        prefix="",
+        split="test",
+        output=str(tmp_path / "eval"),
+    )
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["domain"]["guard"] is True
     for m in ("image", "audio"):
@@ -278,9 +296,20 @@ def test_fit_script_gives_a_saved_detector_its_guard(trained, tmp_path):
     torch.manual_seed(1)
     Detector(**TINY_ARCH).save_pretrained(tmp_path / "plain")
     out = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "fit_domain_guard.py"), str(tmp_path / "plain"),
-         "--data", str(root / "data"), "--out", str(tmp_path / "guarded")],
-        capture_output=True, text=True, timeout=600, check=False)
+        [
+            sys.executable,
+            str(REPO / "scripts" / "fit_domain_guard.py"),
+            str(tmp_path / "plain"),
+            "--data",
+            str(root / "data"),
+            "--out",
+            str(tmp_path / "guarded"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr
     detector = Detector.from_pretrained(tmp_path / "guarded")
     assert all(detector.model.domain_guard.fitted(m) for m in ("image", "audio"))

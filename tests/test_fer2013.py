@@ -85,8 +85,10 @@ def _port_matches_live_tflite(network):
     target = interpreter.get_output_details()[0]["index"]
     rng = np.random.default_rng(1)
     inputs = [fer_input(name) for name in sorted(TFLITE_REFERENCE)]
-    inputs += [np.clip(fer_input("astronaut") + rng.normal(0, 0.1, (64, 64)), -1, 1)
-               .astype(np.float32) for _ in range(4)]
+    inputs += [
+        np.clip(fer_input("astronaut") + rng.normal(0, 0.1, (64, 64)), -1, 1).astype(np.float32)
+        for _ in range(4)
+    ]
     for x in inputs:
         interpreter.set_tensor(source, x[None, :, :, None])
         interpreter.invoke()
@@ -105,13 +107,18 @@ if os.environ.get("MMDEEPFAKE_FER_TFLITE"):
 def fer_detector() -> Detector:
     """A detector whose face side is the FER2013 prior (the voice side is untrained)."""
     torch.manual_seed(0)
-    return Detector(image_encoder="fer2013", audio_encoder="cnn_lstm", embed_dim=32,
-                    audio_encoder_kwargs={"width": 4, "hidden": 8})
+    return Detector(
+        image_encoder="fer2013",
+        audio_encoder="cnn_lstm",
+        embed_dim=32,
+        audio_encoder_kwargs={"width": 4, "hidden": 8},
+    )
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("photo", "emotion"), [(mf.astronaut, "happy"),
-                                                (mf.face_photo, "neutral")])
+@pytest.mark.parametrize(
+    ("photo", "emotion"), [(mf.astronaut, "happy"), (mf.face_photo, "neutral")]
+)
 def test_predict_reads_real_faces(fer_detector, photo, emotion):
     image = photo()
     prediction = fer_detector.predict(image=image, audio=mf.voice_like(1.0))
@@ -151,8 +158,12 @@ def test_emotion_order_follows_ours():
 @pytest.mark.slow
 def test_training_leaves_the_frozen_prior_untouched():
     torch.manual_seed(0)
-    detector = Detector(image_encoder="fer2013", audio_encoder="cnn_lstm", embed_dim=32,
-                        audio_encoder_kwargs={"width": 4, "hidden": 8})
+    detector = Detector(
+        image_encoder="fer2013",
+        audio_encoder="cnn_lstm",
+        embed_dim=32,
+        audio_encoder_kwargs={"width": 4, "hidden": 8},
+    )
     model = detector.model
     faces_in = features.faces_to_tensor(
         faces.center_crop_face(mf.astronaut())[None].repeat(4, axis=0)
@@ -192,8 +203,10 @@ def test_saved_detector_reloads_the_prior(fer_detector, tmp_path):
     assert reloaded.model.image_encoder.face_margin == FER2013_FACE_MARGIN
     x = features.faces_to_tensor(faces.center_crop_face(mf.face_photo())[None])
     with torch.no_grad():
-        torch.testing.assert_close(reloaded.model.encode_image(x).emotion_logits,
-                                   fer_detector.model.encode_image(x).emotion_logits)
+        torch.testing.assert_close(
+            reloaded.model.encode_image(x).emotion_logits,
+            fer_detector.model.encode_image(x).emotion_logits,
+        )
 
 
 def test_training_frames_faces_with_the_encoders_margin(tmp_path):
@@ -208,8 +221,9 @@ def test_training_frames_faces_with_the_encoders_margin(tmp_path):
 
     Image.fromarray(mf.astronaut()).save(tmp_path / "face.png")
     mf.write_audio(tmp_path / "voice.wav", mf.voice_like(seconds=2.0))
-    sample = SimpleNamespace(image_key="face.png", audio_key="voice.wav", label=0,
-                             face_emotion=1, voice_emotion=1)
+    sample = SimpleNamespace(
+        image_key="face.png", audio_key="voice.wav", label=0, face_emotion=1, voice_emotion=1
+    )
     storage = open_storage(str(tmp_path))
 
     def loaded_face(margin):

@@ -93,9 +93,7 @@ def test_the_difference_input_is_face_minus_voice_emotions(pairs):
         prediction = run(detector, media)
         for segment in prediction.segments:
             gap = np.abs(vector(segment.face_emotions) - vector(segment.voice_emotions)).sum()
-            assert segment.fake_probability == pytest.approx(
-                sigmoid(SCALE * gap + BIAS), abs=2e-3
-            )
+            assert segment.fake_probability == pytest.approx(sigmoid(SCALE * gap + BIAS), abs=2e-3)
         scores[name] = prediction.fake_probability
     assert scores["agree"] < scores["disagree"]
 

@@ -71,8 +71,11 @@ def _load_in_watched_child(folder: Path) -> tuple[dict, int]:
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO / "tests")])}
     child = subprocess.Popen(
-        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, env=env,
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     watched = psutil.Process(child.pid)
     peak = 0
@@ -278,8 +281,12 @@ def test_an_unreachable_hub_fails_fast_with_advice(tmp_path):
         """
     )
     result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-        env=_offline_env(tmp_path / "cache"), check=False,
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_offline_env(tmp_path / "cache"),
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
@@ -297,7 +304,11 @@ def _predict(*args: str, **kwargs) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     return subprocess.Popen(
         [sys.executable, "-m", "mmdeepfake.cli.predict", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **kwargs,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        **kwargs,
     )
 
 
@@ -339,10 +350,17 @@ def test_an_unwritable_output_is_refused_before_scoring(saved, clip, tmp_path):
     not_a_folder = tmp_path / "file"
     not_a_folder.write_text("a file, so nothing can be created under it")
     for fmt in ("jsonl", "json", "csv"):
-        code, _out, err = _finish(_predict(
-            str(clip), "--model", "/no/such/model", "--format", fmt,
-            "--out", str(not_a_folder / "results"),
-        ))
+        code, _out, err = _finish(
+            _predict(
+                str(clip),
+                "--model",
+                "/no/such/model",
+                "--format",
+                fmt,
+                "--out",
+                str(not_a_folder / "results"),
+            )
+        )
         # The model is not even looked for: the output is checked first.
         assert code == 2 and err.strip().startswith("error: cannot write --out"), err
         assert "nothing was scored" in err and len(err.splitlines()) == 1
@@ -351,9 +369,16 @@ def test_an_unwritable_output_is_refused_before_scoring(saved, clip, tmp_path):
 @pytest.mark.slow
 def test_an_oserror_on_one_input_is_a_record_and_the_batch_goes_on(saved, clip, tmp_path):
     too_long = tmp_path / ("x" * 300 + ".mp4")  # a file name beyond the system's 255 bytes
-    code, out, err = _finish(_predict(
-        str(too_long), str(clip), "--model", str(saved), "--num-frames", "2",
-    ))
+    code, out, err = _finish(
+        _predict(
+            str(too_long),
+            str(clip),
+            "--model",
+            str(saved),
+            "--num-frames",
+            "2",
+        )
+    )
     assert code == 1, err
     bad, good = (json.loads(line) for line in out.splitlines())
     assert bad["error_type"] in ("MediaUnreadableError", "MediaNotFoundError")
@@ -373,8 +398,15 @@ def test_face_advice_names_the_flag_not_the_python_argument(saved, tmp_path):
     sky[..., 2] = 200
     Image.fromarray(sky).save(tmp_path / "sky.png")
     mf.write_audio(tmp_path / "voice.wav", mf.voice_like(seconds=2.0))
-    pair = ["--pair", str(tmp_path / "sky.png"), str(tmp_path / "voice.wav"), "--model", str(saved),
-            "--require", "both"]  # with the default, a faceless pair is scored from the voice
+    pair = [
+        "--pair",
+        str(tmp_path / "sky.png"),
+        str(tmp_path / "voice.wav"),
+        "--model",
+        str(saved),
+        "--require",
+        "both",
+    ]  # with the default, a faceless pair is scored from the voice
     code, out, err = _finish(_predict(*pair))
     (record,) = [json.loads(line) for line in out.splitlines()]
     assert code == 1 and record["error_type"] == "NoFaceFoundError"
@@ -430,11 +462,24 @@ def test_ctrl_c_keeps_the_finished_records(saved, clip, tmp_path, fmt):
 def test_a_killed_worker_costs_only_the_input_it_held(saved, clip, tmp_path):
     out = tmp_path / "results.jsonl"
     inputs = [str(clip)] * 6
-    run = _predict(*inputs, "--model", str(saved), "--num-frames", "16", "--workers", "2",
-                   "--threads", "1", "--no-progress", "--out", str(out))
+    run = _predict(
+        *inputs,
+        "--model",
+        str(saved),
+        "--num-frames",
+        "16",
+        "--workers",
+        "2",
+        "--threads",
+        "1",
+        "--no-progress",
+        "--out",
+        str(out),
+    )
     _wait_for_lines(out, 1, run)
     workers = [
-        child for child in psutil.Process(run.pid).children()
+        child
+        for child in psutil.Process(run.pid).children()
         if "spawn_main" in " ".join(child.cmdline())
     ]
     assert len(workers) == 2
@@ -478,9 +523,20 @@ def demo(offered, saved):
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     server = subprocess.Popen(
-        [sys.executable, str(REPO / "demos" / "app.py"), "--model", str(saved),
-         "--models-dir", str(offered["models"]), "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        [
+            sys.executable,
+            str(REPO / "demos" / "app.py"),
+            "--model",
+            str(saved),
+            "--models-dir",
+            str(offered["models"]),
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
         cwd=offered["models"].parent,
     )
     for line in server.stdout:  # the page prints its URL once it serves
@@ -533,8 +589,14 @@ def test_demo_refuses_everything_else_without_revealing_what_exists(demo, offere
     refusals = {
         spec: _load_status(demo, spec)
         for spec in (
-            str(outside), str(tmp_path / "no-such-folder"),  # exists / does not exist
-            "../outside", "link", "mine/../../outside", "~/.ssh", "/root/.ssh", "/etc",
+            str(outside),
+            str(tmp_path / "no-such-folder"),  # exists / does not exist
+            "../outside",
+            "link",
+            "mine/../../outside",
+            "~/.ssh",
+            "/root/.ssh",
+            "/etc",
             "user/name",  # a hub id, without --allow-hub
         )
     }
@@ -543,7 +605,9 @@ def test_demo_refuses_everything_else_without_revealing_what_exists(demo, offere
         assert "Loaded" not in status
     # The same words for a folder that exists and one that does not: nothing to probe with.
     nowhere = str(tmp_path / "no-such-folder")
-    assert refusals[str(outside)].replace(str(outside), "X") == refusals[nowhere].replace(nowhere, "X")
+    assert refusals[str(outside)].replace(str(outside), "X") == refusals[nowhere].replace(
+        nowhere, "X"
+    )
     assert "does not load Hugging Face Hub ids" in refusals["user/name"]
     assert str(offered["models"]) not in "".join(refusals.values())
 

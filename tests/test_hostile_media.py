@@ -54,7 +54,11 @@ def run_watched(args: list[str], timeout: float = 300) -> tuple[int, str, str, i
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(TESTS)])}
     with open(os.devnull, "rb") as stdin:
         proc = subprocess.Popen(
-            args, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+            args,
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
             text=True,
         )
     import threading
@@ -81,8 +85,10 @@ def run_watched(args: list[str], timeout: float = 300) -> tuple[int, str, str, i
             os.waitpid(proc.pid, 0)
             for reader in readers:
                 reader.join()
-            pytest.fail(f"{args[2:]} ran past {timeout} s or {KILL_BYTES / 1024**3} GB: "
-                        f"{out.get('stderr', '')[-2000:]}")
+            pytest.fail(
+                f"{args[2:]} ran past {timeout} s or {KILL_BYTES / 1024**3} GB: "
+                f"{out.get('stderr', '')[-2000:]}"
+            )
         time.sleep(0.05)
     for reader in readers:
         reader.join()
@@ -122,12 +128,23 @@ else:
 
 
 def predict_in_child(
-    *, video: Path | None = None, audio: Path | None = None, image: Path | None = None,
-    model: str = "tiny", timeout: float = 300,
+    *,
+    video: Path | None = None,
+    audio: Path | None = None,
+    image: Path | None = None,
+    model: str = "tiny",
+    timeout: float = 300,
 ) -> dict:
     """The child's answer, after checking it exited cleanly within the memory limit."""
-    args = [sys.executable, "-c", PREDICT_CHILD, model, str(video or "-"), str(image or "-"),
-            str(audio or "-")]
+    args = [
+        sys.executable,
+        "-c",
+        PREDICT_CHILD,
+        model,
+        str(video or "-"),
+        str(image or "-"),
+        str(audio or "-"),
+    ]
     status, stdout, stderr, peak = run_watched(args, timeout)
     assert status == 0, f"child ended with {status}: {stderr[-2000:]}"
     assert peak < PEAK_BYTES, f"child peaked at {peak / 1024**3:.2f} GB"
@@ -194,8 +211,16 @@ def test_multichannel_clip_in_the_cli_with_two_workers(tmp_path, model_dir):
     mf.face_video(tmp_path / "a71.mp4", seconds=2.0, size=(160, 120), channels=8)
     mf.face_video(tmp_path / "b.mp4", seconds=2.0, size=(160, 120))
     status, records, stderr, peak = run_predict_cli(
-        str(tmp_path), "--model", str(model_dir), "--num-frames", "2", "--workers", "2",
-        "--threads", "1", "--no-progress",
+        str(tmp_path),
+        "--model",
+        str(model_dir),
+        "--num-frames",
+        "2",
+        "--workers",
+        "2",
+        "--threads",
+        "1",
+        "--no-progress",
     )
     assert status == 0, stderr
     assert [Path(r["source"]).name for r in records] == ["a71.mp4", "b.mp4"]
@@ -350,10 +375,18 @@ def test_non_finite_audio_is_refused(tmp_path, face_jpg, value):
 
 def test_prediction_json_is_strict():
     pred = Prediction(
-        label="real", fake_probability=float("nan"), threshold=0.5,
-        face_emotions={"happy": 1.0}, voice_emotions={"happy": float("inf")},
-        consistency=1.0, modality_scores={}, fusion="late", fusion_weights=None, segments=[],
-        faces=[], warnings=[],
+        label="real",
+        fake_probability=float("nan"),
+        threshold=0.5,
+        face_emotions={"happy": 1.0},
+        voice_emotions={"happy": float("inf")},
+        consistency=1.0,
+        modality_scores={},
+        fusion="late",
+        fusion_weights=None,
+        segments=[],
+        faces=[],
+        warnings=[],
     )
     data = json.loads(pred.to_json())
     assert data["fake_probability"] is None and data["voice_emotions"]["happy"] is None
@@ -380,8 +413,12 @@ def test_rotated_phone_clip_is_turned_upright(tmp_path):
 
 @pytest.mark.parametrize(
     "array",
-    [np.array([["a", "b"], ["c", "d"]]), np.empty((4, 4, 3), dtype=object),
-     np.zeros((0, 0, 3), np.uint8), np.zeros(0, np.float32)],
+    [
+        np.array([["a", "b"], ["c", "d"]]),
+        np.empty((4, 4, 3), dtype=object),
+        np.zeros((0, 0, 3), np.uint8),
+        np.zeros(0, np.float32),
+    ],
     ids=["str", "object", "empty-image", "empty-audio"],
 )
 def test_odd_arrays_raise_typed_errors(array):
@@ -410,14 +447,26 @@ def test_cli_reads_one_s3_object_and_skips_dotdot_keys(s3_bucket, model_dir, tmp
     client.put_object(Bucket=s3_bucket.name, Key="in/a.mp4", Body=clip)
     client.put_object(Bucket=s3_bucket.name, Key="in/x/../b.mp4", Body=clip)
     one, records, stderr, _ = run_predict_cli(
-        s3_bucket.uri("in/a.mp4"), "--model", str(model_dir), "--num-frames", "2",
-        "--endpoint-url", s3_bucket.endpoint_url, "--no-progress",
+        s3_bucket.uri("in/a.mp4"),
+        "--model",
+        str(model_dir),
+        "--num-frames",
+        "2",
+        "--endpoint-url",
+        s3_bucket.endpoint_url,
+        "--no-progress",
     )
     assert one == 0, stderr
     assert [r["source"] for r in records] == [s3_bucket.uri("in/a.mp4")]
     status, records, stderr, _ = run_predict_cli(
-        s3_bucket.uri("in/"), "--model", str(model_dir), "--num-frames", "2",
-        "--endpoint-url", s3_bucket.endpoint_url, "--no-progress",
+        s3_bucket.uri("in/"),
+        "--model",
+        str(model_dir),
+        "--num-frames",
+        "2",
+        "--endpoint-url",
+        s3_bucket.endpoint_url,
+        "--no-progress",
     )
     assert status == 0, stderr
     assert [r["source"] for r in records] == [s3_bucket.uri("in/a.mp4")]

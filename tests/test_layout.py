@@ -38,10 +38,14 @@ def test_scan_counts_labels_and_ignored(tmp_path, caplog):
     _make(
         storage,
         [
-            "frames/train/real/c1_00.png", "frames/train/real/c1_01.jpg",
-            "frames/train/fake/c2_00.png", "audio/train/real/c1.wav",
-            "audio/train/fake/c2.flac", "videos/test/fake/c9.mp4",
-            "frames/train/real/notes.txt", "frames/holdout/real/c5.png",
+            "frames/train/real/c1_00.png",
+            "frames/train/real/c1_01.jpg",
+            "frames/train/fake/c2_00.png",
+            "audio/train/real/c1.wav",
+            "audio/train/fake/c2.flac",
+            "videos/test/fake/c9.mp4",
+            "frames/train/real/notes.txt",
+            "frames/holdout/real/c5.png",
         ],
         "key,emotion\nc1,happy\nframes/train/fake/c2_00.png,Angry\naudio/train/fake/c2.flac,0\n",
     )
@@ -54,7 +58,8 @@ def test_scan_counts_labels_and_ignored(tmp_path, caplog):
     assert counts["test"]["fake"]["videos"] == 1
     assert index.splits() == ["train", "test"]
     assert index.keys("frames", "train", "real") == [
-        "dataset/frames/train/real/c1_00.png", "dataset/frames/train/real/c1_01.jpg",
+        "dataset/frames/train/real/c1_00.png",
+        "dataset/frames/train/real/c1_01.jpg",
     ]
     # A clip-id row labels both modalities; a file row labels one file.
     assert index.emotion_of("dataset/frames/train/real/c1_01.jpg") == EMOTION_INDEX["happy"]

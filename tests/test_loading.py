@@ -21,8 +21,14 @@ from mmdeepfake.loading import load_run_detector, parse_spec
 from mmdeepfake.testing import media as mf
 from tiny_models import TINY_ARCH
 
-SPELLED_OUT = ("'starter'", "hf-hub:ORG/NAME", "hf-hub:ORG/NAME@REVISION", "ORG/NAME",
-               "./my-model", "s3://BUCKET/PREFIX")
+SPELLED_OUT = (
+    "'starter'",
+    "hf-hub:ORG/NAME",
+    "hf-hub:ORG/NAME@REVISION",
+    "ORG/NAME",
+    "./my-model",
+    "s3://BUCKET/PREFIX",
+)
 
 
 def _saved(folder: Path, seed: int, fusion: str) -> Path:
@@ -114,11 +120,13 @@ def test_an_s3_folder_loads_through_a_removed_temporary_folder(
     assert detector.name == uri
     assert detector.card and "late" in detector.card  # the saved card came along
 
-    by_subfolder = load_detector(s3_bucket.uri("outputs"), subfolder="run-1/models/best",
-                                 endpoint_url=s3_bucket.endpoint_url)
+    by_subfolder = load_detector(
+        s3_bucket.uri("outputs"), subfolder="run-1/models/best", endpoint_url=s3_bucket.endpoint_url
+    )
     _assert_holds(by_subfolder, outputs / "run-1" / "models" / "best")
-    run = load_run_detector(open_storage(s3_bucket.uri("outputs"),
-                                         endpoint_url=s3_bucket.endpoint_url), "run-2")
+    run = load_run_detector(
+        open_storage(s3_bucket.uri("outputs"), endpoint_url=s3_bucket.endpoint_url), "run-2"
+    )
     _assert_holds(run, outputs / "run-2" / "models" / "best")
     assert list(scratch.iterdir()) == []  # every temporary copy was removed
 
@@ -136,8 +144,9 @@ def _hub_cache(cache: Path, repo_id: str, revisions: dict[str, tuple[str, Path]]
         (repo / "refs").mkdir(parents=True, exist_ok=True)
         (repo / "refs" / ref).write_text(commit)
         snapshot = repo / "snapshots" / commit
-        shutil.copytree(folder, snapshot / "sub" if ref == "nested" else snapshot,
-                        dirs_exist_ok=True)
+        shutil.copytree(
+            folder, snapshot / "sub" if ref == "nested" else snapshot, dirs_exist_ok=True
+        )
 
 
 def test_hub_repos_load_the_revision_and_subfolder_asked_for(outputs, tmp_path):
@@ -146,19 +155,22 @@ def test_hub_repos_load_the_revision_and_subfolder_asked_for(outputs, tmp_path):
     # resolves the revision and reads the files from there.
     run1, run2 = (outputs / name / "models" / "best" for name in ("run-1", "run-2"))
     cache = tmp_path / "hub"
-    _hub_cache(cache, "org/detector", {"main": ("a" * 40, run1), "v2": ("b" * 40, run2),
-                                       "nested": ("c" * 40, run2)})
+    _hub_cache(
+        cache,
+        "org/detector",
+        {"main": ("a" * 40, run1), "v2": ("b" * 40, run2), "nested": ("c" * 40, run2)},
+    )
 
     _assert_holds(load_detector("hf-hub:org/detector", cache_dir=cache), run1)
     _assert_holds(load_detector("org/detector", cache_dir=cache), run1)  # bare ORG/NAME
     _assert_holds(load_detector("hf-hub:org/detector@v2", cache_dir=cache), run2)
     _assert_holds(load_detector("hf-hub:org/detector", revision="v2", cache_dir=cache), run2)
     _assert_holds(Detector.from_pretrained("org/detector", revision="v2", cache_dir=cache), run2)
-    nested = load_detector("hf-hub:org/detector", revision="nested", subfolder="sub",
-                           cache_dir=cache)
+    nested = load_detector(
+        "hf-hub:org/detector", revision="nested", subfolder="sub", cache_dir=cache
+    )
     _assert_holds(nested, run2)
-    assert load_detector("hf-hub:org/detector@v2", cache_dir=cache).name == \
-        "hf-hub:org/detector@v2"
+    assert load_detector("hf-hub:org/detector@v2", cache_dir=cache).name == "hf-hub:org/detector@v2"
 
     with pytest.raises(ConfigError, match="give one"):
         load_detector("hf-hub:org/detector@v2", revision="main", cache_dir=cache)
@@ -172,9 +184,20 @@ def test_a_local_folder_named_like_a_hub_id_is_the_folder(outputs, monkeypatch):
     assert parse_spec("hf-hub:run-1/models").kind == "hub repo"  # the prefix decides
 
 
-@pytest.mark.parametrize("spec", ["hf-hub:", "hf-hub:org/name@", "hf-hub:a/b/c", "local-dir",
-                                  "./missing/model", "gs://bucket/model", "s3:///prefix", "",
-                                  "hf_hub:org/name"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "hf-hub:",
+        "hf-hub:org/name@",
+        "hf-hub:a/b/c",
+        "local-dir",
+        "./missing/model",
+        "gs://bucket/model",
+        "s3:///prefix",
+        "",
+        "hf_hub:org/name",
+    ],
+)
 def test_unknown_spellings_are_refused_with_the_accepted_ones(spec):
     with pytest.raises((ConfigError, CheckpointError)) as raised:
         load_detector(spec)
@@ -191,8 +214,13 @@ def test_a_revision_is_for_hub_repos_only(outputs):
 
 
 def _predict_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mmdeepfake.cli.predict", *args],
-                          capture_output=True, text=True, timeout=600, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "mmdeepfake.cli.predict", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
 
 
 def test_the_predict_command_loads_an_s3_model_with_its_endpoint(outputs, s3_bucket, tmp_path):
@@ -201,15 +229,24 @@ def test_the_predict_command_loads_an_s3_model_with_its_endpoint(outputs, s3_buc
     best = outputs / "run-2" / "models" / "best"
     client = s3_bucket.server.client()
     for path in best.iterdir():
-        client.put_object(Bucket=s3_bucket.name, Key=f"models/best/{path.name}",
-                          Body=path.read_bytes())
+        client.put_object(
+            Bucket=s3_bucket.name, Key=f"models/best/{path.name}", Body=path.read_bytes()
+        )
     Image.fromarray(mf.face_photo()).save(tmp_path / "face.jpg")
     mf.write_audio(tmp_path / "voice.flac", mf.voice_like(seconds=2.0))
     pair = (str(tmp_path / "face.jpg"), str(tmp_path / "voice.flac"))
 
     uri = s3_bucket.uri("models/best")
-    result = _predict_cli("--pair", *pair, "--model", uri, "--endpoint-url",
-                          s3_bucket.endpoint_url, "--format", "json")
+    result = _predict_cli(
+        "--pair",
+        *pair,
+        "--model",
+        uri,
+        "--endpoint-url",
+        s3_bucket.endpoint_url,
+        "--format",
+        "json",
+    )
     assert result.returncode == 0, result.stderr
     (record,) = json.loads(result.stdout)
     expected = load_detector(best).predict(image=pair[0], audio=pair[1])
@@ -233,9 +270,12 @@ def test_a_run_push_uploads_the_best_model_it_downloaded(outputs, monkeypatch):
 
     def record_upload(self, *, repo_id, folder_path, **kwargs):
         folder = Path(folder_path)
-        uploaded.update(repo=repo_id, files=sorted(p.name for p in folder.iterdir()),
-                        weights=load_file(str(folder / "model.safetensors")),
-                        card=(folder / "README.md").read_text())
+        uploaded.update(
+            repo=repo_id,
+            files=sorted(p.name for p in folder.iterdir()),
+            weights=load_file(str(folder / "model.safetensors")),
+            card=(folder / "README.md").read_text(),
+        )
 
     monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kwargs: None)
     monkeypatch.setattr(HfApi, "upload_folder", record_upload)

@@ -206,7 +206,9 @@ def test_page_shows_the_short_voice_and_closes_old_messages(demo, short_voice_vi
             page.locator("#video-input input[type=file]").set_input_files(str(short_voice_video))
             page.wait_for_selector("#video-input video", timeout=120_000)
             page.get_by_role("tab", name="Face and/or voice").click()
-            page.click("#detect-pair")  # neither a face nor a voice: an error message (shown for 10 s)
+            page.click(
+                "#detect-pair"
+            )  # neither a face nor a voice: an error message (shown for 10 s)
             page.wait_for_selector(".toast-body", timeout=60_000)
             page.get_by_role("tab", name="Video").click()
             assert page.locator(".toast-body").count() == 1

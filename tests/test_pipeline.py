@@ -156,12 +156,18 @@ def _same(a: dict, b: dict) -> None:
 
 
 def test_detector_predict_equals_the_pipeline_run(detector, clip, pair):
-    _same(detector.predict(clip, num_frames=FRAMES).to_dict(),
-          detector.pipeline.run(clip, num_frames=FRAMES).prediction.to_dict())
-    _same(detector.predict(**pair, abstain_below=0.9).to_dict(),
-          detector.pipeline.run(**pair, abstain_below=0.9).prediction.to_dict())
-    _same(detector.predict(audio=pair["audio"]).to_dict(),
-          detector.pipeline.run(audio=pair["audio"]).prediction.to_dict())
+    _same(
+        detector.predict(clip, num_frames=FRAMES).to_dict(),
+        detector.pipeline.run(clip, num_frames=FRAMES).prediction.to_dict(),
+    )
+    _same(
+        detector.predict(**pair, abstain_below=0.9).to_dict(),
+        detector.pipeline.run(**pair, abstain_below=0.9).prediction.to_dict(),
+    )
+    _same(
+        detector.predict(audio=pair["audio"]).to_dict(),
+        detector.pipeline.run(audio=pair["audio"]).prediction.to_dict(),
+    )
 
 
 def test_the_pipeline_follows_calibration_changed_after_construction(pair):
@@ -171,8 +177,9 @@ def test_the_pipeline_follows_calibration_changed_after_construction(pair):
     detector.with_config(threshold=0.05, temperature=3.0)
     after = detector.pipeline.run(**pair).prediction
     assert after.threshold == 0.05
-    segment_logits = [np.log(s.fake_probability / (1 - s.fake_probability)) for s in
-                      before.segments]
+    segment_logits = [
+        np.log(s.fake_probability / (1 - s.fake_probability)) for s in before.segments
+    ]
     expected = 1 / (1 + np.exp(-np.mean(segment_logits) / 3.0))
     assert after.fake_probability == pytest.approx(expected, abs=1e-5)
 

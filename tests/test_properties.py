@@ -55,8 +55,11 @@ def test_resampling_to_16k_keeps_a_tone_at_its_frequency(orig, freq):
 
 
 @FAST
-@given(length=st.integers(1, 200_000), window=st.integers(1, 40_000),
-       hop=st.one_of(st.none(), st.integers(1, 40_000)))
+@given(
+    length=st.integers(1, 200_000),
+    window=st.integers(1, 40_000),
+    hop=st.one_of(st.none(), st.integers(1, 40_000)),
+)
 def test_audio_windows_cover_the_recording_with_full_windows(length, window, hop):
     windows = features.audio_windows(np.zeros(length), window_samples=window, hop_samples=hop)
     if length <= window:
@@ -90,8 +93,9 @@ def test_windows_stack_the_samples_they_name(length, window):
 labelled_scores = st.integers(2, 40).flatmap(
     lambda n: st.tuples(
         st.lists(st.integers(0, 1), min_size=n, max_size=n),
-        st.lists(st.sampled_from([0.0, 0.1, 0.25, 0.5, 0.5, 0.75, 0.9, 1.0]), min_size=n,
-                 max_size=n),
+        st.lists(
+            st.sampled_from([0.0, 0.1, 0.25, 0.5, 0.5, 0.75, 0.9, 1.0]), min_size=n, max_size=n
+        ),
     )
 )
 
@@ -109,9 +113,13 @@ def test_headline_metrics_follow_their_definitions(data, threshold):
     def ratio(a, b):
         return a / b if b else math.nan
 
-    for key, value in (("accuracy", ratio(tp + tn, len(y))), ("precision", ratio(tp, tp + fp)),
-                       ("recall", ratio(tp, tp + fn)), ("specificity", ratio(tn, tn + fp)),
-                       ("f1", ratio(2 * tp, 2 * tp + fp + fn))):
+    for key, value in (
+        ("accuracy", ratio(tp + tn, len(y))),
+        ("precision", ratio(tp, tp + fp)),
+        ("recall", ratio(tp, tp + fn)),
+        ("specificity", ratio(tn, tn + fp)),
+        ("f1", ratio(2 * tp, 2 * tp + fp + fn)),
+    ):
         assert m[key] == pytest.approx(value, nan_ok=True), key
 
 
@@ -156,8 +164,7 @@ def test_ranking_metrics_ignore_monotone_rescaling(data):
 
 
 @FAST
-@given(logits=st.lists(st.floats(-8, 8), min_size=2, max_size=30),
-       temperature=st.floats(0.2, 5.0))
+@given(logits=st.lists(st.floats(-8, 8), min_size=2, max_size=30), temperature=st.floats(0.2, 5.0))
 def test_fitted_temperature_is_the_nll_minimum(logits, temperature):
     z = np.array(logits)
     y = (np.random.default_rng(len(logits)).random(z.size) < sigmoid(z / temperature)).astype(int)
@@ -193,9 +200,15 @@ def test_consistency_is_symmetric_bounded_and_one_on_itself(a, b):
 # --- non-maximum suppression ---------------------------------------------------------------------
 
 boxes_strategy = st.lists(
-    st.tuples(st.integers(0, 60), st.integers(0, 60), st.integers(1, 40), st.integers(1, 40),
-              st.floats(0.0, 1.0)),
-    min_size=1, max_size=25,
+    st.tuples(
+        st.integers(0, 60),
+        st.integers(0, 60),
+        st.integers(1, 40),
+        st.integers(1, 40),
+        st.floats(0.0, 1.0),
+    ),
+    min_size=1,
+    max_size=25,
 )
 
 

@@ -38,8 +38,9 @@ def pair():
 @pytest.mark.slow
 def test_starter_predictions_name_it_and_carry_the_synthetic_caveat(starter, pair):
     pred = starter.predict(image=pair[0], audio=pair[1], on_unfamiliar="warn")
-    assert pred.model == ModelInfo(name="starter", training_data=starter.metadata["trained_on"],
-                                   synthetic=True)
+    assert pred.model == ModelInfo(
+        name="starter", training_data=starter.metadata["trained_on"], synthetic=True
+    )
     assert pred.to_dict()["model"]["name"] == "starter"
     assert any("trained on synthetic data only" in w for w in pred.warnings)
     assert "model starter, trained on mmdeepfake-synth" in pred.summary()
@@ -50,8 +51,9 @@ def test_starter_predictions_name_it_and_carry_the_synthetic_caveat(starter, pai
 @pytest.mark.slow
 def test_a_model_trained_on_real_data_has_no_synthetic_caveat(pair, tmp_path):
     torch.manual_seed(0)
-    detector = Detector(**TINY_ARCH, metadata={"training_data": "recorded interviews",
-                                               "synthetic_data": False})
+    detector = Detector(
+        **TINY_ARCH, metadata={"training_data": "recorded interviews", "synthetic_data": False}
+    )
     detector.save_pretrained(tmp_path)
     loaded = Detector.from_pretrained(tmp_path)
     pred = loaded.predict(image=pair[0], audio=pair[1])
@@ -79,8 +81,7 @@ def test_saving_keeps_the_models_own_card(starter, tmp_path):
 
 def test_a_model_without_a_card_gets_one_from_its_metadata(tmp_path):
     torch.manual_seed(0)
-    Detector(**TINY_ARCH, metadata={"trained_on": "s3://bucket/dataset/"}).save_pretrained(
-        tmp_path)
+    Detector(**TINY_ARCH, metadata={"trained_on": "s3://bucket/dataset/"}).save_pretrained(tmp_path)
     card = (tmp_path / "README.md").read_text()
     assert "Trained on: s3://bucket/dataset/" in card
     assert "no unfamiliar-input guard" in card
@@ -112,11 +113,17 @@ def test_cli_records_name_the_model(tmp_path):
 
     Image.fromarray(mf.face_photo()).save(tmp_path / "face.jpg")
     mf.write_audio(tmp_path / "voice.wav", mf.voice_like(seconds=2.0))
-    args = ["--pair", str(tmp_path / "face.jpg"), str(tmp_path / "voice.wav"),
-            "--audio-only", str(tmp_path / "missing.wav")]
+    args = [
+        "--pair",
+        str(tmp_path / "face.jpg"),
+        str(tmp_path / "voice.wav"),
+        "--audio-only",
+        str(tmp_path / "missing.wav"),
+    ]
     run = [sys.executable, "-m", "mmdeepfake.cli.predict", *args]
-    as_csv = subprocess.run([*run, "--format", "csv"], capture_output=True, text=True,
-                            timeout=600, check=False)
+    as_csv = subprocess.run(
+        [*run, "--format", "csv"], capture_output=True, text=True, timeout=600, check=False
+    )
     rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
     assert [r["model"].split(" ")[0] for r in rows] == ["starter", "starter"]
     assert "trained on mmdeepfake-synth" in rows[0]["model"]
@@ -137,9 +144,13 @@ def test_the_page_shows_the_model_and_the_uncertain_banner(starter):
     text = views.verdict_markdown(pred)
     assert "Model: `starter`, trained on mmdeepfake-synth" in text
     assert text.splitlines()[0] == (
-        "## uncertain: the voice is unlike anything this model was trained on")
+        "## uncertain: the voice is unlike anything this model was trained on"
+    )
     label = views.verdict_label(pred)
     assert label["uncertain"] == 1.0 and label["fake"] == pytest.approx(pred["fake_probability"])
-    warned = views.verdict_markdown(starter.predict(
-        audio=gradio_media.get_audio("recording1.wav"), on_unfamiliar="warn").to_dict())
+    warned = views.verdict_markdown(
+        starter.predict(
+            audio=gradio_media.get_audio("recording1.wav"), on_unfamiliar="warn"
+        ).to_dict()
+    )
     assert warned.splitlines()[0].startswith("## warning: the voice is unlike")

@@ -36,8 +36,14 @@ class Crash(RuntimeError):
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("resume-data")
-    generate_dataset(open_storage(root), clips=12, seed=5, variant="consistency",
-                     frames_per_clip=1, splits=(0.67, 0.33, 0.0))
+    generate_dataset(
+        open_storage(root),
+        clips=12,
+        seed=5,
+        variant="consistency",
+        frames_per_clip=1,
+        splits=(0.67, 0.33, 0.0),
+    )
     return root
 
 
@@ -48,8 +54,11 @@ def config_file(tmp_path_factory) -> Path:
 
     tiny = (resources.files("mmdeepfake") / "presets" / "tiny.yaml").read_text()
     path = tmp_path_factory.mktemp("config") / "short.yaml"
-    path.write_text(f"{tiny}\nepochs: {EPOCHS}\nbatch_size: 4\nmax_steps_per_epoch: 2\n"
-                    .replace("epochs: 1\n", "").replace("batch_size: 8\n", ""))
+    path.write_text(
+        f"{tiny}\nepochs: {EPOCHS}\nbatch_size: 4\nmax_steps_per_epoch: 2\n".replace(
+            "epochs: 1\n", ""
+        ).replace("batch_size: 8\n", "")
+    )
     return path
 
 
@@ -68,8 +77,7 @@ def final_weights(output: Path, run_id: str) -> dict[str, torch.Tensor]:
 def straight(dataset, config_file, tmp_path_factory):
     """The reference: both epochs without interruption."""
     output = tmp_path_factory.mktemp("straight")
-    result = trainer.train(config(dataset, config_file, output, run_id="straight"),
-                           progress=False)
+    result = trainer.train(config(dataset, config_file, output, run_id="straight"), progress=False)
     assert [row["epoch"] for row in result.history] == list(range(1, EPOCHS + 1))
     return result, final_weights(output, "straight")
 
@@ -92,8 +100,9 @@ def assert_same_epochs(resumed, straight, output: Path) -> None:
         torch.testing.assert_close(resumed_weights[name], tensor, rtol=1e-5, atol=1e-6)
 
 
-def test_resume_latest_from_an_epoch_checkpoint(dataset, config_file, tmp_path, monkeypatch,
-                                                straight):
+def test_resume_latest_from_an_epoch_checkpoint(
+    dataset, config_file, tmp_path, monkeypatch, straight
+):
     save = RunArtifacts.save_checkpoint
 
     def save_then_crash(self, state, name):
@@ -107,14 +116,14 @@ def test_resume_latest_from_an_epoch_checkpoint(dataset, config_file, tmp_path, 
         trainer.train(config(dataset, config_file, tmp_path, run_id="crashed"), progress=False)
     monkeypatch.undo()
 
-    resumed = trainer.train(config(dataset, config_file, tmp_path, resume="latest"),
-                            progress=False)
+    resumed = trainer.train(config(dataset, config_file, tmp_path, resume="latest"), progress=False)
     assert resumed.run_id == "crashed"
     assert_same_epochs(resumed, straight, tmp_path)
 
 
-def test_resume_run_id_from_the_sigterm_checkpoint(dataset, config_file, tmp_path, monkeypatch,
-                                                   straight, capsys):
+def test_resume_run_id_from_the_sigterm_checkpoint(
+    dataset, config_file, tmp_path, monkeypatch, straight, capsys
+):
     from mmdeepfake.cli.train import main
 
     after_epoch = FitLoop._after_epoch
@@ -139,10 +148,22 @@ def test_resume_run_id_from_the_sigterm_checkpoint(dataset, config_file, tmp_pat
     # The command line with --resume RUN_ID and the run's own settings.
     calls = []
     real_train = trainer.train
-    monkeypatch.setattr(trainer, "train", lambda c, **kw: calls.append(real_train(c, **kw))
-                        or calls[-1])
-    code = main(["--data", str(dataset), "--output", str(tmp_path), "--config", str(config_file),
-                 "--resume", "stopped", "--no-progress"])
+    monkeypatch.setattr(
+        trainer, "train", lambda c, **kw: calls.append(real_train(c, **kw)) or calls[-1]
+    )
+    code = main(
+        [
+            "--data",
+            str(dataset),
+            "--output",
+            str(tmp_path),
+            "--config",
+            str(config_file),
+            "--resume",
+            "stopped",
+            "--no-progress",
+        ]
+    )
     assert code == 0, capsys.readouterr().err[-3000:]
     (resumed,) = calls
     assert resumed.run_id == "stopped"

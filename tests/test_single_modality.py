@@ -35,10 +35,14 @@ def detector() -> Detector:
     """A tiny detector whose one-modality heads carry their own temperatures."""
     torch.manual_seed(0)
     detector = Detector(**TINY_ARCH, temperature=1.7)
-    detector.with_config(metadata={"trained_on": "nothing (a test model)",
-                                   "modality_calibration": {
-                                       m: {"temperature": t, "val_auc": 0.5}
-                                       for m, t in HEAD_TEMPERATURE.items()}})
+    detector.with_config(
+        metadata={
+            "trained_on": "nothing (a test model)",
+            "modality_calibration": {
+                m: {"temperature": t, "val_auc": 0.5} for m, t in HEAD_TEMPERATURE.items()
+            },
+        }
+    )
     return detector
 
 
@@ -50,10 +54,15 @@ def clips(tmp_path_factory) -> dict[str, Path]:
 
     files = {
         "muted": mf.face_video(folder / "muted.mp4", seconds=2.0, with_audio=False),
-        "silent": mf.write_video(folder / "silent.mp4", mf.face_frames(50, (320, 240)), fps=25,
-                                 audio=np.zeros(32000, dtype=np.float32)),
-        "faceless": mf.write_video(folder / "faceless.mp4", blank, fps=25,
-                                   audio=mf.voice_like(seconds=2.0)),
+        "silent": mf.write_video(
+            folder / "silent.mp4",
+            mf.face_frames(50, (320, 240)),
+            fps=25,
+            audio=np.zeros(32000, dtype=np.float32),
+        ),
+        "faceless": mf.write_video(
+            folder / "faceless.mp4", blank, fps=25, audio=mf.voice_like(seconds=2.0)
+        ),
         "voice": mf.write_audio(folder / "voice.wav", mf.voice_like(seconds=3.0)),
         "photo": folder / "face.jpg",
     }
@@ -90,8 +99,9 @@ def test_a_face_alone_is_scored_by_the_image_head(detector):
     pred = detector.predict(image=photo, detect_faces=False)
     _check_alone(pred, "image")
     crop = features.faces_to_tensor(np.stack([faces.center_crop_face(photo)]))
-    assert pred.fake_probability == pytest.approx(_head_probability(detector, "image", crop),
-                                                  abs=1e-5)
+    assert pred.fake_probability == pytest.approx(
+        _head_probability(detector, "image", crop), abs=1e-5
+    )
     assert pred.face_emotion is not None and pred.voice_emotion is None
     several = detector.predict(images=[photo, photo[:, ::-1].copy()], detect_faces=False)
     _check_alone(several, "image")
@@ -103,18 +113,23 @@ def test_a_voice_alone_is_scored_by_the_audio_head(detector):
     pred = detector.predict(audio=wave)
     _check_alone(pred, "audio")
     windows = features.waves_to_windows(wave, features.audio_windows(wave))
-    assert pred.fake_probability == pytest.approx(_head_probability(detector, "audio", windows),
-                                                  abs=1e-5)
+    assert pred.fake_probability == pytest.approx(
+        _head_probability(detector, "audio", windows), abs=1e-5
+    )
     assert pred.duration == pytest.approx(3.0, abs=0.01) and pred.faces == []
 
 
-@pytest.mark.parametrize(("clip", "modality", "reason", "error"), [
-    ("muted", "image", "no sound track", NoAudioTrackError),
-    ("silent", "image", "sound is silent", SilentAudioError),
-    ("faceless", "audio", "no face was found", NoFaceFoundError),
-])
-def test_a_video_without_one_modality_is_scored_from_the_other(detector, clips, clip, modality,
-                                                               reason, error):
+@pytest.mark.parametrize(
+    ("clip", "modality", "reason", "error"),
+    [
+        ("muted", "image", "no sound track", NoAudioTrackError),
+        ("silent", "image", "sound is silent", SilentAudioError),
+        ("faceless", "audio", "no face was found", NoFaceFoundError),
+    ],
+)
+def test_a_video_without_one_modality_is_scored_from_the_other(
+    detector, clips, clip, modality, reason, error
+):
     pred = detector.predict(str(clips[clip]), num_frames=4)
     _check_alone(pred, modality)
     assert any(reason in w for w in pred.warnings)
@@ -139,16 +154,22 @@ def test_without_the_heads_own_temperature_the_models_is_used(clips):
     windows = features.waves_to_windows(wave, features.audio_windows(wave))
     with torch.inference_mode():
         logit = plain.model.head_logit("audio", plain.model.encode_audio(windows).embedding)
-    assert pred.fake_probability == pytest.approx(float(torch.sigmoid(logit.mean() / 1.7)),
-                                                  abs=1e-5)
+    assert pred.fake_probability == pytest.approx(
+        float(torch.sigmoid(logit.mean() / 1.7)), abs=1e-5
+    )
 
 
-# --- the command line ------------------------------------------------------------------------------
+# --- the command line ---------------------------------------------------------------------
 
 
 def run_predict(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mmdeepfake.cli.predict", *args],
-                          capture_output=True, text=True, timeout=600, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "mmdeepfake.cli.predict", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -159,8 +180,16 @@ def model_dir(detector, tmp_path_factory) -> Path:
 
 
 def test_cli_scores_images_and_voices_on_their_own(model_dir, clips):
-    result = run_predict("--image-only", str(clips["photo"]), "--audio-only", str(clips["voice"]),
-                         "--model", str(model_dir), "--format", "csv")
+    result = run_predict(
+        "--image-only",
+        str(clips["photo"]),
+        "--audio-only",
+        str(clips["voice"]),
+        "--model",
+        str(model_dir),
+        "--format",
+        "csv",
+    )
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert [r["modalities"] for r in rows] == ["image", "audio"]
@@ -173,8 +202,9 @@ def test_cli_require_both_turns_a_muted_video_into_an_error_record(model_dir, cl
     lenient = run_predict(str(clips["muted"]), "--model", str(model_dir), "--num-frames", "2")
     assert lenient.returncode == 0, lenient.stderr
     assert json.loads(lenient.stdout)["modalities"] == ["image"]
-    strict = run_predict(str(clips["muted"]), "--model", str(model_dir), "--num-frames", "2",
-                         "--require", "both")
+    strict = run_predict(
+        str(clips["muted"]), "--model", str(model_dir), "--num-frames", "2", "--require", "both"
+    )
     assert strict.returncode == 1
     record = json.loads(strict.stdout)
     assert record["error_type"] == "NoAudioTrackError"
@@ -205,10 +235,12 @@ def client(detector, tmp_path_factory):
 def test_demo_accepts_a_face_or_a_voice_alone(client, clips):
     from gradio_client import handle_file
 
-    face = client.predict(handle_file(str(clips["photo"])), None, 0.5, None,
-                          api_name="/detect_pair")
-    voice = client.predict(None, handle_file(str(clips["voice"])), 0.5, None,
-                           api_name="/detect_pair")
+    face = client.predict(
+        handle_file(str(clips["photo"])), None, 0.5, None, api_name="/detect_pair"
+    )
+    voice = client.predict(
+        None, handle_file(str(clips["voice"])), 0.5, None, api_name="/detect_pair"
+    )
     muted = client.predict(handle_file(str(clips["muted"])), 0.5, 4, None, api_name="/detect")
     assert face["modalities"] == ["image"] and face["consistency"] is None
     assert voice["modalities"] == ["audio"] and voice["voice_emotion"]

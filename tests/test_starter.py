@@ -20,8 +20,14 @@ from mmdeepfake.metrics import roc_auc
 @pytest.fixture(scope="module")
 def unseen_test_set(tmp_path_factory):
     root = tmp_path_factory.mktemp("starter-test")
-    generate_dataset(open_storage(root), clips=24, seed=987_654, variant="consistency",
-                     frames_per_clip=1, splits=(0.0, 0.0, 1.0))
+    generate_dataset(
+        open_storage(root),
+        clips=24,
+        seed=987_654,
+        variant="consistency",
+        frames_per_clip=1,
+        splits=(0.0, 0.0, 1.0),
+    )
     return root
 
 
@@ -53,8 +59,9 @@ def test_starter_scores_unseen_synthetic_pairs(unseen_test_set):
     sample = samples[0]
     # Faces cropped by the detector, as in training: whole uncropped frames lie near the
     # edge of the starter's familiar region (its guard may then answer "uncertain").
-    prediction = detector.predict(image=storage.read_bytes(sample.image_key),
-                                  audio=storage.read_bytes(sample.audio_key))
+    prediction = detector.predict(
+        image=storage.read_bytes(sample.image_key), audio=storage.read_bytes(sample.audio_key)
+    )
     assert prediction.label in ("real", "fake") and 0.0 <= prediction.fake_probability <= 1.0
     assert prediction.domain["image"]["familiar"] and prediction.domain["audio"]["familiar"]
     assert set(prediction.face_emotions) == set(prediction.voice_emotions)

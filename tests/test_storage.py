@@ -99,9 +99,12 @@ def test_ensure_bucket_creates_missing_bucket(s3_server):
     storage.ensure_bucket()
     storage.ensure_bucket()  # idempotent
     storage.write_text("run/log.txt", "ok")
-    assert s3_server.client().get_object(Bucket="fresh-outputs", Key="outputs/run/log.txt")[
-        "Body"
-    ].read() == b"ok"
+    assert (
+        s3_server.client()
+        .get_object(Bucket="fresh-outputs", Key="outputs/run/log.txt")["Body"]
+        .read()
+        == b"ok"
+    )
 
 
 def test_missing_bucket_is_a_clear_error(s3_server):
@@ -141,8 +144,12 @@ def test_refused_credentials_are_a_clear_error(s3_bucket, monkeypatch):
 
 @pytest.mark.slow
 def test_missing_credentials_are_a_clear_error(s3_server, monkeypatch):
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-                 "AWS_SECURITY_TOKEN"):
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_SECURITY_TOKEN",
+    ):
         monkeypatch.delenv(name)
     # No instance-metadata lookups (they would wait on a network that is not there).
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
@@ -213,8 +220,9 @@ def test_crt_reader_reports_refused_credentials(s3_bucket):
         read("a.bin")
 
 
-def test_auto_reader_prefers_the_crt_client_and_falls_back_to_boto3(s3_bucket, tmp_path,
-                                                                     monkeypatch):
+def test_auto_reader_prefers_the_crt_client_and_falls_back_to_boto3(
+    s3_bucket, tmp_path, monkeypatch
+):
     s3 = open_storage(s3_bucket.uri(), endpoint_url=s3_bucket.endpoint_url)
     local = open_storage(str(tmp_path))
     assert make_reader(s3, "auto") != s3.read_bytes  # s3torchconnector is in the train extra

@@ -95,8 +95,9 @@ def test_videos_are_decodable_with_audio(tmp_path):
     import av
 
     storage = open_storage(tmp_path)
-    generate_dataset(storage, 2, seed=1, videos=True, frames_per_clip=1, splits=(1, 0, 0),
-                     seconds=1.0)
+    generate_dataset(
+        storage, 2, seed=1, videos=True, frames_per_clip=1, splits=(1, 0, 0), seconds=1.0
+    )
     videos = storage.list("videos/")
     assert len(videos) == 2
     with av.open(str(tmp_path / videos[0])) as container:
@@ -109,8 +110,10 @@ def test_videos_are_decodable_with_audio(tmp_path):
     assert audio.size >= 16000 * 0.9 and np.abs(audio).max() > 0.05
     # A single demo clip: face and voice chosen by name; same seed, same bytes.
     path = make_clip(tmp_path / "demo" / "fake.mp4", "happy", "angry", seed=3, seconds=0.6)
-    assert path.read_bytes() == make_clip(tmp_path / "again.mp4", "happy", "angry", seed=3,
-                                          seconds=0.6).read_bytes()
+    assert (
+        path.read_bytes()
+        == make_clip(tmp_path / "again.mp4", "happy", "angry", seed=3, seconds=0.6).read_bytes()
+    )
     with av.open(str(path)) as container:
         assert container.streams.audio and container.duration / 1e6 == pytest.approx(0.6, abs=0.15)
     with pytest.raises(ConfigError, match="unknown emotion"):
@@ -122,31 +125,52 @@ def test_mixed_variant_artefacts():
     specs = plan_clips(300, 2, "mixed")
     real = [s for s in specs if s.label == 0]
     fake = [s for s in specs if s.label == 1]
-    assert all(s.face_emotion == s.voice_emotion and not s.face_artefact and not s.voice_artefact
-               for s in real)
-    kinds = {(s.face_emotion != s.voice_emotion, bool(s.face_artefact), bool(s.voice_artefact))
-             for s in fake}
+    assert all(
+        s.face_emotion == s.voice_emotion and not s.face_artefact and not s.voice_artefact
+        for s in real
+    )
+    kinds = {
+        (s.face_emotion != s.voice_emotion, bool(s.face_artefact), bool(s.voice_artefact))
+        for s in fake
+    }
     assert {(True, False, False), (False, True, False), (False, False, True)} <= kinds
     assert all(mismatch or face or voice for mismatch, face, voice in kinds)
     # An artefact changes the manipulated modality and leaves the other one alone.
     plain = ClipSpec(0, "c0", "train", 1, 1, 1)
     base = render_clip(plain, 4, frames_per_clip=1, seconds=1.0)
     for artefact in FACE_ARTEFACTS:
-        clip = render_clip(ClipSpec(0, "c0", "train", 1, 1, 1, face_artefact=artefact), 4,
-                           frames_per_clip=1, seconds=1.0)
+        clip = render_clip(
+            ClipSpec(0, "c0", "train", 1, 1, 1, face_artefact=artefact),
+            4,
+            frames_per_clip=1,
+            seconds=1.0,
+        )
         assert np.abs(clip.frames.astype(int) - base.frames).mean() > 0.5, artefact
         assert np.array_equal(clip.wave, base.wave)
     for artefact in VOICE_ARTEFACTS:
-        clip = render_clip(ClipSpec(0, "c0", "train", 1, 1, 1, voice_artefact=artefact), 4,
-                           frames_per_clip=1, seconds=1.0)
+        clip = render_clip(
+            ClipSpec(0, "c0", "train", 1, 1, 1, voice_artefact=artefact),
+            4,
+            frames_per_clip=1,
+            seconds=1.0,
+        )
         assert not np.array_equal(clip.wave, base.wave), artefact
         assert np.array_equal(clip.frames, base.frames)
 
 
 @pytest.mark.slow
 def test_cli_writes_dataset_to_s3(s3_bucket):
-    code = synth_main(["--out", s3_bucket.uri("dataset/"), "--endpoint-url",
-                       s3_bucket.endpoint_url, "--seed", "3", *SMALL])
+    code = synth_main(
+        [
+            "--out",
+            s3_bucket.uri("dataset/"),
+            "--endpoint-url",
+            s3_bucket.endpoint_url,
+            "--seed",
+            "3",
+            *SMALL,
+        ]
+    )
     assert code == 0
     keys = s3_bucket.keys()
     assert "dataset/labels/emotions.csv" in keys and "dataset/labels/clips.csv" in keys
@@ -170,12 +194,29 @@ def test_cli_bad_arguments_exit_nonzero_without_traceback(capsys, tmp_path):
     assert "error: unsupported storage address" in err and "Traceback" not in err
     # Through the real interpreter: an unreachable S3 endpoint is one clear line.
     result = subprocess.run(
-        [sys.executable, "-m", "mmdeepfake.cli.synth", "--out", "s3://b/d/", *SMALL,
-         "--endpoint-url", "http://127.0.0.1:9", "--no-progress"],
-        capture_output=True, text=True, timeout=120, check=False,
-        env={"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION":
-             "us-east-1", "AWS_CONFIG_FILE": "/dev/null", "AWS_MAX_ATTEMPTS": "1",
-             "PATH": "/usr/bin:/bin"},
+        [
+            sys.executable,
+            "-m",
+            "mmdeepfake.cli.synth",
+            "--out",
+            "s3://b/d/",
+            *SMALL,
+            "--endpoint-url",
+            "http://127.0.0.1:9",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={
+            "AWS_ACCESS_KEY_ID": "x",
+            "AWS_SECRET_ACCESS_KEY": "x",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_CONFIG_FILE": "/dev/null",
+            "AWS_MAX_ATTEMPTS": "1",
+            "PATH": "/usr/bin:/bin",
+        },
     )
     assert result.returncode == 2
     assert result.stderr.startswith("error: cannot reach http://127.0.0.1:9")
@@ -191,8 +232,9 @@ def test_face_detector_finds_synthetic_faces(tmp_path):
 
     specs = plan_clips(14, 8, "mixed", splits=(1, 0, 0))
     frames = [render_clip(s, 8, frames_per_clip=1, seconds=1.0).frames[0] for s in specs]
-    video = load_video(str(make_clip(tmp_path / "c.mp4", "sad", "happy", seed=2, seconds=1.0)),
-                       num_frames=6)
+    video = load_video(
+        str(make_clip(tmp_path / "c.mp4", "sad", "happy", seed=2, seconds=1.0)), num_frames=6
+    )
     boxes = FaceDetector.shared().detect([*frames, *video.frames], track=False)
     found = [b for b in boxes if b is not None]
     assert len(found) >= 0.9 * len(boxes)

@@ -46,9 +46,10 @@ def test_true_emotions_of_one_modality_do_not_reveal_fakes():
     for emotions in (face, voice):
         # Emotion marginals are the same for real and fake (each emotion ~1/7 in both).
         for label in (0, 1):
-            share = np.bincount(emotions[labels == label], minlength=NUM_EMOTIONS) / (
-                labels == label
-            ).sum()
+            share = (
+                np.bincount(emotions[labels == label], minlength=NUM_EMOTIONS)
+                / (labels == label).sum()
+            )
             assert np.abs(share - 1 / NUM_EMOTIONS).max() < 0.025
         auc = _oof_auc(onehot[emotions], labels, LogisticRegression(max_iter=1000))
         assert 0.47 <= auc <= 0.53, auc
@@ -59,8 +60,9 @@ def test_true_emotions_of_one_modality_do_not_reveal_fakes():
 def _face_features(frame: np.ndarray) -> np.ndarray:
     grey = frame.astype(np.float32).mean(-1)
     small = grey.reshape(28, 4, 28, 4).mean((1, 3))  # 112 -> 28 px
-    return np.concatenate([small.ravel() / 255, frame.reshape(-1, 3).mean(0) / 255,
-                           frame.reshape(-1, 3).std(0) / 255])
+    return np.concatenate(
+        [small.ravel() / 255, frame.reshape(-1, 3).mean(0) / 255, frame.reshape(-1, 3).std(0) / 255]
+    )
 
 
 def _voice_features(wave: np.ndarray) -> np.ndarray:
@@ -69,14 +71,24 @@ def _voice_features(wave: np.ndarray) -> np.ndarray:
     power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
     freqs = np.fft.rfftfreq(n_fft, 1 / 16000)
     edges = np.geomspace(60, 8000, 21)
-    bands = np.log(np.stack([power[:, (freqs >= a) & (freqs < b)].sum(1)
-                             for a, b in itertools.pairwise(edges)], 1) + 1e-8)
+    bands = np.log(
+        np.stack(
+            [power[:, (freqs >= a) & (freqs < b)].sum(1) for a, b in itertools.pairwise(edges)], 1
+        )
+        + 1e-8
+    )
     energy = np.log(power.sum(1) + 1e-8)
     voiced = energy > energy.max() - 4
     envelope = np.sqrt(power.sum(1))
     rhythm = np.abs(np.fft.rfft(envelope - envelope.mean(), 256))[:32]
-    return np.concatenate([bands[voiced].mean(0), bands[voiced].std(0),
-                           [energy.max(), voiced.mean()], rhythm / (rhythm.sum() + 1e-9)])
+    return np.concatenate(
+        [
+            bands[voiced].mean(0),
+            bands[voiced].std(0),
+            [energy.max(), voiced.mean()],
+            rhythm / (rhythm.sum() + 1e-9),
+        ]
+    )
 
 
 def test_single_modality_classifiers_are_at_chance_but_emotion_is_learnable():

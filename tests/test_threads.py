@@ -48,6 +48,7 @@ def test_run_alongside_raises_the_side_error_first(overlap):
     def fails(error):
         def run():
             raise error
+
         return run
 
     with pytest.raises(KeyError):
@@ -81,6 +82,7 @@ def test_torch_threads_limits_and_restores():
 def test_a_helper_thread_restores_the_callers_setting_for_threads_started_later():
     torch.set_num_threads(2)
     try:
+
         def helper():
             # This thread's own default may already be 1; what it leaves must be the caller's 2.
             torch.set_num_threads(1)
@@ -115,8 +117,9 @@ def detector() -> Detector:
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> str:
-    return str(mf.face_video(tmp_path_factory.mktemp("media") / "face.mp4", seconds=4.0,
-                             size=(320, 240)))
+    return str(
+        mf.face_video(tmp_path_factory.mktemp("media") / "face.mp4", seconds=4.0, size=(320, 240))
+    )
 
 
 def _serial(monkeypatch) -> None:

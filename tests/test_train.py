@@ -31,9 +31,17 @@ pytestmark = pytest.mark.slow
 
 DATASET_SUFFIXES = {".png", ".jpg", ".jpeg", ".wav", ".flac", ".mp3", ".ogg", ".mp4"}
 CLIPS = 14  # in all splits: 10 train, 2 validate, 2 test clips of 4 frames each
-TRAIN_PLOTS = ("01_data_distribution", "02_audio_samples", "03_image_samples", "04_loss_curves",
-               "05_accuracy_curves", "06_emotion_consistency_heatmap", "07_confusion_matrix",
-               "15_memory_usage", "20_reliability_diagram")
+TRAIN_PLOTS = (
+    "01_data_distribution",
+    "02_audio_samples",
+    "03_image_samples",
+    "04_loss_curves",
+    "05_accuracy_curves",
+    "06_emotion_consistency_heatmap",
+    "07_confusion_matrix",
+    "15_memory_usage",
+    "20_reliability_diagram",
+)
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -59,8 +67,16 @@ def s3_dataset(s3_bucket, synthetic_files):
 
 
 def _train_args(bucket, *extra: str) -> list[str]:
-    return ["--bucket", bucket.name, "--endpoint-url", bucket.endpoint_url, "--config", "tiny",
-            "--no-progress", *extra]
+    return [
+        "--bucket",
+        bucket.name,
+        "--endpoint-url",
+        bucket.endpoint_url,
+        "--config",
+        "tiny",
+        "--no-progress",
+        *extra,
+    ]
 
 
 def _run_id(bucket) -> str:
@@ -90,11 +106,16 @@ def _dataset_files_under(root: Path) -> list[Path]:
 
 def test_config_precedence_and_errors(tmp_path):
     path = tmp_path / "config.yaml"
-    path.write_text("data:\n  bucket: seed-bucket\ntraining:\n  batch_size: 4\n  epochs: 7\n"
-                    "lr: 3e-4\n")
+    path.write_text(
+        "data:\n  bucket: seed-bucket\ntraining:\n  batch_size: 4\n  epochs: 7\nlr: 3e-4\n"
+    )
     config = TrainConfig.from_sources(str(path), {"epochs": 2, "lr": None})
-    assert (config.bucket, config.batch_size, config.epochs, config.lr) == ("seed-bucket", 4, 2,
-                                                                           3e-4)
+    assert (config.bucket, config.batch_size, config.epochs, config.lr) == (
+        "seed-bucket",
+        4,
+        2,
+        3e-4,
+    )
     assert TrainConfig.from_sources("tiny").model["embed_dim"] == 32
     assert parse_size("3GB") == 3 * 1024**3 and parse_size("512mb") == 512 * 1024**2
     for bad in ({"epochs": 0}, {"fusion": "sideways"}, {"memory_budget": "lots"}, {"colour": 1}):
@@ -108,8 +129,11 @@ def test_config_and_loss_share_their_default_weights():
     from mmdeepfake.losses import DetectionLoss
 
     config, loss = TrainConfig(), DetectionLoss()
-    assert (config.emotion_weight, config.consistency_weight, config.margin) == (
-        loss.emotion_weight, loss.consistency_weight, loss.margin) == (1.0, 0.5, 0.5)
+    assert (
+        (config.emotion_weight, config.consistency_weight, config.margin)
+        == (loss.emotion_weight, loss.consistency_weight, loss.margin)
+        == (1.0, 0.5, 0.5)
+    )
 
 
 def test_a_registered_fusion_can_be_trained_and_an_unknown_one_cannot():
@@ -163,12 +187,21 @@ def test_shards_do_not_overlap_across_ranks_and_workers():
     seen = []
     for rank in range(2):
         for worker in range(2):
-            seen += shard_indices(23, epoch=1, seed=0, shuffle=True, rank=rank, world_size=2,
-                                  worker=worker, num_workers=2)
+            seen += shard_indices(
+                23,
+                epoch=1,
+                seed=0,
+                shuffle=True,
+                rank=rank,
+                world_size=2,
+                worker=worker,
+                num_workers=2,
+            )
     assert len(seen) == len(set(seen)) == 22  # trimmed to equal rank shares (11 each)
     full = shard_indices(23, epoch=1, seed=0, shuffle=True, rank=1, world_size=2, equal=False)
-    assert len(full) == 11 and shard_indices(23, epoch=2, seed=0, shuffle=True, rank=0,
-                                             world_size=1) != list(range(23))
+    assert len(full) == 11 and shard_indices(
+        23, epoch=2, seed=0, shuffle=True, rank=0, world_size=1
+    ) != list(range(23))
 
 
 def test_checkpoint_loads_weights_only_and_refuses_pickled_objects():
@@ -189,8 +222,9 @@ def test_stream_from_s3_with_worker_processes_reads_each_sample_once(s3_dataset)
     storage = open_storage(s3_dataset.uri(), endpoint_url=s3_dataset.endpoint_url)
     index = scan_dataset(storage, "dataset/")
     samples = pair_samples(index, "validate", 0)
-    loader = build_split_loader(storage, index, "validate", 4, num_workers=2, prefetch=4,
-                                samples=samples)
+    loader = build_split_loader(
+        storage, index, "validate", 4, num_workers=2, prefetch=4, samples=samples
+    )
     keys = [k for batch in loader for k in batch["image_keys"]]
     assert sorted(keys) == sorted(s.image_key for s in samples)
     batch = next(iter(loader))
@@ -217,7 +251,8 @@ class _RecordingHfApi:
 
 
 def test_one_epoch_from_s3_writes_every_artifact_and_nothing_local(
-        s3_dataset, tmp_path, monkeypatch, capsys):
+    s3_dataset, tmp_path, monkeypatch, capsys
+):
     from mmdeepfake.cli.train import main
 
     # One face image of the training split is corrupt: it must be skipped and counted.
@@ -244,10 +279,16 @@ def test_one_epoch_from_s3_writes_every_artifact_and_nothing_local(
     keys = set(s3_dataset.keys(f"outputs/{run}/"))
     base = f"outputs/{run}/"
     expected = {
-        "models/checkpoints/epoch_0001.pt", "models/checkpoints/latest.json",
-        "models/best/config.json", "models/best/model.safetensors", "models/best/README.md",
-        "logs/train.log", "logs/metrics.csv", "logs/summary.json",
-        "intermediate/val_predictions.csv", "intermediate/memory.csv",
+        "models/checkpoints/epoch_0001.pt",
+        "models/checkpoints/latest.json",
+        "models/best/config.json",
+        "models/best/model.safetensors",
+        "models/best/README.md",
+        "logs/train.log",
+        "logs/metrics.csv",
+        "logs/summary.json",
+        "intermediate/val_predictions.csv",
+        "intermediate/memory.csv",
         *(f"plots/{name}.png" for name in TRAIN_PLOTS),
     }
     assert {base + k for k in expected} <= keys, sorted(keys)
@@ -269,8 +310,9 @@ def test_one_epoch_from_s3_writes_every_artifact_and_nothing_local(
     assert len(memory) > 1
 
     # The checkpoint loads with weights_only; the best model is a calibrated Detector folder.
-    state = checkpoint_from_bytes(_read(s3_dataset, base + "models/checkpoints/epoch_0001.pt"),
-                                  "epoch_0001.pt")
+    state = checkpoint_from_bytes(
+        _read(s3_dataset, base + "models/checkpoints/epoch_0001.pt"), "epoch_0001.pt"
+    )
     assert state["epoch"] == 1 and {"model", "optimizer", "scheduler", "rng"} <= set(state)
     config = json.loads(_read(s3_dataset, base + "models/best/config.json"))
     assert config["temperature"] > 0
@@ -285,16 +327,32 @@ def test_one_epoch_from_s3_writes_every_artifact_and_nothing_local(
     assert repo == repo2 == "someone/detector"
     assert {"config.json", "model.safetensors", "README.md"} <= set(files)
     card = files["README.md"].decode()
-    for section in ("## Architecture", "## Data", "## Validation metrics", "Intended use",
-                    "## Limits", "Fusion: `mid`", "val_auc", "someone/detector"):
+    for section in (
+        "## Architecture",
+        "## Data",
+        "## Validation metrics",
+        "Intended use",
+        "## Limits",
+        "Fusion: `mid`",
+        "val_auc",
+        "someone/detector",
+    ):
         assert section in card
 
 
 def test_startup_errors_are_clear_and_have_no_traceback(s3_dataset, capsys):
     from mmdeepfake.cli.train import main
 
-    code = main(["--bucket", "no-such-bucket-here", "--endpoint-url", s3_dataset.endpoint_url,
-                 "--config", "tiny"])
+    code = main(
+        [
+            "--bucket",
+            "no-such-bucket-here",
+            "--endpoint-url",
+            s3_dataset.endpoint_url,
+            "--config",
+            "tiny",
+        ]
+    )
     err = capsys.readouterr().err
     assert code != 0 and "no-such-bucket-here does not exist" in err and "Traceback" not in err
 
@@ -316,9 +374,16 @@ def test_startup_errors_are_clear_and_have_no_traceback(s3_dataset, capsys):
 def test_memory_budget_stops_cleanly_with_a_checkpoint(s3_dataset, caplog):
     from mmdeepfake.train.trainer import train
 
-    config = TrainConfig.from_sources("tiny", {
-        "bucket": s3_dataset.name, "endpoint_url": s3_dataset.endpoint_url,
-        "memory_budget": "64MB", "batch_size": 4, "plots": False})
+    config = TrainConfig.from_sources(
+        "tiny",
+        {
+            "bucket": s3_dataset.name,
+            "endpoint_url": s3_dataset.endpoint_url,
+            "memory_budget": "64MB",
+            "batch_size": 4,
+            "plots": False,
+        },
+    )
     with pytest.raises(MemoryBudgetError, match="checkpoint was saved"):
         train(config, progress=False)
     assert "batch size 4 -> 2" in caplog.text and "batch size 2 -> 1" in caplog.text
@@ -334,8 +399,21 @@ def test_fusion_all_trains_every_strategy_and_compares(s3_dataset, tmp_path, cap
 
     config = tmp_path / "quick.yaml"
     config.write_text("plots: false\nmax_steps_per_epoch: 1\nbatch_size: 4\n")
-    code = main(["--bucket", s3_dataset.name, "--endpoint-url", s3_dataset.endpoint_url,
-                 "--config", str(config), "--fusion", "all", "--epochs", "1", "--no-progress"])
+    code = main(
+        [
+            "--bucket",
+            s3_dataset.name,
+            "--endpoint-url",
+            s3_dataset.endpoint_url,
+            "--config",
+            str(config),
+            "--fusion",
+            "all",
+            "--epochs",
+            "1",
+            "--no-progress",
+        ]
+    )
     _, err = capsys.readouterr()
     assert code == 0, err
     keys = s3_dataset.keys("outputs/")
@@ -356,9 +434,14 @@ class _Proc:
     def __init__(self, cmd: list[str], cwd: Path) -> None:
         import threading
 
-        self.popen = subprocess.Popen(cmd, env=_subprocess_env(), cwd=cwd,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                      text=True)
+        self.popen = subprocess.Popen(
+            cmd,
+            env=_subprocess_env(),
+            cwd=cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.lines: list[str] = []
         self.changed = threading.Condition()
         self.thread = threading.Thread(target=self._drain, daemon=True)
@@ -381,14 +464,16 @@ class _Proc:
 
         ``timeout`` only catches a hang: the wait ends on the line, not on the clock.
         """
+
         def seen_or_ended() -> bool:
             return any(text in line for line in self.lines) or not self.thread.is_alive()
 
         with self.changed:
             self.changed.wait_for(seen_or_ended, timeout=timeout)
         if not any(text in line for line in self.lines):
-            raise AssertionError(f"training never printed {text!r} (exit {self.popen.poll()}): "
-                                 f"{self.stderr[-3000:]}")
+            raise AssertionError(
+                f"training never printed {text!r} (exit {self.popen.poll()}): {self.stderr[-3000:]}"
+            )
 
     def finish(self, timeout: float) -> int:
         code = self.popen.wait(timeout=timeout)
@@ -408,8 +493,10 @@ def _paused_train_cmd(bucket, checkpoint: str, *extra: str) -> list[str]:
 
 def test_resume_after_sigkill_continues_from_last_checkpoint(s3_dataset, tmp_path):
     cmd = _train_cmd(s3_dataset, "--epochs", "3", "--batch-size", "4")
-    proc = _Proc(_paused_train_cmd(s3_dataset, "epoch_0001.pt", "--epochs", "3",
-                                   "--batch-size", "4"), tmp_path)
+    proc = _Proc(
+        _paused_train_cmd(s3_dataset, "epoch_0001.pt", "--epochs", "3", "--batch-size", "4"),
+        tmp_path,
+    )
     try:
         proc.wait_for_line("paused after epoch_0001.pt", timeout=300)
     finally:
@@ -419,8 +506,15 @@ def test_resume_after_sigkill_continues_from_last_checkpoint(s3_dataset, tmp_pat
     pointer = json.loads(_read(s3_dataset, f"outputs/{run}/models/checkpoints/latest.json"))
     assert pointer["epoch"] == 1
 
-    result = subprocess.run(cmd + ["--resume", "latest"], env=_subprocess_env(), cwd=tmp_path,
-                            capture_output=True, text=True, timeout=300, check=False)
+    result = subprocess.run(
+        cmd + ["--resume", "latest"],
+        env=_subprocess_env(),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"resumed run {run} from its checkpoint after epoch 1" in result.stderr
     metrics = _read(s3_dataset, f"outputs/{run}/logs/metrics.csv").decode().splitlines()
@@ -429,8 +523,10 @@ def test_resume_after_sigkill_continues_from_last_checkpoint(s3_dataset, tmp_pat
 
 
 def test_sigterm_saves_a_checkpoint_and_exits(s3_dataset, tmp_path):
-    proc = _Proc(_paused_train_cmd(s3_dataset, "epoch_0001.pt", "--epochs", "5",
-                                   "--batch-size", "2"), tmp_path)
+    proc = _Proc(
+        _paused_train_cmd(s3_dataset, "epoch_0001.pt", "--epochs", "5", "--batch-size", "2"),
+        tmp_path,
+    )
     try:
         proc.wait_for_line("paused after epoch_0001.pt", timeout=300)
     finally:
@@ -447,17 +543,36 @@ def test_sigterm_saves_a_checkpoint_and_exits(s3_dataset, tmp_path):
 
 
 def test_torchrun_two_ranks_on_cpu(s3_dataset, tmp_path):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
-           "2", "-m", "mmdeepfake.cli.train",
-           *_train_args(s3_dataset, "--epochs", "1", "--batch-size", "4")]
-    result = subprocess.run(cmd, env=_subprocess_env(), cwd=tmp_path, capture_output=True,
-                            text=True, timeout=300, check=False)
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "mmdeepfake.cli.train",
+        *_train_args(s3_dataset, "--epochs", "1", "--batch-size", "4"),
+    ]
+    result = subprocess.run(
+        cmd,
+        env=_subprocess_env(),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     assert "2 rank(s)" in result.stderr
     run = _run_id(s3_dataset)
     keys = s3_dataset.keys(f"outputs/{run}/")
-    for name in ("models/best/model.safetensors", "models/checkpoints/epoch_0001.pt",
-                 "logs/metrics.csv", "plots/04_loss_curves.png"):
+    for name in (
+        "models/best/model.safetensors",
+        "models/checkpoints/epoch_0001.pt",
+        "logs/metrics.csv",
+        "plots/04_loss_curves.png",
+    ):
         assert f"outputs/{run}/{name}" in keys
     log_text = _read(s3_dataset, f"outputs/{run}/logs/train.log").decode()
     assert log_text.count("run ") >= 1 and "[rank 1]" not in log_text

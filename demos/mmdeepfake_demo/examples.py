@@ -3,9 +3,10 @@
 The synthetic clips are generated at the first start (half a minute on two cores; later starts
 reuse them) with the generator that made the starter model's training data, so no video is
 stored in the repository: a *real* clip shows one emotion on the face and in the voice, a
-*fake* one pairs different emotions. The photograph is Grace Hopper's portrait from matplotlib's sample data (a
-real photograph, public domain). No human speech recording can be shipped or downloaded here,
-so the voice that goes with it is synthesised speech (eSpeak NG, see ``demos/assets/``).
+*fake* one pairs different emotions. The photograph is Grace Hopper's portrait from
+matplotlib's sample data (a real photograph, public domain). No human speech recording can be
+shipped or downloaded here, so the voice that goes with it is synthesised speech (eSpeak NG, see
+``demos/assets/``).
 """
 
 from __future__ import annotations

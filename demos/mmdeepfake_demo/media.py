@@ -85,7 +85,10 @@ def _thumbnails(crops: np.ndarray) -> np.ndarray:
         return np.zeros((0, GALLERY_SIZE, GALLERY_SIZE, 3), dtype=np.uint8)
     size = (GALLERY_SIZE, GALLERY_SIZE)
     return np.stack(
-        [np.asarray(Image.fromarray(crop).resize(size, Image.Resampling.BILINEAR)) for crop in crops]
+        [
+            np.asarray(Image.fromarray(crop).resize(size, Image.Resampling.BILINEAR))
+            for crop in crops
+        ]
     )
 
 

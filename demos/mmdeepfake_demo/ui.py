@@ -222,8 +222,9 @@ def build_app(
                     queue=False,
                     api_visibility="private",
                 )
-                .success(handlers.explain, [prediction, shown], views, api_visibility="private",
-                         **limits)
+                .success(
+                    handlers.explain, [prediction, shown], views, api_visibility="private", **limits
+                )
             )
 
         wire(

@@ -60,8 +60,7 @@ def verdict_markdown(pred: dict[str, Any]) -> str:
     (or which modality alone was used) and the model that answered."""
     label = str(pred["label"]).upper()
     lines = [
-        unfamiliar_banner(pred)
-        + f"### {label} — fake probability {pred['fake_probability']:.2f} "
+        unfamiliar_banner(pred) + f"### {label} — fake probability {pred['fake_probability']:.2f} "
         f"(threshold {pred['threshold']:.2f})"
     ]
     if pred.get("consistency") is not None:

@@ -89,8 +89,10 @@ def expand_inputs(
     jobs.extend(Job(image, alone="image") for image in images)
     jobs.extend(Job(audio, alone="audio") for audio in audios)
     if not jobs:
-        raise ConfigError("nothing to score: give video paths, folders, s3:// prefixes, --pair, "
-                          "--image-only or --audio-only")
+        raise ConfigError(
+            "nothing to score: give video paths, folders, s3:// prefixes, --pair, "
+            "--image-only or --audio-only"
+        )
     return jobs
 
 
@@ -168,8 +170,11 @@ def _error_record(
     """The record of an input that failed; ``advice`` words the remedy for the caller.
 
     ``detector`` names the model that refused the input (absent when its worker died)."""
-    record: dict[str, Any] = {"source": job.source, "error": render(exc, advice),
-                              "error_type": type(exc).__name__}
+    record: dict[str, Any] = {
+        "source": job.source,
+        "error": render(exc, advice),
+        "error_type": type(exc).__name__,
+    }
     if detector is not None:
         record["model"] = asdict(detector.model_info)
     return record
@@ -181,7 +186,7 @@ def _read(source: str) -> str | bytes:
         return source
     from mmdeepfake.data.storage import open_storage
 
-    bucket, _, key = source[len("s3://"):].partition("/")
+    bucket, _, key = source[len("s3://") :].partition("/")
     if bucket not in _STATE.storages:
         _STATE.storages[bucket] = open_storage(f"s3://{bucket}", endpoint_url=_STATE.endpoint_url)
     data: bytes = _STATE.storages[bucket].read_bytes(key)

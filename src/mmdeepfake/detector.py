@@ -386,10 +386,14 @@ class Detector(
         """Which model this is and what it was trained on, as every prediction reports it."""
         meta = self.metadata
         if self.name == UNTRAINED and not meta:
-            return ModelInfo(name=self.name, training_data="nothing: random weights",
-                             synthetic=False)
-        statement = str(meta.get("training_data") or meta.get("trained_on")
-                        or "not recorded in the model's metadata")
+            return ModelInfo(
+                name=self.name, training_data="nothing: random weights", synthetic=False
+            )
+        statement = str(
+            meta.get("training_data")
+            or meta.get("trained_on")
+            or "not recorded in the model's metadata"
+        )
         synthetic = bool(meta.get("synthetic_data")) or "mmdeepfake-synth" in statement
         return ModelInfo(name=self.name, training_data=statement, synthetic=synthetic)
 

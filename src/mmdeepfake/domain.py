@@ -130,22 +130,24 @@ class DomainGuard(nn.Module):
 
     def check(self, modality: str, embeddings: torch.Tensor) -> DomainCheck:
         """Judge one input from the embeddings of its crops or windows (median distance)."""
-        if not self.fitted(modality):
+        limit = self.limit(modality)
+        if limit is None:
             return DomainCheck(distance=None, limit=None, familiar=None)
         distance = float(self.distances(modality, embeddings.float()).median())
-        limit = self.limit(modality)
-        return DomainCheck(distance=round(distance, 4), limit=round(limit, 4),
-                           familiar=distance <= limit)
+        return DomainCheck(
+            distance=round(distance, 4), limit=round(limit, 4), familiar=distance <= limit
+        )
 
     def familiar_share(self, modality: str, embeddings: torch.Tensor) -> float | None:
         """Share of rows (one per sample) within the limit; None without a guard."""
-        if not self.fitted(modality) or len(embeddings) == 0:
+        limit = self.limit(modality)
+        if limit is None or len(embeddings) == 0:
             return None
-        return float((self.distances(modality, embeddings.float()) <= self.limit(modality))
-                     .float().mean())
+        return float((self.distances(modality, embeddings.float()) <= limit).float().mean())
 
-    def _set(self, modality: str, means: np.ndarray, precision: np.ndarray,
-             limit: np.ndarray) -> None:
+    def _set(
+        self, modality: str, means: np.ndarray, precision: np.ndarray, limit: np.ndarray
+    ) -> None:
         device = next((b.device for b in self.buffers()), torch.device("cpu"))
         for name, value in zip(_FIELDS, (means, precision, limit)):
             key = f"{modality}_{name}"
@@ -154,8 +156,9 @@ class DomainGuard(nn.Module):
                 del self._buffers[key]
             self.register_buffer(key, tensor)
 
-    def _load_from_state_dict(self, state_dict: Mapping[str, Any], prefix: str, *args: Any,
-                              **kwargs: Any) -> None:
+    def _load_from_state_dict(
+        self, state_dict: Mapping[str, Any], prefix: str, *args: Any, **kwargs: Any
+    ) -> None:
         # Create the buffers a saved guard has (their shapes depend on the encoders), so that
         # models saved with and without a guard both load through the normal state-dict path.
         for modality in MODALITIES:
@@ -191,15 +194,23 @@ class SplitEmbeddings:
 
 
 @torch.inference_mode()
-def embed_split(detector: Any, storage: Any, index: Any, split: str, *, seed: int = 0,
-                batch_size: int = 32) -> SplitEmbeddings:
+def embed_split(
+    detector: Any, storage: Any, index: Any, split: str, *, seed: int = 0, batch_size: int = 32
+) -> SplitEmbeddings:
     """Run the detector's encoders over a split the way training sees it (same loader, same
     face crops, one voice window per sample) and keep the embeddings and head logits."""
     samples = pair_samples(index, split, seed)
     model = detector.model
-    loader = build_split_loader(storage, index, split, batch_size, seed=seed, samples=samples,
-                                face_margin=detector.face_margin,
-                                preprocess=detector.preprocess)
+    loader = build_split_loader(
+        storage,
+        index,
+        split,
+        batch_size,
+        seed=seed,
+        samples=samples,
+        face_margin=detector.face_margin,
+        preprocess=detector.preprocess,
+    )
     model.eval()
     parts: dict[str, list] = {k: [] for k in ("image", "audio", "labels", "il", "al", "fl")}
     device = detector.device
@@ -218,15 +229,23 @@ def embed_split(detector: Any, storage: Any, index: Any, split: str, *, seed: in
     if not parts["image"]:
         raise ValueError(f"the {split} split gave no usable samples")
     return SplitEmbeddings(
-        image=torch.cat(parts["image"]), audio=torch.cat(parts["audio"]),
+        image=torch.cat(parts["image"]),
+        audio=torch.cat(parts["audio"]),
         labels=np.concatenate(parts["labels"]).astype(np.int64),
-        image_logits=np.concatenate(parts["il"]), audio_logits=np.concatenate(parts["al"]),
+        image_logits=np.concatenate(parts["il"]),
+        audio_logits=np.concatenate(parts["al"]),
         fake_logits=np.concatenate(parts["fl"]),
     )
 
 
-def fit_detector_guard(detector: Any, train: SplitEmbeddings, validation: SplitEmbeddings,
-                       *, quantile: float = 0.99, source: str | None = None) -> dict[str, Any]:
+def fit_detector_guard(
+    detector: Any,
+    train: SplitEmbeddings,
+    validation: SplitEmbeddings,
+    *,
+    quantile: float = 0.99,
+    source: str | None = None,
+) -> dict[str, Any]:
     """Fit ``detector``'s guard and its one-modality head calibration; record both in its
     metadata (``domain_guard``, ``modality_calibration``) and return that record.
 
@@ -237,19 +256,28 @@ def fit_detector_guard(detector: Any, train: SplitEmbeddings, validation: SplitE
     """
 
     guard = detector.model.domain_guard
-    record: dict[str, Any] = {"method": "Mahalanobis distance to the nearest class mean, "
-                              "Ledoit-Wolf shrunk shared covariance; limit = quantile of "
-                              "validation distances", "quantile": quantile}
+    record: dict[str, Any] = {
+        "method": "Mahalanobis distance to the nearest class mean, "
+        "Ledoit-Wolf shrunk shared covariance; limit = quantile of "
+        "validation distances",
+        "quantile": quantile,
+    }
     if source:
         record["fitted_on"] = source
     heads: dict[str, Any] = {}
     for modality in MODALITIES:
-        record[modality] = guard.fit(modality, getattr(train, modality), train.labels,
-                                     getattr(validation, modality), quantile=quantile)
+        record[modality] = guard.fit(
+            modality,
+            getattr(train, modality),
+            train.labels,
+            getattr(validation, modality),
+            quantile=quantile,
+        )
         logits = getattr(validation, f"{modality}_logits")
         two_classes = len(set(validation.labels.tolist())) == 2
         heads[modality] = {
-            "temperature": float(fit_temperature(logits, validation.labels)) if two_classes
+            "temperature": float(fit_temperature(logits, validation.labels))
+            if two_classes
             else 1.0,
             "val_auc": float(roc_auc(validation.labels, logits)) if two_classes else None,
         }

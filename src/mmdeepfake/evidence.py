@@ -237,7 +237,9 @@ def _find_faces(
         kept_boxes = [boxes[i] for i in kept]
     else:
         kept = list(range(len(frames)))
-        crops = watch.run("face_detection", lambda: np.stack([faces.center_crop_face(f) for f in frames]))
+        crops = watch.run(
+            "face_detection", lambda: np.stack([faces.center_crop_face(f) for f in frames])
+        )
         kept_boxes = [
             faces.FaceBox(0.0, 0.0, float(f.shape[1]), float(f.shape[0]), 1.0) for f in frames
         ]
@@ -300,7 +302,10 @@ def encode_in_batches(
         part = encode(batch)
         if joined is None:
             joined = EncoderOutput(
-                *(part_field.new_empty((rows, *part_field.shape[1:])) for part_field in _fields(part))
+                *(
+                    part_field.new_empty((rows, *part_field.shape[1:]))
+                    for part_field in _fields(part)
+                )
             )
         end = start + len(part)
         for whole, piece in zip(_fields(joined), _fields(part)):

@@ -63,6 +63,7 @@ _REPO_ID = re.compile(r"^(?:[A-Za-z0-9][\w.-]{0,95}/)?[A-Za-z0-9][\w.-]{0,95}$")
 _OTHER_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+._-]+):")
 _PATH_STARTS = ("./", "../", "/", "~", ".\\", "..\\")
 
+
 @dataclass(frozen=True)
 class ModelSource:
     """Where a model spec points: its kind (``STARTER``, ``LOCAL``, ``HUB`` or ``S3``), the
@@ -90,7 +91,7 @@ def parse_spec(spec: str | os.PathLike[str]) -> ModelSource:
     if spec.startswith(HUB_PREFIX):
         return _hub_source(spec)
     if spec.startswith(S3_PREFIX):
-        if not spec[len(S3_PREFIX):].partition("/")[0]:
+        if not spec[len(S3_PREFIX) :].partition("/")[0]:
             raise ConfigError(f"{spec!r} has no bucket name; give {SPELLINGS}")
         return ModelSource(S3, spec)
     if Path(os.path.expanduser(spec)).exists():
@@ -137,9 +138,17 @@ def load_detector(
     from mmdeepfake.detector import Detector
 
     return load_as(
-        Detector, spec, subfolder=subfolder, revision=revision, endpoint_url=endpoint_url,
-        token=token, cache_dir=cache_dir, local_files_only=local_files_only,
-        force_download=force_download, map_location=map_location, **overrides,
+        Detector,
+        spec,
+        subfolder=subfolder,
+        revision=revision,
+        endpoint_url=endpoint_url,
+        token=token,
+        cache_dir=cache_dir,
+        local_files_only=local_files_only,
+        force_download=force_download,
+        map_location=map_location,
+        **overrides,
     )
 
 
@@ -161,12 +170,16 @@ def load_as(
     source = parse_spec(spec)
     inner = _check_subfolder(subfolder)
     if source.revision and revision and source.revision != revision:
-        raise ConfigError(f"{spec!r} names revision {source.revision!r} but revision="
-                          f"{revision!r} was passed too; give one")
+        raise ConfigError(
+            f"{spec!r} names revision {source.revision!r} but revision="
+            f"{revision!r} was passed too; give one"
+        )
     revision = revision or source.revision
     if revision is not None and source.kind != HUB:
-        raise ConfigError(f"a revision applies to hub repos only, and {spec!r} is a "
-                          f"{'bundled model' if source.kind == STARTER else source.kind}")
+        raise ConfigError(
+            f"a revision applies to hub repos only, and {spec!r} is a "
+            f"{'bundled model' if source.kind == STARTER else source.kind}"
+        )
     text = os.fspath(spec)
     name = f"{text.rstrip('/')}/{inner}" if inner else text
     if source.kind == STARTER:
@@ -177,29 +190,37 @@ def load_as(
         from mmdeepfake.data.storage import open_storage
 
         storage = open_storage(name if inner else source.location, endpoint_url=endpoint_url)
-        return load_from_storage(cls, storage, "", name, map_location=map_location,
-                                 overrides=overrides)
+        return load_from_storage(
+            cls, storage, "", name, map_location=map_location, overrides=overrides
+        )
     if source.kind == HUB:
         repo_id = source.location.removeprefix(HUB_PREFIX).partition("@")[0]
         files = model_files.hub_files(
-            repo_id, subfolder=inner, revision=revision, cache_dir=cache_dir,
-            force_download=force_download, token=token, local_files_only=local_files_only,
+            repo_id,
+            subfolder=inner,
+            revision=revision,
+            cache_dir=cache_dir,
+            force_download=force_download,
+            token=token,
+            local_files_only=local_files_only,
         )
         return cls._from_files(*files, name, map_location=map_location, overrides=overrides)
     folder = Path(os.path.expanduser(source.location))
     if not folder.exists():  # a Path that names nothing
         raise CheckpointError(f"model folder {text!r} does not exist; give {SPELLINGS}")
     if not folder.is_dir():
-        raise CheckpointError(f"{text!r} is a file; give the folder holding config.json and "
-                              "model.safetensors")
+        raise CheckpointError(
+            f"{text!r} is a file; give the folder holding config.json and model.safetensors"
+        )
     folder = folder / inner if inner else folder
     if not folder.is_dir():
         raise CheckpointError(f"model folder {name!r} does not exist")
     if not (folder / CONFIG_NAME).is_file() and (folder / RUN_MODELS / BEST_FOLDER).is_dir():
         raise CheckpointError(_run_advice(name, str(folder / RUN_MODELS / BEST_FOLDER)))
     config_path, weights_path = model_files.folder_files(folder, name)
-    return cls._from_files(config_path, weights_path, name, map_location=map_location,
-                           overrides=overrides)
+    return cls._from_files(
+        config_path, weights_path, name, map_location=map_location, overrides=overrides
+    )
 
 
 def load_from_storage(
@@ -214,8 +235,13 @@ def load_from_storage(
     """The detector saved under ``prefix`` of a storage, copied through a temporary folder."""
     with tempfile.TemporaryDirectory(prefix="mmdeepfake-model-") as tmp:
         download_folder(storage, prefix, Path(tmp))
-        return cls._from_files(Path(tmp, CONFIG_NAME), Path(tmp, WEIGHTS_NAME), name,
-                               map_location=map_location, overrides=overrides)
+        return cls._from_files(
+            Path(tmp, CONFIG_NAME),
+            Path(tmp, WEIGHTS_NAME),
+            name,
+            map_location=map_location,
+            overrides=overrides,
+        )
 
 
 def download_folder(storage: Storage, prefix: str, dest: Path) -> None:
@@ -233,8 +259,10 @@ def download_folder(storage: Storage, prefix: str, dest: Path) -> None:
         run_model = f"{base}{RUN_MODELS}/{BEST_FOLDER}/{CONFIG_NAME}"
         if run_model in keys:
             raise CheckpointError(_run_advice(where, storage.uri(run_model.rsplit("/", 1)[0])))
-        raise CheckpointError(f"no {' or '.join(missing)} under {where}; give the folder a "
-                              "detector was saved to (a run's models/best); was the run finished?")
+        raise CheckpointError(
+            f"no {' or '.join(missing)} under {where}; give the folder a "
+            "detector was saved to (a run's models/best); was the run finished?"
+        )
     for name in found:
         (dest / name).write_bytes(storage.read_bytes(base + name))
 
@@ -260,15 +288,22 @@ def _load_starter(cls: type[Detector], *, map_location: str, overrides: dict[str
             "mmdeepfake or load a saved model with load_detector(...)"
         )
     with resources.as_file(folder) as path:
-        return cls._from_files(path / CONFIG_NAME, path / WEIGHTS_NAME, STARTER,
-                               map_location=map_location, overrides=overrides)
+        return cls._from_files(
+            path / CONFIG_NAME,
+            path / WEIGHTS_NAME,
+            STARTER,
+            map_location=map_location,
+            overrides=overrides,
+        )
 
 
 def _hub_source(spec: str) -> ModelSource:
-    repo_id, at, revision = spec[len(HUB_PREFIX):].partition("@")
+    repo_id, at, revision = spec[len(HUB_PREFIX) :].partition("@")
     if not _is_repo_id(repo_id) or (at and not revision):
-        raise ConfigError(f"{spec!r} is not a hub repo: write hf-hub:ORG/NAME or "
-                          f"hf-hub:ORG/NAME@REVISION. Accepted models: {SPELLINGS}")
+        raise ConfigError(
+            f"{spec!r} is not a hub repo: write hf-hub:ORG/NAME or "
+            f"hf-hub:ORG/NAME@REVISION. Accepted models: {SPELLINGS}"
+        )
     return ModelSource(HUB, spec, revision or None)
 
 
@@ -282,11 +317,15 @@ def _check_subfolder(subfolder: str | None) -> str | None:
         return None
     path = PurePosixPath(subfolder.strip("/"))
     if "\\" in subfolder or subfolder.startswith(("/", "~")) or ".." in path.parts:
-        raise ConfigError(f"subfolder {subfolder!r} must be a relative path inside the model's "
-                          "source, such as 'models/best'")
+        raise ConfigError(
+            f"subfolder {subfolder!r} must be a relative path inside the model's "
+            "source, such as 'models/best'"
+        )
     return path.as_posix()
 
 
 def _run_advice(where: str, best: str) -> str:
-    return (f"{where!r} holds no config.json: it looks like a training run's output folder. Its "
-            f"best model is in {best!r} (or pass subfolder='{RUN_MODELS}/{BEST_FOLDER}')")
+    return (
+        f"{where!r} holds no config.json: it looks like a training run's output folder. Its "
+        f"best model is in {best!r} (or pass subfolder='{RUN_MODELS}/{BEST_FOLDER}')"
+    )

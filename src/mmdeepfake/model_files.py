@@ -57,8 +57,7 @@ def hub_files(
         CheckpointError: the repo, revision or files do not exist (or are not readable).
         HubUnreachableError: no answer from the hub, and nothing in the cache.
     """
-    options = {"revision": revision, "cache_dir": cache_dir, "token": token,
-               "subfolder": subfolder}
+    options = {"revision": revision, "cache_dir": cache_dir, "token": token, "subfolder": subfolder}
     from huggingface_hub import constants
 
     offline = local_files_only or constants.HF_HUB_OFFLINE

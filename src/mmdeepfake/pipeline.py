@@ -197,15 +197,20 @@ class DetectionPipeline:
         image_half: evidence_lib.ImageEvidence | MmDeepfakeError | None
         audio_half: EncodedAudio | MmDeepfakeError | None
         image_half, audio_half = run_alongside(
-            _work_or_nothing(audio_work, lambda w: self._encode_audio_half(w, caller_threads),
-                             strict),
+            _work_or_nothing(
+                audio_work, lambda w: self._encode_audio_half(w, caller_threads), strict
+            ),
             _work_or_nothing(image_work, lambda w: w(), strict),
             overlap=may_overlap(self.device),
         )
         source = _describe_source(
-            video if video is not None else (image if image is not None else images or audio))
-        absent = {m: r for m, r in (("image", image_half), ("audio", audio_half))
-                  if isinstance(r, MmDeepfakeError)}
+            video if video is not None else (image if image is not None else images or audio)
+        )
+        absent = {
+            m: r
+            for m, r in (("image", image_half), ("audio", audio_half))
+            if isinstance(r, MmDeepfakeError)
+        }
         if len(absent) == 2 or (absent and (image_work is None or audio_work is None)):
             raise absent.get("audio") or absent["image"]  # the voice's error, as run_alongside
         request = _Request(threshold, abstain_below, on_unfamiliar, source, started)
@@ -267,8 +272,14 @@ class DetectionPipeline:
             default = self.preprocess.num_frames
             frames = check_num_frames(default if num_frames is None else num_frames)
             return (
-                partial(evidence_lib.image_evidence_from_video, video, num_frames=frames,
-                        detect_faces=detect_faces, detector=faces, margin=margin),
+                partial(
+                    evidence_lib.image_evidence_from_video,
+                    video,
+                    num_frames=frames,
+                    detect_faces=detect_faces,
+                    detector=faces,
+                    margin=margin,
+                ),
                 partial(evidence_lib.audio_evidence_from_video, video),
             )
         if not stills and audio is None:
@@ -282,13 +293,20 @@ class DetectionPipeline:
                 "images=) together with a voice recording (audio=)"
             )
         image_work = (
-            partial(evidence_lib.image_evidence_from_images, stills, detect_faces=detect_faces,
-                    detector=faces, margin=margin)
-            if stills else None
+            partial(
+                evidence_lib.image_evidence_from_images,
+                stills,
+                detect_faces=detect_faces,
+                detector=faces,
+                margin=margin,
+            )
+            if stills
+            else None
         )
         audio_work = (
             partial(evidence_lib.audio_evidence_from_recording, audio)
-            if audio is not None else None
+            if audio is not None
+            else None
         )
         return image_work, audio_work
 
@@ -404,18 +422,37 @@ class DetectionPipeline:
         """Score the faces alone with the image head (see :meth:`_score_alone`)."""
         out = self._encode_faces(half.crops, half.timings)
         duration = None if half.duration is None else round(float(half.duration), 3)
-        return self._score_alone("image", out, half.timings, half.warnings, reason, request,
-                                 duration, lambda emotions: _faces(half, emotions))
+        return self._score_alone(
+            "image",
+            out,
+            half.timings,
+            half.warnings,
+            reason,
+            request,
+            duration,
+            lambda emotions: _faces(half, emotions),
+        )
 
     @torch.inference_mode()
     def _score_audio_alone(
-        self, half: evidence_lib.AudioEvidence, out: EncoderOutput, reason: str,
+        self,
+        half: evidence_lib.AudioEvidence,
+        out: EncoderOutput,
+        reason: str,
         request: _Request,
     ) -> Prediction:
         """Score the voice alone with the audio head (see :meth:`_score_alone`)."""
         duration = round(float(len(half.wave) / self.preprocess.sample_rate), 3)
-        return self._score_alone("audio", out, half.timings, half.warnings, reason, request,
-                                 duration, lambda emotions: [])
+        return self._score_alone(
+            "audio",
+            out,
+            half.timings,
+            half.warnings,
+            reason,
+            request,
+            duration,
+            lambda emotions: [],
+        )
 
     def _score_alone(
         self,
@@ -444,9 +481,11 @@ class DetectionPipeline:
         emotions = torch.softmax(out.emotion_logits.float(), dim=-1).cpu().numpy()
         domain = {modality: self.model.domain_guard.check(modality, out.embedding)}
         what = _NOUN[modality]
-        alone = (f"only the {what} was analysed ({reason}): the emotion-consistency cue, which "
-                 f"compares face and voice, was unavailable, so the verdict comes from the "
-                 f"{what}-only head")
+        alone = (
+            f"only the {what} was analysed ({reason}): the emotion-consistency cue, which "
+            f"compares face and voice, was unavailable, so the verdict comes from the "
+            f"{what}-only head"
+        )
         warnings = [*half_warnings, alone]
         auc = calibration.get("val_auc")
         if auc is None:
@@ -480,7 +519,10 @@ class DetectionPipeline:
         )
 
     def _verdict(
-        self, fake_probability: float, domain: dict[str, DomainCheck], request: _Request,
+        self,
+        fake_probability: float,
+        domain: dict[str, DomainCheck],
+        request: _Request,
         warnings: list[str],
     ) -> Verdict:
         """The label, after the guard and the abstention bound; adds the matching warnings."""
@@ -492,8 +534,11 @@ class DetectionPipeline:
                 f"the {_NOUN[modality]} is unlike anything this model was trained on (distance "
                 f"{check.distance:.1f}, limit {check.limit:.1f}): its verdict on this input is "
                 "not evidence"
-                + ("; labelled uncertain, with the probability still reported"
-                   if request.on_unfamiliar == "uncertain" else "")
+                + (
+                    "; labelled uncertain, with the probability still reported"
+                    if request.on_unfamiliar == "uncertain"
+                    else ""
+                )
             )
         if any(check.familiar is None for check in domain.values()):
             warnings.append(
@@ -555,8 +600,10 @@ def _faces(
             frame_index=int(frame),
             time=None if t is None else round(float(t), 3),
             box=(
-                round(float(box.x1), 1), round(float(box.y1), 1),
-                round(float(box.x2), 1), round(float(box.y2), 1),
+                round(float(box.x1), 1),
+                round(float(box.y1), 1),
+                round(float(box.x2), 1),
+                round(float(box.y2), 1),
             ),
             score=round(float(box.score), 4),
             emotions=_emotion_dict(probs[i]),
@@ -566,8 +613,10 @@ def _faces(
 
 
 def _timings(timings: dict[str, float], started: float) -> dict[str, float]:
-    return {**{k: round(v, 4) for k, v in timings.items()},
-            "total": round(time.perf_counter() - started, 4)}
+    return {
+        **{k: round(v, 4) for k, v in timings.items()},
+        "total": round(time.perf_counter() - started, 4),
+    }
 
 
 def _to_device(batch: torch.Tensor, device: torch.device) -> torch.Tensor:

@@ -123,8 +123,10 @@ class Prediction:
     def summary(self) -> str:
         """One line a person can read: verdict, score, the evidence, what was unfamiliar and
         which model answered."""
-        verdict = (f"{self.label.upper()} (p_fake={self.fake_probability:.2f}, "
-                   f"threshold={self.threshold:.2f})")
+        verdict = (
+            f"{self.label.upper()} (p_fake={self.fake_probability:.2f}, "
+            f"threshold={self.threshold:.2f})"
+        )
         parts = [verdict]
         evidence = []
         if self.face_emotion is not None:
@@ -134,8 +136,9 @@ class Prediction:
         if self.consistency is not None:
             evidence.append(f"consistency {self.consistency:.2f}")
         else:
-            used = " and ".join({"image": "face", "audio": "voice"}.get(m, m)
-                                for m in self.modalities)
+            used = " and ".join(
+                {"image": "face", "audio": "voice"}.get(m, m) for m in self.modalities
+            )
             evidence.append(f"{used} only, no consistency cue")
         parts.append(", ".join(evidence))
         unfamiliar = [m for m, d in self.domain.items() if d.get("familiar") is False]

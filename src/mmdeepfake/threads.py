@@ -26,7 +26,9 @@ Side = TypeVar("Side")
 
 
 @contextmanager
-def torch_threads(count: int | None, device: torch.device, restore: int | None = None) -> Iterator[None]:
+def torch_threads(
+    count: int | None, device: torch.device, restore: int | None = None
+) -> Iterator[None]:
     """Run the block with `count` intra-op threads on CPU, then set `restore`.
 
     `restore` defaults to the calling thread's setting; a helper thread passes the setting of

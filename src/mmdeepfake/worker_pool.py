@@ -13,9 +13,12 @@ from __future__ import annotations
 import signal
 from collections.abc import Callable, Iterable, Iterator
 from multiprocessing.connection import Connection, wait
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mmdeepfake.errors import MmDeepfakeError, WorkerDiedError
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self is Python 3.11+
 
 
 def _serve(
@@ -144,7 +147,7 @@ class WorkerPool:
             worker.stop()
         self._workers = []
 
-    def __enter__(self) -> WorkerPool:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

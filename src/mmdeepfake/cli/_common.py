@@ -100,8 +100,7 @@ def endpoint_url(text: str) -> str:
 # --- the flags every command spells alike ----------------------------------------------------
 
 ENDPOINT_URL_HELP = (
-    "S3 endpoint URL, for S3-compatible servers such as a local moto or MinIO "
-    "(default: AWS S3)"
+    "S3 endpoint URL, for S3-compatible servers such as a local moto or MinIO (default: AWS S3)"
 )
 
 
@@ -109,15 +108,18 @@ def add_endpoint_url(container: Any, help: str = ENDPOINT_URL_HELP) -> None:
     """``--endpoint-url``, in every command that reads or writes S3.
 
     ``container`` is a parser or an argument group."""
-    container.add_argument("--endpoint-url", dest="endpoint_url", type=endpoint_url,
-                           metavar="URL", help=help)
+    container.add_argument(
+        "--endpoint-url", dest="endpoint_url", type=endpoint_url, metavar="URL", help=help
+    )
 
 
-def add_output(container: Any, help: str, *, metavar: str = "DIR_OR_S3_URI",
-               required: bool = False) -> None:
+def add_output(
+    container: Any, help: str, *, metavar: str = "DIR_OR_S3_URI", required: bool = False
+) -> None:
     """``--output`` (also spelled ``--out``), where a command writes what it makes."""
-    container.add_argument("--output", "--out", dest="output", metavar=metavar,
-                           required=required, help=help)
+    container.add_argument(
+        "--output", "--out", dest="output", metavar=metavar, required=required, help=help
+    )
 
 
 MainFn = Callable[[Sequence[str] | None], int | None]

@@ -20,8 +20,19 @@ from typing import TextIO
 from mmdeepfake.errors import ConfigError
 
 CSV_FIELDS = (
-    "source", "label", "fake_probability", "threshold", "consistency", "face_emotion",
-    "voice_emotion", "image_score", "audio_score", "fusion", "modalities", "model", "warnings",
+    "source",
+    "label",
+    "fake_probability",
+    "threshold",
+    "consistency",
+    "face_emotion",
+    "voice_emotion",
+    "image_score",
+    "audio_score",
+    "fusion",
+    "modalities",
+    "model",
+    "warnings",
     "error",
 )
 

@@ -118,7 +118,8 @@ def format_table(summary: dict[str, Any]) -> str:
             f"{summary['skipped']} skipped"
         ),
         (
-            f"model {summary['model']} (fusion {summary['fusion']}, threshold {summary['threshold']:g}, "
+            f"model {summary['model']} (fusion {summary['fusion']}, "
+            f"threshold {summary['threshold']:g}, "
             f"temperature {summary['temperature']:.3f})"
         ),
         "",

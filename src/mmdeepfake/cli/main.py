@@ -35,16 +35,25 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {
-    "predict": Command("mmdeepfake.cli.predict", "main",
-                       "detect deepfakes in videos, face images and voice recordings"),
-    "train": Command("mmdeepfake.cli.train", "_main",
-                     "train a detector on a dataset in S3 or a local folder"),
-    "evaluate": Command("mmdeepfake.cli.evaluate", "_main",
-                        "score a dataset split: metrics, plots and a report"),
-    "sweep": Command("mmdeepfake.cli.sweep", "_main",
-                     "train once per value of a hyper-parameter and compare the runs"),
-    "synth": Command("mmdeepfake.cli.synth", "_main",
-                     "write the synthetic audio-visual emotion dataset"),
+    "predict": Command(
+        "mmdeepfake.cli.predict",
+        "main",
+        "detect deepfakes in videos, face images and voice recordings",
+    ),
+    "train": Command(
+        "mmdeepfake.cli.train", "_main", "train a detector on a dataset in S3 or a local folder"
+    ),
+    "evaluate": Command(
+        "mmdeepfake.cli.evaluate", "_main", "score a dataset split: metrics, plots and a report"
+    ),
+    "sweep": Command(
+        "mmdeepfake.cli.sweep",
+        "_main",
+        "train once per value of a hyper-parameter and compare the runs",
+    ),
+    "synth": Command(
+        "mmdeepfake.cli.synth", "_main", "write the synthetic audio-visual emotion dataset"
+    ),
 }
 
 
@@ -58,16 +67,28 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         usage=f"{PROG} [-h] [--version] COMMAND [ARGS ...]",
         description="Audio-visual deepfake detection from the emotional consistency of face "
-                    "and voice.",
+        "and voice.",
         epilog=f"commands:\n{table}\n\nRun '{PROG} COMMAND --help' for a command's options.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}",
-                        help="print the version and exit (default: off)")
-    parser.add_argument("command", metavar="COMMAND", choices=tuple(COMMANDS),
-                        help=f"one of: {', '.join(COMMANDS)} (required)")
-    parser.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
-                        help="the command's own arguments (default: none)")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"{PROG} {__version__}",
+        help="print the version and exit (default: off)",
+    )
+    parser.add_argument(
+        "command",
+        metavar="COMMAND",
+        choices=tuple(COMMANDS),
+        help=f"one of: {', '.join(COMMANDS)} (required)",
+    )
+    parser.add_argument(
+        "args",
+        nargs=argparse.REMAINDER,
+        metavar="ARGS",
+        help="the command's own arguments (default: none)",
+    )
     return parser
 
 

@@ -55,51 +55,110 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         description="Detect audio-visual deepfakes in videos (files, folders, s3://bucket/prefix).",
         parents=[verbosity_parent("warning")],
     )
-    parser.add_argument("inputs", nargs="*", metavar="PATH",
-                        help="video files, folders (searched recursively) or s3:// prefixes "
-                             "(default: none; give these or --pair)")
-    parser.add_argument("--pair", nargs=2, action="append", default=[], metavar=("IMAGE", "AUDIO"),
-                        help="score a face image with a voice recording (repeatable; default: none)")
-    parser.add_argument("--image-only", action="append", default=[], metavar="IMAGE",
-                        help="score a face image on its own, without a voice (repeatable; "
-                             "default: none)")
-    parser.add_argument("--audio-only", action="append", default=[], metavar="AUDIO",
-                        help="score a voice recording on its own, without a face (repeatable; "
-                             "default: none)")
-    parser.add_argument("--model", default="starter",
-                        help="model folder or Hugging Face repo id (default: the bundled starter model)")
-    parser.add_argument("--format", choices=("json", "jsonl", "csv"), default="jsonl",
-                        help="output format: one JSON array, one JSON object per line, or CSV "
-                             "(default: jsonl)")
-    add_output(parser, "output file, checked before scoring; jsonl and csv are written as "
-                       "records come (default: standard output)", metavar="FILE")
-    parser.add_argument("--threshold", type=probability,
-                        help="decision threshold on the fake probability, between 0 and 1 "
-                             "(default: the model's own)")
-    parser.add_argument("--num-frames", type=bounded_int(MIN_NUM_FRAMES, MAX_NUM_FRAMES),
-                        help=f"frames sampled per video, {MIN_NUM_FRAMES} to {MAX_NUM_FRAMES} "
-                             "(default: the model's own)")
-    parser.add_argument("--no-detect-faces", dest="detect_faces", action="store_false",
-                        help="the images are already cropped to a face: skip face detection "
-                             "(default: detect faces)")
-    parser.add_argument("--on-unfamiliar", choices=("uncertain", "warn"), default="uncertain",
-                        help="input unlike the model's training data: label it uncertain, or "
-                             "keep the verdict with a warning (default: uncertain)")
-    parser.add_argument("--require", choices=("any", "both"), default="any",
-                        help="'both' refuses media without a usable face and voice; 'any' "
-                             "scores the modality that is there (default: any)")
+    parser.add_argument(
+        "inputs",
+        nargs="*",
+        metavar="PATH",
+        help="video files, folders (searched recursively) or s3:// prefixes "
+        "(default: none; give these or --pair)",
+    )
+    parser.add_argument(
+        "--pair",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("IMAGE", "AUDIO"),
+        help="score a face image with a voice recording (repeatable; default: none)",
+    )
+    parser.add_argument(
+        "--image-only",
+        action="append",
+        default=[],
+        metavar="IMAGE",
+        help="score a face image on its own, without a voice (repeatable; default: none)",
+    )
+    parser.add_argument(
+        "--audio-only",
+        action="append",
+        default=[],
+        metavar="AUDIO",
+        help="score a voice recording on its own, without a face (repeatable; default: none)",
+    )
+    parser.add_argument(
+        "--model",
+        default="starter",
+        help="model folder or Hugging Face repo id (default: the bundled starter model)",
+    )
+    parser.add_argument(
+        "--format",
+        choices=("json", "jsonl", "csv"),
+        default="jsonl",
+        help="output format: one JSON array, one JSON object per line, or CSV (default: jsonl)",
+    )
+    add_output(
+        parser,
+        "output file, checked before scoring; jsonl and csv are written as "
+        "records come (default: standard output)",
+        metavar="FILE",
+    )
+    parser.add_argument(
+        "--threshold",
+        type=probability,
+        help="decision threshold on the fake probability, between 0 and 1 "
+        "(default: the model's own)",
+    )
+    parser.add_argument(
+        "--num-frames",
+        type=bounded_int(MIN_NUM_FRAMES, MAX_NUM_FRAMES),
+        help=f"frames sampled per video, {MIN_NUM_FRAMES} to {MAX_NUM_FRAMES} "
+        "(default: the model's own)",
+    )
+    parser.add_argument(
+        "--no-detect-faces",
+        dest="detect_faces",
+        action="store_false",
+        help="the images are already cropped to a face: skip face detection "
+        "(default: detect faces)",
+    )
+    parser.add_argument(
+        "--on-unfamiliar",
+        choices=("uncertain", "warn"),
+        default="uncertain",
+        help="input unlike the model's training data: label it uncertain, or "
+        "keep the verdict with a warning (default: uncertain)",
+    )
+    parser.add_argument(
+        "--require",
+        choices=("any", "both"),
+        default="any",
+        help="'both' refuses media without a usable face and voice; 'any' "
+        "scores the modality that is there (default: any)",
+    )
     add_endpoint_url(parser)
-    parser.add_argument("--workers", type=bounded_int(1), default=1,
-                        help="worker processes, at most the CPU cores and one per GiB of "
-                             "available memory (default: 1)")
-    parser.add_argument("--threads", type=bounded_int(1),
-                        help="torch threads per worker (default: CPU cores / workers); with 2 or "
-                             "more, each clip's voice and faces are also processed at once")
-    parser.add_argument("--device", default="cpu", type=_device,
-                        help="torch device: cpu, cuda, cuda:N or mps (default: cpu)")
-    parser.add_argument("--no-progress", action="store_true",
-                        help="hide the progress bar (default: shown on a terminal for 2 or more "
-                             "inputs)")
+    parser.add_argument(
+        "--workers",
+        type=bounded_int(1),
+        default=1,
+        help="worker processes, at most the CPU cores and one per GiB of "
+        "available memory (default: 1)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=bounded_int(1),
+        help="torch threads per worker (default: CPU cores / workers); with 2 or "
+        "more, each clip's voice and faces are also processed at once",
+    )
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        type=_device,
+        help="torch device: cpu, cuda, cuda:N or mps (default: cpu)",
+    )
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="hide the progress bar (default: shown on a terminal for 2 or more inputs)",
+    )
     return parser
 
 
@@ -171,8 +230,13 @@ def _run(jobs: list[Job], args: argparse.Namespace, sink: RecordSink) -> None:
     hidden = args.no_progress or len(jobs) < 2
     progress = tqdm(total=len(jobs), unit="clip", disable=True if hidden else None, file=sys.stderr)
     records = score_jobs(
-        jobs, args.model, device=args.device, workers=args.workers,
-        threads=args.threads, endpoint_url=args.endpoint_url, options=_predict_options(args),
+        jobs,
+        args.model,
+        device=args.device,
+        workers=args.workers,
+        threads=args.threads,
+        endpoint_url=args.endpoint_url,
+        options=_predict_options(args),
         advice=CLI_ADVICE,
     )
     with progress, closing(records):  # closing: stop workers on Ctrl-C

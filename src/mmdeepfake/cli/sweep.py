@@ -89,7 +89,8 @@ def _main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     )
     print(f"sweep {result.sweep_id} over {result.param}:")
     print(
-        f"  {'value':<12}{'val AUC':>9}{'val acc':>9}{'test AUC':>10}{'face AUC':>10}{'voice AUC':>11}"
+        f"  {'value':<12}{'val AUC':>9}{'val acc':>9}{'test AUC':>10}"
+        f"{'face AUC':>10}{'voice AUC':>11}"
     )
     for row in result.rows:
         print(

@@ -44,22 +44,43 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         "mmdeepfake dataset layout, deterministic by seed.",
         parents=[verbosity_parent("warning")],
     )
-    add_output(parser, "folder or s3://BUCKET/PREFIX to write the dataset to (required)",
-               required=True)
-    parser.add_argument("--clips", type=bounded_int(1), default=200, help="number of clips (default: 200)")
+    add_output(
+        parser, "folder or s3://BUCKET/PREFIX to write the dataset to (required)", required=True
+    )
+    parser.add_argument(
+        "--clips", type=bounded_int(1), default=200, help="number of clips (default: 200)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.add_argument("--variant", choices=VARIANTS, default="consistency",
-                        help="consistency: fakes only mismatch emotions; mixed: fakes may also "
-                        "carry face/voice artefacts (default: consistency)")
-    parser.add_argument("--videos", action="store_true",
-                        help="also write mp4 clips (H.264 + AAC) under videos/ (default: off)")
-    parser.add_argument("--frames-per-clip", type=bounded_int(1), default=4,
-                        help="face frames written per clip (default: 4)")
-    parser.add_argument("--splits", type=_fractions, default=(0.7, 0.15, 0.15),
-                        help="train,validate,test fractions (default: 0.7,0.15,0.15)")
+    parser.add_argument(
+        "--variant",
+        choices=VARIANTS,
+        default="consistency",
+        help="consistency: fakes only mismatch emotions; mixed: fakes may also "
+        "carry face/voice artefacts (default: consistency)",
+    )
+    parser.add_argument(
+        "--videos",
+        action="store_true",
+        help="also write mp4 clips (H.264 + AAC) under videos/ (default: off)",
+    )
+    parser.add_argument(
+        "--frames-per-clip",
+        type=bounded_int(1),
+        default=4,
+        help="face frames written per clip (default: 4)",
+    )
+    parser.add_argument(
+        "--splits",
+        type=_fractions,
+        default=(0.7, 0.15, 0.15),
+        help="train,validate,test fractions (default: 0.7,0.15,0.15)",
+    )
     add_endpoint_url(parser)
-    parser.add_argument("--no-progress", action="store_true",
-                        help="hide the progress bar (default: shown when stderr is a terminal)")
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="hide the progress bar (default: shown when stderr is a terminal)",
+    )
     return parser
 
 
@@ -72,8 +93,13 @@ def _main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
 
     storage = open_storage(args.output, endpoint_url=args.endpoint_url)
     summary = generate_dataset(
-        storage, args.clips, args.seed, args.variant, args.videos,
-        frames_per_clip=args.frames_per_clip, splits=args.splits,
+        storage,
+        args.clips,
+        args.seed,
+        args.variant,
+        args.videos,
+        frames_per_clip=args.frames_per_clip,
+        splits=args.splits,
         progress=not args.no_progress,
     )
     print(summary.describe())

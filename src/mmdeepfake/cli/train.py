@@ -33,13 +33,13 @@ __all__ = ["PROG", "add_config_flags", "build_parser", "config_from_args", "main
 PROG = "mmdeepfake-train"
 
 
-
 def _fusion(name: str) -> str:
     """A registered fusion strategy or ``all`` (the registry, and torch, load only when the
     flag is given, so ``--help`` stays fast)."""
     if name != "all" and name not in fusion_choices():
         raise argparse.ArgumentTypeError(
-            f"unknown fusion {name!r}: choose one of {', '.join(fusion_choices())} or all")
+            f"unknown fusion {name!r}: choose one of {', '.join(fusion_choices())} or all"
+        )
     return name
 
 
@@ -72,8 +72,7 @@ def _flag_kwargs(spec: dataclasses.Field[Any]) -> dict[str, Any]:
     elif isinstance(default, bool):
         default = "on" if default else "off"
     text = f"{meta.get('help', '')} (default: {default}, unless --config sets it)"
-    kwargs: dict[str, Any] = {"dest": spec.name, "default": None,
-                              "help": text.replace("%", "%%")}
+    kwargs: dict[str, Any] = {"dest": spec.name, "default": None, "help": text.replace("%", "%%")}
     if kind == "bool":
         kwargs["action"] = argparse.BooleanOptionalAction
         return kwargs
@@ -90,11 +89,16 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per :class:`TrainConfig` field, plus ``--config``; every default is None, so
     only the flags given override the config file (read them with :func:`config_from_args`)."""
     group = parser.add_argument_group(
-        "training configuration", "Each flag sets the config key of the same name "
-        "(--batch-size is batch_size) and overrides --config.")
-    group.add_argument("--config", metavar="FILE_OR_PRESET",
-                       help="YAML config file, or a preset name: tiny, default (default: none; "
-                            "the built-in values shown for each flag)")
+        "training configuration",
+        "Each flag sets the config key of the same name "
+        "(--batch-size is batch_size) and overrides --config.",
+    )
+    group.add_argument(
+        "--config",
+        metavar="FILE_OR_PRESET",
+        help="YAML config file, or a preset name: tiny, default (default: none; "
+        "the built-in values shown for each flag)",
+    )
     for spec in dataclasses.fields(TrainConfig):
         flags = (f"--{spec.name.replace('_', '-')}", *spec.metadata.get("flags", ()))
         group.add_argument(*flags, **_flag_kwargs(spec))
@@ -110,13 +114,16 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser = UsageParser(
         prog=prog,
         description="Train an audio-visual deepfake detector on data streamed from S3 "
-                    "(--bucket) or a local folder (--data). Artifacts go to "
-                    "s3://BUCKET/outputs/<run_id>/ or --output.",
+        "(--bucket) or a local folder (--data). Artifacts go to "
+        "s3://BUCKET/outputs/<run_id>/ or --output.",
         parents=[verbosity_parent("info")],
     )
     add_config_flags(parser)
-    parser.add_argument("--no-progress", action="store_true",
-                        help="hide the progress bar (default: shown when stderr is a terminal)")
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="hide the progress bar (default: shown when stderr is a terminal)",
+    )
     return parser
 
 
@@ -136,14 +143,18 @@ def _main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     if rank == 0:
         best = result.best_metrics
         auc = best.get("val_auc")
-        print(f"run {result.run_id}: best epoch {best.get('epoch')}, validation ROC-AUC "
-              f"{auc if auc is None else f'{auc:.4f}'}, {result.skipped_samples} sample(s) "
-              f"skipped; outputs in {result.output_uri}")
+        print(
+            f"run {result.run_id}: best epoch {best.get('epoch')}, validation ROC-AUC "
+            f"{auc if auc is None else f'{auc:.4f}'}, {result.skipped_samples} sample(s) "
+            f"skipped; outputs in {result.output_uri}"
+        )
         if result.comparison:
             for row in result.comparison:
                 value = row.get("val_auc")
-                print(f"  {row['name']:<12} {row['kind']:<9} val AUC "
-                      f"{'nan' if value is None else f'{value:.4f}'}")
+                print(
+                    f"  {row['name']:<12} {row['kind']:<9} val AUC "
+                    f"{'nan' if value is None else f'{value:.4f}'}"
+                )
     return 0
 
 

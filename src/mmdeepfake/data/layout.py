@@ -253,7 +253,9 @@ def scan_dataset(storage: Storage, prefix: str = "dataset/") -> DatasetIndex:
     if index.ignored:
         log.warning(
             "%d files under %s are not in the dataset layout and were ignored (first: %s)",
-            len(index.ignored), storage.uri(prefix), index.ignored[0],
+            len(index.ignored),
+            storage.uri(prefix),
+            index.ignored[0],
         )
     return index
 
@@ -310,7 +312,10 @@ def pair_samples(index: DatasetIndex, split: str, seed: int = 0) -> list[PairedS
     true_pairs, random_pairs = count_pairs(samples)
     log.info(
         "split %s: %d samples, %d true pairs (shared clip id), %d random pairs",
-        split, len(samples), true_pairs, random_pairs,
+        split,
+        len(samples),
+        true_pairs,
+        random_pairs,
     )
     return samples
 

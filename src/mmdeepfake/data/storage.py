@@ -226,8 +226,10 @@ class S3Storage(Storage):
             raise StorageError("an S3 URI needs a bucket name, e.g. s3://my-bucket/dataset/")
         self.bucket = bucket
         self.prefix = _normalise_prefix(prefix)
-        self.endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get(
-            "AWS_ENDPOINT_URL"
+        self.endpoint_url = (
+            endpoint_url
+            or os.environ.get("AWS_ENDPOINT_URL_S3")
+            or os.environ.get("AWS_ENDPOINT_URL")
         )
         self.max_attempts = max_attempts or int(os.environ.get("AWS_MAX_ATTEMPTS", "5"))
         self.region_name = region_name
@@ -280,8 +282,12 @@ class S3Storage(Storage):
                     if name.endswith("/"):
                         continue
                     if ".." in name.split("/"):
-                        log.warning("skipping s3://%s/%s: a key with a '..' part cannot be "
-                                    "read safely; rename the object", self.bucket, name)
+                        log.warning(
+                            "skipping s3://%s/%s: a key with a '..' part cannot be "
+                            "read safely; rename the object",
+                            self.bucket,
+                            name,
+                        )
                         continue
                     keys.append(name[len(self.prefix) :])
 
@@ -323,16 +329,25 @@ class S3Storage(Storage):
     def write_bytes(self, key: str, data: bytes) -> None:
         if len(data) < MULTIPART_THRESHOLD:
             self._call(
-                "write", key, self.client.put_object,
-                Bucket=self.bucket, Key=self._key(key), Body=bytes(data),
+                "write",
+                key,
+                self.client.put_object,
+                Bucket=self.bucket,
+                Key=self._key(key),
+                Body=bytes(data),
             )
             return
         from boto3.s3.transfer import TransferConfig
 
         config = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, use_threads=True)
         self._call(
-            "write", key, self.client.upload_fileobj,
-            Fileobj=io.BytesIO(data), Bucket=self.bucket, Key=self._key(key), Config=config,
+            "write",
+            key,
+            self.client.upload_fileobj,
+            Fileobj=io.BytesIO(data),
+            Bucket=self.bucket,
+            Key=self._key(key),
+            Config=config,
         )
 
     def exists(self, key: str) -> bool:

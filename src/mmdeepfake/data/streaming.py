@@ -112,8 +112,9 @@ class _S3ConnectorReader:
                     "s3_reader is s3torchconnector but the package is not installed; run "
                     "`pip install s3torchconnector` or set s3_reader: boto3"
                 ) from None
-            region = (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-                      or "us-east-1")
+            region = (
+                os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+            )
             endpoint = self.storage.endpoint_url
             config = S3ClientConfig(force_path_style=bool(endpoint))
             self._client = S3Client(region, endpoint=endpoint, s3client_config=config)
@@ -194,8 +195,18 @@ def decode_voice(data: bytes) -> torch.Tensor:
     return fit_window(load_audio(data, sample_rate=SAMPLE_RATE))
 
 
-def shard_indices(n: int, *, epoch: int, seed: int, shuffle: bool, rank: int, world_size: int,
-                  worker: int = 0, num_workers: int = 1, equal: bool = True) -> list[int]:
+def shard_indices(
+    n: int,
+    *,
+    epoch: int,
+    seed: int,
+    shuffle: bool,
+    rank: int,
+    world_size: int,
+    worker: int = 0,
+    num_workers: int = 1,
+    equal: bool = True,
+) -> list[int]:
     """Indices of the samples one (rank, worker) reads in one epoch.
 
     Every rank draws the same permutation (seed + epoch), takes every ``world_size``-th item
@@ -253,16 +264,32 @@ class StreamingPairDataset(IterableDataset):
 
     def __len__(self) -> int:
         """Samples this rank reads per epoch (before any are skipped)."""
-        return len(shard_indices(len(self.samples), epoch=0, seed=0, shuffle=False,
-                                 rank=self.rank, world_size=self.world_size,
-                                 equal=self.equal_shards))
+        return len(
+            shard_indices(
+                len(self.samples),
+                epoch=0,
+                seed=0,
+                shuffle=False,
+                rank=self.rank,
+                world_size=self.world_size,
+                equal=self.equal_shards,
+            )
+        )
 
     def my_indices(self) -> list[int]:
         info = get_worker_info()
         worker, num_workers = (info.id, info.num_workers) if info else (0, 1)
-        return shard_indices(len(self.samples), epoch=self.epoch, seed=self.seed,
-                             shuffle=self.shuffle, rank=self.rank, world_size=self.world_size,
-                             worker=worker, num_workers=num_workers, equal=self.equal_shards)
+        return shard_indices(
+            len(self.samples),
+            epoch=self.epoch,
+            seed=self.seed,
+            shuffle=self.shuffle,
+            rank=self.rank,
+            world_size=self.world_size,
+            worker=worker,
+            num_workers=num_workers,
+            equal=self.equal_shards,
+        )
 
     def _load(self, index: int) -> StreamedSample | SkippedSample:
         sample = self.samples[index]
@@ -278,15 +305,21 @@ class StreamingPairDataset(IterableDataset):
         except Exception as exc:  # noqa: BLE001 - any decoder failure is this sample's fault
             return SkippedSample(key=key, reason=f"{type(exc).__name__}: {exc}")
         return StreamedSample(
-            faces=faces, face_detected=face_detected, wave=wave, label=int(sample.label),
-            face_emotion=int(sample.face_emotion), voice_emotion=int(sample.voice_emotion),
-            image_key=sample.image_key, audio_key=sample.audio_key,
+            faces=faces,
+            face_detected=face_detected,
+            wave=wave,
+            label=int(sample.label),
+            face_emotion=int(sample.face_emotion),
+            voice_emotion=int(sample.voice_emotion),
+            image_key=sample.image_key,
+            audio_key=sample.audio_key,
         )
 
     def __iter__(self) -> Iterator[StreamedSample | SkippedSample]:
         indices = self.my_indices()
-        with ThreadPoolExecutor(max_workers=self.prefetch,
-                                thread_name_prefix="mmdeepfake-prefetch") as pool:
+        with ThreadPoolExecutor(
+            max_workers=self.prefetch, thread_name_prefix="mmdeepfake-prefetch"
+        ) as pool:
             pending: deque[Future] = deque()
             it = iter(indices)
             for index in it:
@@ -353,11 +386,23 @@ def build_split_loader(
 
         samples = pair_samples(index, split, seed)
     dataset = StreamingPairDataset(
-        storage, samples, shuffle=shuffle, seed=seed, prefetch=prefetch, rank=rank,
-        world_size=world_size, reader=make_reader(storage, s3_reader),
-        equal_shards=equal_shards, face_margin=face_margin, preprocess=preprocess,
+        storage,
+        samples,
+        shuffle=shuffle,
+        seed=seed,
+        prefetch=prefetch,
+        rank=rank,
+        world_size=world_size,
+        reader=make_reader(storage, s3_reader),
+        equal_shards=equal_shards,
+        face_margin=face_margin,
+        preprocess=preprocess,
     )
     return DataLoader(
-        dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_samples,
-        persistent_workers=False, pin_memory=torch.cuda.is_available(),
+        dataset,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        collate_fn=collate_samples,
+        persistent_workers=False,
+        pin_memory=torch.cuda.is_available(),
     )

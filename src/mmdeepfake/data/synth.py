@@ -137,8 +137,10 @@ def _emotion_index(emotion: str | int) -> int:
 
 def split_counts(clips: int, fractions: Sequence[float]) -> dict[str, int]:
     """How many clips each split gets; every split with a positive share gets at least 2."""
-    if len(fractions) != len(SPLITS) or any(f < 0 for f in fractions) or not math.isclose(
-        sum(fractions), 1.0, abs_tol=1e-6
+    if (
+        len(fractions) != len(SPLITS)
+        or any(f < 0 for f in fractions)
+        or not math.isclose(sum(fractions), 1.0, abs_tol=1e-6)
     ):
         raise ConfigError(
             f"--splits must be three non-negative fractions for {','.join(SPLITS)} that sum to "
@@ -156,8 +158,9 @@ def split_counts(clips: int, fractions: Sequence[float]) -> dict[str, int]:
     return counts
 
 
-def plan_clips(clips: int, seed: int, variant: str = "consistency",
-               splits: Sequence[float] = (0.7, 0.15, 0.15)) -> list[ClipSpec]:
+def plan_clips(
+    clips: int, seed: int, variant: str = "consistency", splits: Sequence[float] = (0.7, 0.15, 0.15)
+) -> list[ClipSpec]:
     """Splits, labels, emotions and artefacts of every clip (balanced real/fake per split)."""
     if variant not in VARIANTS:
         raise ConfigError(f"unknown variant {variant!r}; use one of {', '.join(VARIANTS)}")
@@ -193,19 +196,36 @@ def _plan_one(index: int, split: str, label: int, seed: int, variant: str) -> Cl
         if "voice" in kind:
             voice_artefact = str(pick.choice(VOICE_ARTEFACTS))
     return ClipSpec(
-        index=index, clip_id=f"c{index:05d}", split=split, label=label, face_emotion=face,
-        voice_emotion=other if mismatch else face, face_artefact=face_artefact,
+        index=index,
+        clip_id=f"c{index:05d}",
+        split=split,
+        label=label,
+        face_emotion=face,
+        voice_emotion=other if mismatch else face,
+        face_artefact=face_artefact,
         voice_artefact=voice_artefact,
     )
 
 
-def render_clip(spec: ClipSpec, seed: int, *, frames_per_clip: int = 4, video: bool = False,
-                seconds: float | None = None, size: int = 224) -> SynthClip:
+def render_clip(
+    spec: ClipSpec,
+    seed: int,
+    *,
+    frames_per_clip: int = 4,
+    video: bool = False,
+    seconds: float | None = None,
+    size: int = 224,
+) -> SynthClip:
     """Draw the frames and synthesise the voice of one planned clip."""
     voice_rng = np.random.default_rng([seed, spec.index, _VOICE])
     speaker = VoiceIdentity.sample(voice_rng)
-    wave = synth_voice(spec.voice_emotion, voice_rng, seconds=seconds, speaker=speaker,
-                       robotic=spec.voice_artefact == "robotic")
+    wave = synth_voice(
+        spec.voice_emotion,
+        voice_rng,
+        seconds=seconds,
+        speaker=speaker,
+        robotic=spec.voice_artefact == "robotic",
+    )
     duration = len(wave) / SAMPLE_RATE
     face_rng = np.random.default_rng([seed, spec.index, _FACE])
     renderer = FaceRenderer(FaceIdentity.sample(face_rng), size)
@@ -240,14 +260,17 @@ def _face_artefact_params(kind: str, rng: np.random.Generator) -> dict[str, floa
         return None
     return {
         "kind": FACE_ARTEFACTS.index(kind),
-        "tint_r": rng.uniform(-28, 28), "tint_g": rng.uniform(-20, 20),
-        "tint_b": rng.uniform(-28, 28), "blur": rng.uniform(1.5, 3.0),
+        "tint_r": rng.uniform(-28, 28),
+        "tint_g": rng.uniform(-20, 20),
+        "tint_b": rng.uniform(-28, 28),
+        "blur": rng.uniform(1.5, 3.0),
         "scale": rng.uniform(0.78, 0.9),
     }
 
 
-def _apply_face_artefact(image: np.ndarray, geometry: tuple[float, ...],
-                         fx: dict[str, float]) -> np.ndarray:
+def _apply_face_artefact(
+    image: np.ndarray, geometry: tuple[float, ...], fx: dict[str, float]
+) -> np.ndarray:
     """Imitate a face swap: the inner face region pasted with a seam, blur or colour shift."""
     cx, cy, rx, ry, angle = geometry
     h, w = image.shape[:2]
@@ -307,8 +330,9 @@ def encode_wav(wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
     return buffer.getvalue()
 
 
-def encode_mp4(frames: np.ndarray, wave: np.ndarray, *, fps: int = VIDEO_FPS,
-               sample_rate: int = SAMPLE_RATE) -> bytes:
+def encode_mp4(
+    frames: np.ndarray, wave: np.ndarray, *, fps: int = VIDEO_FPS, sample_rate: int = SAMPLE_RATE
+) -> bytes:
     """An mp4 (H.264 video, AAC audio) of RGB frames and a mono voice, built in memory.
 
     Encoders run single-threaded with fixed settings so that the bytes are reproducible.
@@ -336,7 +360,9 @@ def encode_mp4(frames: np.ndarray, wave: np.ndarray, *, fps: int = VIDEO_FPS,
         samples = wave.astype(np.float32)[None, :]
         for start in range(0, samples.shape[1], chunk):
             block = av.AudioFrame.from_ndarray(
-                np.ascontiguousarray(samples[:, start:start + chunk]), format="fltp", layout="mono"
+                np.ascontiguousarray(samples[:, start : start + chunk]),
+                format="fltp",
+                layout="mono",
             )
             block.sample_rate = sample_rate
             block.pts = start
@@ -375,8 +401,9 @@ def generate_dataset(
 
     # disable=None: a bar on a terminal only, never frames in a redirected log
     for spec in tqdm(specs, desc="synthesising", unit="clip", disable=None if progress else True):
-        clip = render_clip(spec, seed, frames_per_clip=frames_per_clip, video=videos,
-                           seconds=seconds)
+        clip = render_clip(
+            spec, seed, frames_per_clip=frames_per_clip, video=videos, seconds=seconds
+        )
         folder = f"{spec.split}/{spec.label_name}"
         for k, frame in enumerate(clip.frames):
             key = f"frames/{folder}/{spec.clip_id}_{k:02d}.png"
@@ -387,18 +414,39 @@ def generate_dataset(
         emotion_rows.append((key, EMOTIONS[spec.voice_emotion]))
         summary.files += len(clip.frames) + 1
         if clip.video_frames is not None:
-            storage.write_bytes(f"videos/{folder}/{spec.clip_id}.mp4",
-                                encode_mp4(clip.video_frames, clip.wave))
+            storage.write_bytes(
+                f"videos/{folder}/{spec.clip_id}.mp4", encode_mp4(clip.video_frames, clip.wave)
+            )
             summary.files += 1
         counts = summary.clips.setdefault(spec.split, {"real": 0, "fake": 0})
         counts[spec.label_name] += 1
     storage.write_text(EMOTIONS_CSV, _csv(("key", "emotion"), emotion_rows))
-    storage.write_text(CLIPS_CSV, _csv(
-        ("clip_id", "split", "label", "face_emotion", "voice_emotion", "face_artefact",
-         "voice_artefact"),
-        [(s.clip_id, s.split, s.label_name, EMOTIONS[s.face_emotion], EMOTIONS[s.voice_emotion],
-          s.face_artefact, s.voice_artefact) for s in specs],
-    ))
+    storage.write_text(
+        CLIPS_CSV,
+        _csv(
+            (
+                "clip_id",
+                "split",
+                "label",
+                "face_emotion",
+                "voice_emotion",
+                "face_artefact",
+                "voice_artefact",
+            ),
+            [
+                (
+                    s.clip_id,
+                    s.split,
+                    s.label_name,
+                    EMOTIONS[s.face_emotion],
+                    EMOTIONS[s.voice_emotion],
+                    s.face_artefact,
+                    s.voice_artefact,
+                )
+                for s in specs
+            ],
+        ),
+    )
     summary.files += 2
     log.info(summary.describe())
     return summary
@@ -436,8 +484,9 @@ def make_clip(
     renderer = FaceRenderer(FaceIdentity.sample(face_rng), size)
     expression = EXPRESSIONS[EMOTIONS[face]]
     count = max(round(seconds * fps), 1)
-    frames = np.stack([add_noise(renderer.render(expression, i / fps), face_rng, 3.0)
-                       for i in range(count)])
+    frames = np.stack(
+        [add_noise(renderer.render(expression, i / fps), face_rng, 3.0) for i in range(count)]
+    )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(encode_mp4(frames, wave, fps=fps))

@@ -54,24 +54,72 @@ class Expression:
 
 EXPRESSIONS: dict[str, Expression] = {
     "neutral": Expression(mouth_open=0.04),
-    "happy": Expression(brow_raise=0.15, eye_open=0.78, cheek_raise=1.0, mouth_curve=1.0,
-                        mouth_open=0.35, mouth_width=1.28, teeth=1.0),
-    "sad": Expression(brow_raise=0.05, brow_tilt=1.0, eye_open=0.68, mouth_curve=-0.9,
-                      mouth_open=0.03, mouth_width=0.95),
-    "angry": Expression(brow_raise=-0.6, brow_tilt=-1.0, eye_open=0.82, mouth_curve=-0.3,
-                        mouth_open=0.16, mouth_width=1.05, lip_press=1.0, teeth=1.0),
-    "fearful": Expression(brow_raise=0.7, brow_tilt=0.7, eye_open=1.45, mouth_curve=-0.4,
-                          mouth_open=0.5, mouth_width=1.22, teeth=0.6),
-    "disgusted": Expression(brow_raise=-0.4, brow_tilt=-0.3, eye_open=0.68, mouth_curve=-0.5,
-                            mouth_open=0.12, mouth_width=0.95, sneer=1.0, teeth=0.7),
-    "surprised": Expression(brow_raise=1.0, brow_tilt=0.1, eye_open=1.6, mouth_open=1.0,
-                            mouth_width=0.72),
+    "happy": Expression(
+        brow_raise=0.15,
+        eye_open=0.78,
+        cheek_raise=1.0,
+        mouth_curve=1.0,
+        mouth_open=0.35,
+        mouth_width=1.28,
+        teeth=1.0,
+    ),
+    "sad": Expression(
+        brow_raise=0.05,
+        brow_tilt=1.0,
+        eye_open=0.68,
+        mouth_curve=-0.9,
+        mouth_open=0.03,
+        mouth_width=0.95,
+    ),
+    "angry": Expression(
+        brow_raise=-0.6,
+        brow_tilt=-1.0,
+        eye_open=0.82,
+        mouth_curve=-0.3,
+        mouth_open=0.16,
+        mouth_width=1.05,
+        lip_press=1.0,
+        teeth=1.0,
+    ),
+    "fearful": Expression(
+        brow_raise=0.7,
+        brow_tilt=0.7,
+        eye_open=1.45,
+        mouth_curve=-0.4,
+        mouth_open=0.5,
+        mouth_width=1.22,
+        teeth=0.6,
+    ),
+    "disgusted": Expression(
+        brow_raise=-0.4,
+        brow_tilt=-0.3,
+        eye_open=0.68,
+        mouth_curve=-0.5,
+        mouth_open=0.12,
+        mouth_width=0.95,
+        sneer=1.0,
+        teeth=0.7,
+    ),
+    "surprised": Expression(
+        brow_raise=1.0, brow_tilt=0.1, eye_open=1.6, mouth_open=1.0, mouth_width=0.72
+    ),
 }
 
-_HAIR = np.array([(25, 18, 12), (55, 38, 24), (100, 68, 38), (175, 135, 80), (135, 60, 30),
-                  (120, 118, 115), (12, 12, 14)], dtype=float)
-_IRIS = np.array([(70, 45, 25), (45, 85, 135), (60, 100, 55), (95, 75, 45), (35, 28, 24)],
-                 dtype=float)
+_HAIR = np.array(
+    [
+        (25, 18, 12),
+        (55, 38, 24),
+        (100, 68, 38),
+        (175, 135, 80),
+        (135, 60, 30),
+        (120, 118, 115),
+        (12, 12, 14),
+    ],
+    dtype=float,
+)
+_IRIS = np.array(
+    [(70, 45, 25), (45, 85, 135), (60, 100, 55), (95, 75, 45), (35, 28, 24)], dtype=float
+)
 _SKIN_LIGHT = np.array([242, 205, 180], dtype=float)
 _SKIN_DARK = np.array([92, 58, 40], dtype=float)
 
@@ -149,12 +197,22 @@ def _shade(color: tuple[float, ...], factor: float) -> tuple[int, int, int]:
 
 
 def _mix(a: tuple[float, ...], b: tuple[float, ...], t: float) -> tuple[int, int, int]:
-    return (_byte(a[0] * (1 - t) + b[0] * t), _byte(a[1] * (1 - t) + b[1] * t),
-            _byte(a[2] * (1 - t) + b[2] * t))
+    return (
+        _byte(a[0] * (1 - t) + b[0] * t),
+        _byte(a[1] * (1 - t) + b[1] * t),
+        _byte(a[2] * (1 - t) + b[2] * t),
+    )
 
 
-def _blob(arr: np.ndarray, x: float, y: float, sx: float, sy: float,
-          color: tuple[float, ...], strength: float) -> None:
+def _blob(
+    arr: np.ndarray,
+    x: float,
+    y: float,
+    sx: float,
+    sy: float,
+    color: tuple[float, ...],
+    strength: float,
+) -> None:
     """Blend a soft elliptical Gaussian spot of ``color`` into ``arr`` (H, W, 3 float) in place."""
     h, w = arr.shape[:2]
     x0, x1 = max(int(x - 3 * sx), 0), min(int(x + 3 * sx) + 1, w)
@@ -241,16 +299,22 @@ class FaceRenderer:
         if ident.hair_style == 1:
             draw.rounded_rectangle(
                 [cx - 1.25 * rx, cy - 1.05 * ry, cx + 1.25 * rx, cy + 1.25 * ry],
-                radius=int(rx), fill=_shade(hair, 0.85),
+                radius=int(rx),
+                fill=_shade(hair, 0.85),
             )
-        draw.ellipse([cx - 2.3 * rx, cy + 1.25 * ry, cx + 2.3 * rx, cy + 3.2 * ry],
-                     fill=_shade(ident.clothes, 1.0))
-        draw.rectangle([cx - 0.5 * rx, cy + 0.5 * ry, cx + 0.5 * rx, cy + 1.45 * ry],
-                       fill=_shade(skin, 0.78))
+        draw.ellipse(
+            [cx - 2.3 * rx, cy + 1.25 * ry, cx + 2.3 * rx, cy + 3.2 * ry],
+            fill=_shade(ident.clothes, 1.0),
+        )
+        draw.rectangle(
+            [cx - 0.5 * rx, cy + 0.5 * ry, cx + 0.5 * rx, cy + 1.45 * ry], fill=_shade(skin, 0.78)
+        )
         for side in (-1, 1):  # ears
             ex = cx + side * 0.97 * rx
-            draw.ellipse([ex - 0.16 * rx, cy - 0.2 * ry, ex + 0.16 * rx, cy + 0.2 * ry],
-                         fill=_shade(skin, 0.88))
+            draw.ellipse(
+                [ex - 0.16 * rx, cy - 0.2 * ry, ex + 0.16 * rx, cy + 0.2 * ry],
+                fill=_shade(skin, 0.88),
+            )
         if ident.hair_style != 2:  # hair volume behind the top of the head
             draw.ellipse([cx - 1.1 * rx, cy - 1.12 * ry, cx + 1.1 * rx, cy + 0.25 * ry], fill=hair)
 
@@ -266,11 +330,17 @@ class FaceRenderer:
 
         # Hairline fringe over the forehead.
         if ident.hair_style != 2:
-            top = [(cx + 1.03 * rx * math.cos(th), cy - 0.1 * ry + 1.02 * ry * math.sin(th))
-                   for th in np.linspace(math.pi, 2 * math.pi, 40)]
-            hairline = [(cx + rx * u, cy - 0.55 * ry + 0.12 * ry * (1 - u * u) ** 0.5
-                         - 0.05 * ry * math.cos(3 * u))
-                        for u in np.linspace(1.0, -1.0, 30)]
+            top = [
+                (cx + 1.03 * rx * math.cos(th), cy - 0.1 * ry + 1.02 * ry * math.sin(th))
+                for th in np.linspace(math.pi, 2 * math.pi, 40)
+            ]
+            hairline = [
+                (
+                    cx + rx * u,
+                    cy - 0.55 * ry + 0.12 * ry * (1 - u * u) ** 0.5 - 0.05 * ry * math.cos(3 * u),
+                )
+                for u in np.linspace(1.0, -1.0, 30)
+            ]
             draw.polygon(top + hairline, fill=hair)
 
         arr = np.asarray(layer, dtype=float).copy()
@@ -280,8 +350,9 @@ class FaceRenderer:
         out = np.concatenate([np.clip(rgb, 0, 255), alpha[..., None]], axis=-1).astype(np.uint8)
         return Image.fromarray(out, "RGBA")
 
-    def _light(self, rgb: np.ndarray, mask: np.ndarray, cx: float, cy: float,
-               rx: float, ry: float) -> None:
+    def _light(
+        self, rgb: np.ndarray, mask: np.ndarray, cx: float, cy: float, rx: float, ry: float
+    ) -> None:
         """Round the face with a radial fall-off and a directional light."""
         lx, ly = self.identity.light
         ys, xs = np.nonzero(mask)
@@ -289,8 +360,9 @@ class FaceRenderer:
         shade = 1.04 - 0.22 * (dx**2 + 0.6 * dy**2) + 0.1 * (lx * dx + ly * dy)
         rgb[ys, xs] *= np.clip(shade, 0.55, 1.15)[:, None]
 
-    def _features(self, rgb: np.ndarray, e: Expression, cx: float, cy: float,
-                  rx: float, ry: float) -> None:
+    def _features(
+        self, rgb: np.ndarray, e: Expression, cx: float, cy: float, rx: float, ry: float
+    ) -> None:
         ident = self.identity
         skin = ident.skin
         dark = _shade(skin, 0.55)
@@ -301,32 +373,68 @@ class FaceRenderer:
         # Sockets, nose shadows, cheeks and folds: soft tone changes.
         for side in (-1, 1):
             _blob(rgb, cx + side * eye_dx, eye_y - 0.01 * ry, 1.1 * ew, 0.9 * ew, dark, 0.35)
-            _blob(rgb, cx + side * 0.55 * rx, cy + 0.22 * ry, 0.2 * rx, 0.12 * ry,
-                  (220, 110, 110), 0.12 + 0.18 * e.cheek_raise)
+            _blob(
+                rgb,
+                cx + side * 0.55 * rx,
+                cy + 0.22 * ry,
+                0.2 * rx,
+                0.12 * ry,
+                (220, 110, 110),
+                0.12 + 0.18 * e.cheek_raise,
+            )
             if e.mouth_curve > 0.3 or e.sneer > 0.3:  # nasolabial folds
                 for k in range(6):
                     u = k / 5
-                    _blob(rgb, cx + side * (0.2 + 0.14 * u) * rx, cy + (0.28 + 0.2 * u) * ry,
-                          0.025 * rx, 0.03 * ry, dark, 0.25 * max(e.mouth_curve, e.sneer))
+                    _blob(
+                        rgb,
+                        cx + side * (0.2 + 0.14 * u) * rx,
+                        cy + (0.28 + 0.2 * u) * ry,
+                        0.025 * rx,
+                        0.03 * ry,
+                        dark,
+                        0.25 * max(e.mouth_curve, e.sneer),
+                    )
         lx = self.identity.light[0]
         side = -1 if lx > 0 else 1  # the bridge shadow falls away from the light
         for k in range(8):
             u = k / 7
-            _blob(rgb, cx + side * 0.1 * rx, eye_y + (0.05 + 0.3 * u) * ry, 0.045 * rx,
-                  0.05 * ry, dark, 0.3)
+            _blob(
+                rgb,
+                cx + side * 0.1 * rx,
+                eye_y + (0.05 + 0.3 * u) * ry,
+                0.045 * rx,
+                0.05 * ry,
+                dark,
+                0.3,
+            )
         _blob(rgb, cx, cy + 0.26 * ry, 0.16 * rx, 0.05 * ry, dark, 0.45)  # under the nose tip
         _blob(rgb, cx, cy + 0.17 * ry, 0.07 * rx, 0.06 * ry, _shade(skin, 1.2), 0.35)  # tip
         for s in (-1, 1):
-            _blob(rgb, cx + s * 0.075 * rx, cy + 0.245 * ry, 0.035 * rx, 0.02 * ry,
-                  (40, 20, 18), 0.8)
+            _blob(
+                rgb, cx + s * 0.075 * rx, cy + 0.245 * ry, 0.035 * rx, 0.02 * ry, (40, 20, 18), 0.8
+            )
         if e.sneer > 0:
             for k in range(3):  # nose wrinkle
-                _blob(rgb, cx, eye_y + (0.04 + 0.04 * k) * ry, 0.1 * rx, 0.008 * ry, dark,
-                      0.5 * e.sneer)
+                _blob(
+                    rgb,
+                    cx,
+                    eye_y + (0.04 + 0.04 * k) * ry,
+                    0.1 * rx,
+                    0.008 * ry,
+                    dark,
+                    0.5 * e.sneer,
+                )
         if e.brow_tilt < -0.3:  # frown lines between the brows
             for s in (-1, 1):
-                _blob(rgb, cx + s * 0.06 * rx, eye_y - 0.17 * ry, 0.012 * rx, 0.06 * ry, dark,
-                      0.5 * -e.brow_tilt)
+                _blob(
+                    rgb,
+                    cx + s * 0.06 * rx,
+                    eye_y - 0.17 * ry,
+                    0.012 * rx,
+                    0.06 * ry,
+                    dark,
+                    0.5 * -e.brow_tilt,
+                )
 
         image = Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8))
         draw = ImageDraw.Draw(image)
@@ -336,13 +444,24 @@ class FaceRenderer:
         self._mouth(draw, cx, cy + 0.5 * ry, rx, ry, e)
         rgb[...] = np.asarray(image, dtype=float)
 
-    def _eye(self, image: Image.Image, draw: ImageDraw.ImageDraw, x: float, y: float,
-             w: float, h: float, e: Expression, side: int) -> None:
+    def _eye(
+        self,
+        image: Image.Image,
+        draw: ImageDraw.ImageDraw,
+        x: float,
+        y: float,
+        w: float,
+        h: float,
+        e: Expression,
+        side: int,
+    ) -> None:
         ident = self.identity
         lower_lift = 0.45 * e.cheek_raise
         upper = [(x + w * u, y - h * (1 - u * u) ** 0.7) for u in np.linspace(-1, 1, 24)]
-        lower = [(x + w * u, y + h * (0.75 - lower_lift) * (1 - u * u) ** 0.9)
-                 for u in np.linspace(1, -1, 24)]
+        lower = [
+            (x + w * u, y + h * (0.75 - lower_lift) * (1 - u * u) ** 0.9)
+            for u in np.linspace(1, -1, 24)
+        ]
         almond = upper + lower
         mask = Image.new("L", image.size, 0)
         ImageDraw.Draw(mask).polygon(almond, fill=255)
@@ -350,13 +469,19 @@ class FaceRenderer:
         ed = ImageDraw.Draw(eyeball)
         ix, iy = x + ident.gaze[0] * w, y + ident.gaze[1] * w
         ri = 0.5 * w
-        ed.ellipse([ix - ri, iy - ri, ix + ri, iy + ri], fill=_shade(ident.iris, 1.0),
-                   outline=_shade(ident.iris, 0.5), width=max(1, int(ri * 0.15)))
+        ed.ellipse(
+            [ix - ri, iy - ri, ix + ri, iy + ri],
+            fill=_shade(ident.iris, 1.0),
+            outline=_shade(ident.iris, 0.5),
+            width=max(1, int(ri * 0.15)),
+        )
         rp = ri * 0.48
         ed.ellipse([ix - rp, iy - rp, ix + rp, iy + rp], fill=(12, 10, 10))
         rc = ri * 0.18
-        ed.ellipse([ix + 0.3 * ri - rc, iy - 0.35 * ri - rc, ix + 0.3 * ri + rc,
-                    iy - 0.35 * ri + rc], fill=(250, 250, 250))
+        ed.ellipse(
+            [ix + 0.3 * ri - rc, iy - 0.35 * ri - rc, ix + 0.3 * ri + rc, iy - 0.35 * ri + rc],
+            fill=(250, 250, 250),
+        )
         image.paste(eyeball, (0, 0), mask)
         lid = _shade(ident.hair, 0.35) if sum(ident.hair) < 300 else (30, 22, 20)
         draw.line(upper, fill=lid, width=max(2, int(w * 0.14)), joint="curve")
@@ -365,8 +490,17 @@ class FaceRenderer:
         crease = [(px, py - 0.45 * w) for px, py in upper[4:-4]]
         draw.line(crease, fill=_shade(ident.skin, 0.7), width=max(1, int(w * 0.05)))
 
-    def _brow(self, draw: ImageDraw.ImageDraw, cx: float, eye_y: float, side: int,
-              eye_dx: float, ew: float, ry: float, e: Expression) -> None:
+    def _brow(
+        self,
+        draw: ImageDraw.ImageDraw,
+        cx: float,
+        eye_y: float,
+        side: int,
+        eye_dx: float,
+        ew: float,
+        ry: float,
+        e: Expression,
+    ) -> None:
         base = eye_y - 0.2 * ry - 0.11 * ry * e.brow_raise
         inner_x = cx + side * (eye_dx - 1.05 * ew + 0.04 * ry * min(e.brow_tilt, 0))
         outer_x = cx + side * (eye_dx + 1.2 * ew)
@@ -380,12 +514,16 @@ class FaceRenderer:
             t = thick * (1 - 0.55 * u)
             top.append((px, py - t / 2))
             bottom.append((px, py + t / 2))
-        color = _shade(self.identity.hair, 0.8) if sum(self.identity.hair) < 360 else (
-            _shade(self.identity.hair, 0.55))
+        color = (
+            _shade(self.identity.hair, 0.8)
+            if sum(self.identity.hair) < 360
+            else (_shade(self.identity.hair, 0.55))
+        )
         draw.polygon(top + bottom[::-1], fill=color)
 
-    def _mouth(self, draw: ImageDraw.ImageDraw, cx: float, my: float, rx: float, ry: float,
-               e: Expression) -> None:
+    def _mouth(
+        self, draw: ImageDraw.ImageDraw, cx: float, my: float, rx: float, ry: float, e: Expression
+    ) -> None:
         ident = self.identity
         mw = 0.4 * rx * ident.mouth_size * e.mouth_width
         lift = 0.08 * ry * e.mouth_curve
@@ -400,11 +538,14 @@ class FaceRenderer:
         def sneer(u: float) -> float:
             return 0.05 * ry * e.sneer * max(0.0, u) ** 1.5
 
-        up_in = [(cx + mw * u, line_y(u) - opening * 0.35 * (1 - u * u) ** 0.8 - sneer(u))
-                 for u in us]
+        up_in = [
+            (cx + mw * u, line_y(u) - opening * 0.35 * (1 - u * u) ** 0.8 - sneer(u)) for u in us
+        ]
         low_in = [(cx + mw * u, line_y(u) + opening * 0.65 * (1 - u * u) ** 0.8) for u in us]
-        up_out = [(x, y - lip_up * (1 - u * u) ** 0.4 * (1 - 0.25 * math.exp(-(u / 0.12) ** 2)))
-                  for (x, y), u in zip(up_in, us)]
+        up_out = [
+            (x, y - lip_up * (1 - u * u) ** 0.4 * (1 - 0.25 * math.exp(-((u / 0.12) ** 2))))
+            for (x, y), u in zip(up_in, us)
+        ]
         low_out = [(x, y + lip_low * (1 - u * u) ** 0.5) for (x, y), u in zip(low_in, us)]
         lip = _mix(_shade(ident.skin, 0.78), (160, 60, 70), 0.35 + 0.35 * ident.lip_tone)
         draw.polygon(up_out + low_out[::-1], fill=lip)
@@ -424,16 +565,28 @@ def _affine(image: Image.Image, angle: float, scale: float, dx: float, dy: float
     a = math.radians(angle)
     cos, sin = math.cos(a) / scale, math.sin(a) / scale
     # Output -> input mapping for Image.transform.
-    matrix = (cos, sin, c - cos * (c + dx) - sin * (c + dy),
-              -sin, cos, c + sin * (c + dx) - cos * (c + dy))
+    matrix = (
+        cos,
+        sin,
+        c - cos * (c + dx) - sin * (c + dy),
+        -sin,
+        cos,
+        c + sin * (c + dx) - cos * (c + dy),
+    )
     return image.transform(
         image.size, Image.Transform.AFFINE, matrix, resample=Image.Resampling.BILINEAR
     )
 
 
-def draw_face(emotion: str | int, rng: np.random.Generator, *, size: int = 224,
-              identity: FaceIdentity | None = None, t: float = 0.0,
-              noise: float | None = None) -> np.ndarray:
+def draw_face(
+    emotion: str | int,
+    rng: np.random.Generator,
+    *,
+    size: int = 224,
+    identity: FaceIdentity | None = None,
+    t: float = 0.0,
+    noise: float | None = None,
+) -> np.ndarray:
     """A (size, size, 3) uint8 RGB face showing ``emotion`` (a name or an EMOTIONS index).
 
     ``identity`` fixes the person and scene (sampled from ``rng`` when not given); ``t`` is the

@@ -31,8 +31,10 @@ _N_FFT = 512
 _HOP = 128
 
 # (F1, F2, F3) in Hz of five vowels for an average adult vocal tract.
-_VOWELS = np.array([(730, 1090, 2440), (530, 1840, 2480), (270, 2290, 3010),
-                    (570, 840, 2410), (300, 870, 2240)], dtype=float)
+_VOWELS = np.array(
+    [(730, 1090, 2440), (530, 1840, 2480), (270, 2290, 3010), (570, 840, 2410), (300, 870, 2240)],
+    dtype=float,
+)
 _BANDWIDTHS = np.array([90.0, 110.0, 170.0])
 _FORMANT_GAINS = np.array([1.0, 0.6, 0.35])
 
@@ -168,8 +170,7 @@ def synth_voice(
     source = np.where(
         phase < opening,
         0.5 * (1 - np.cos(np.pi * phase / opening)),
-        np.where(phase < opening + closing,
-                 np.cos(0.5 * np.pi * (phase - opening) / closing), 0.0),
+        np.where(phase < opening + closing, np.cos(0.5 * np.pi * (phase - opening) / closing), 0.0),
     )
     source = np.diff(source, prepend=source[0]) * 40  # radiated flow derivative
     source += speaker.breath * rng.normal(0, 1, n)
@@ -179,9 +180,10 @@ def synth_voice(
     centers = (np.arange(frames) * _HOP + _N_FFT / 2) / sample_rate
     if onsets:
         times = np.array(onsets) + 0.1 / rate
-        formants = np.stack(
-            [np.interp(centers, times, _VOWELS[vowels, j]) for j in range(3)], axis=1
-        ) * speaker.tract
+        formants = (
+            np.stack([np.interp(centers, times, _VOWELS[vowels, j]) for j in range(3)], axis=1)
+            * speaker.tract
+        )
     else:
         formants = np.tile(_VOWELS[0] * speaker.tract, (frames, 1))
     freqs = np.fft.rfftfreq(_N_FFT, 1 / sample_rate)
@@ -201,7 +203,7 @@ def synth_voice(
             m = min(int(rng.uniform(0.02, 0.06) * sample_rate), n - a)
             if m > 2:
                 noise = np.diff(rng.normal(0, 1, m + 1))
-                bursts[a:a + m] = noise * np.hanning(m) * rng.uniform(0.1, 0.3)
+                bursts[a : a + m] = noise * np.hanning(m) * rng.uniform(0.1, 0.3)
 
     wave = voiced * envelope + bursts * (0.5 + energy)
     rms = math.sqrt(float(np.mean(wave**2))) + 1e-9
@@ -229,6 +231,6 @@ def _filter(signal: np.ndarray, shape: np.ndarray, n: int) -> np.ndarray:
     blocks = padded[starts[:, None] + np.arange(_N_FFT)] * window
     filtered = np.fft.irfft(np.fft.rfft(blocks, axis=1) * shape, n=_N_FFT, axis=1) * window
     for start, block in zip(starts, filtered):
-        out[start:start + _N_FFT] += block
-        norm[start:start + _N_FFT] += window**2
+        out[start : start + _N_FFT] += block
+        norm[start : start + _N_FFT] += window**2
     return out[:n] / np.maximum(norm[:n], 1e-3)

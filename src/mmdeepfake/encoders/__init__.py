@@ -2,8 +2,8 @@
 
 ``create_encoder("resnet18", embed_dim=256, width=64)`` builds a face encoder;
 ``create_encoder("cnn_lstm")`` a voice encoder; ``create_encoder("fer2013")`` the pretrained
-FER2013 face-emotion prior (weights ship with the package); ``hf_image`` / ``hf_audio`` wrap Hugging Face
-classification models by id. Every encoder returns an :class:`EncoderOutput`.
+FER2013 face-emotion prior (weights ship with the package); ``hf_image`` / ``hf_audio`` wrap
+Hugging Face classification models by id. Every encoder returns an :class:`EncoderOutput`.
 """
 
 from __future__ import annotations

@@ -44,7 +44,8 @@ def _conv_block(in_channels: int, out_channels: int, pool: tuple[int, int]) -> n
 class CnnLstmEmotionEncoder(EmotionEncoder):
     """Waveforms (B, S) -> tokens (B, T, D) with T = 32 for one 128-frame window.
 
-    x = BatchNorm(logmel(wave)) (B, 1, 128, 128); c = CNN(x) (B, 4w, 8, 32); s_t = mean_f c[:, :, f, t];
+    x = BatchNorm(logmel(wave)) (B, 1, 128, 128); c = CNN(x) (B, 4w, 8, 32);
+    s_t = mean_f c[:, :, f, t];
     h_t = BiLSTM(s)_t; tokens_t = LayerNorm(W h_t);
     embedding = attentive pool (``pooling="attention"``) or mean (``"mean"``) of tokens;
     emotion_logits = U dropout(embedding) + b.

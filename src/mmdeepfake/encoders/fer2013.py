@@ -79,8 +79,9 @@ class SeparableConv(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
-        self.depthwise = nn.Conv2d(in_channels, in_channels, 3, padding=1, groups=in_channels,
-                                   bias=False)
+        self.depthwise = nn.Conv2d(
+            in_channels, in_channels, 3, padding=1, groups=in_channels, bias=False
+        )
         self.pointwise = nn.Conv2d(in_channels, out_channels, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -124,9 +125,7 @@ class MiniXception(nn.Module):
         self.conv2 = nn.Conv2d(8, 8, 3, bias=False)
         self.bn2 = _bn(8)
         widths = (8, 16, 32, 64, FEATURE_DIM)
-        self.blocks = nn.ModuleList(
-            ResidualModule(a, b) for a, b in pairwise(widths)
-        )
+        self.blocks = nn.ModuleList(ResidualModule(a, b) for a, b in pairwise(widths))
         self.classifier = nn.Conv2d(FEATURE_DIM, len(FER2013_LABELS), 3, padding=1)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -151,8 +150,13 @@ def to_fer_input(faces: torch.Tensor) -> torch.Tensor:
     luma = torch.tensor((0.299, 0.587, 0.114), dtype=faces.dtype, device=faces.device)
     gray = torch.einsum("bchw,c->bhw", rgb, luma)[:, None]
     if gray.shape[2:] != (INPUT_SIZE, INPUT_SIZE):
-        gray = F.interpolate(gray, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear",
-                             antialias=True, align_corners=False)
+        gray = F.interpolate(
+            gray,
+            size=(INPUT_SIZE, INPUT_SIZE),
+            mode="bilinear",
+            antialias=True,
+            align_corners=False,
+        )
     return (gray.clamp(0.0, 1.0) - 0.5) * 2.0
 
 

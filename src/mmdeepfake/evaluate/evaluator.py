@@ -227,8 +227,10 @@ def score_split(
                 out = model.fuse(image, audio)
                 for modality, encoded in (("image", image), ("audio", audio)):
                     if model.domain_guard.fitted(modality):
-                        keep(f"{modality} distance",
-                             model.domain_guard.distances(modality, encoded.embedding))
+                        keep(
+                            f"{modality} distance",
+                            model.domain_guard.distances(modality, encoded.embedding),
+                        )
                 keep("logits", out.fake_logit)
                 keep("consistency", out.consistency)
                 keep("face_emotion_pred", out.face_emotion_logits.argmax(-1))
@@ -274,10 +276,16 @@ def score_split(
         image_keys=keys["image"],
         audio_keys=keys["audio"],
         skipped=skipped,
-        domain_distances={m: cat[f"{m} distance"].astype(np.float64) for m in ("image", "audio")
-                          if f"{m} distance" in cat},
-        domain_limits={m: model.domain_guard.limit(m) for m in ("image", "audio")
-                       if model.domain_guard.fitted(m)},
+        domain_distances={
+            m: cat[f"{m} distance"].astype(np.float64)
+            for m in ("image", "audio")
+            if f"{m} distance" in cat
+        },
+        domain_limits={
+            m: limit
+            for m in ("image", "audio")
+            if (limit := model.domain_guard.limit(m)) is not None
+        },
     )
 
 
@@ -451,8 +459,14 @@ def metrics_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
     domain = summary.get("domain") or {}
     for name in ("image", "audio"):
         if name in domain:
-            rows.append({"section": "domain", "name": name, "metric": "familiar_share",
-                         "value": domain[name]["familiar_share"]})
+            rows.append(
+                {
+                    "section": "domain",
+                    "name": name,
+                    "metric": "familiar_share",
+                    "value": domain[name]["familiar_share"],
+                }
+            )
     for row in summary["abstention"]:
         for key in ("coverage", "accuracy", "kept", "abstained"):
             rows.append(

@@ -9,6 +9,7 @@ from __future__ import annotations
 # The strategies register in import order, the order they are listed to users in.
 # isort: off
 from mmdeepfake.fusion import early, mid, late, adaptive, attention
+
 # isort: on
 from mmdeepfake.fusion.base import (
     FUSIONS,

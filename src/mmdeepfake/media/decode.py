@@ -651,9 +651,7 @@ def load_video_audio(source: MediaSource, *, sample_rate: int = 16000) -> np.nda
     return audio.wave
 
 
-def _video_audio(
-    container, name: str, sample_rate: int, max_seconds: float
-) -> DecodedAudio | None:
+def _video_audio(container, name: str, sample_rate: int, max_seconds: float) -> DecodedAudio | None:
     """The first audio stream of an open container at `sample_rate`; None if it has none."""
     if not container.streams.audio:
         return None

@@ -317,8 +317,11 @@ class FaceDetector:
         with cls._shared_lock:
             if key not in cls._shared:
                 cls._shared[key] = cls(
-                    min_face_size=key[1], thresholds=key[2], detect_side=key[3],
-                    device=key[0], factor=key[4],
+                    min_face_size=key[1],
+                    thresholds=key[2],
+                    detect_side=key[3],
+                    device=key[0],
+                    factor=key[4],
                 )
             return cls._shared[key]
 
@@ -402,9 +405,7 @@ class FaceDetector:
 
         if cut is None or not may_overlap(self.device) or self.device.type != "cpu":
             return detect(0, len(frames))
-        first, second = run_alongside(
-            lambda: detect(cut, len(frames)), lambda: detect(0, cut)
-        )
+        first, second = run_alongside(lambda: detect(cut, len(frames)), lambda: detect(0, cut))
         return first + second
 
     def _anchors(self, count: int, track: bool) -> list[int]:

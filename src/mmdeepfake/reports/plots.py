@@ -477,7 +477,7 @@ def plot_prediction_distribution(
     y, s = _arrays(y_true, scores)
     fig = _figure()
     ax = fig.add_subplot()
-    bins = np.linspace(0, 1, 31)
+    bins = np.linspace(0, 1, 31).tolist()
     for value, name, color in ((0, "real", "tab:blue"), (1, "fake", "tab:red")):
         ax.hist(
             s[y == value],
@@ -638,7 +638,7 @@ def plot_fusion_comparison(results: Sequence[Mapping[str, Any]]) -> Figure:
     x = np.arange(len(rows))
     width = 0.8 / max(len(keys), 1)
     for i, key in enumerate(keys):
-        values = [r.get(key) if r.get(key) is not None else np.nan for r in rows]
+        values = [float(r[key]) if r.get(key) is not None else np.nan for r in rows]
         offsets = x + (i - (len(keys) - 1) / 2) * width
         bars = ax.bar(
             offsets,

@@ -46,9 +46,7 @@ def new_run_id() -> str:
 
 def check_run_id(run_id: str) -> str:
     if not _RUN_ID.match(run_id):
-        raise ConfigError(
-            f"invalid run id {run_id!r}: use letters, digits, '.', '_' and '-' only"
-        )
+        raise ConfigError(f"invalid run id {run_id!r}: use letters, digits, '.', '_' and '-' only")
     return run_id
 
 
@@ -57,7 +55,7 @@ def check_run_id(run_id: str) -> str:
 
 def capture_rng_state() -> dict[str, Any]:
     """Torch, CUDA, NumPy and Python RNG states as weights_only-loadable values."""
-    np_state = np.random.get_state()
+    np_state: Any = np.random.get_state()  # the legacy tuple form
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         "numpy": {
@@ -77,8 +75,15 @@ def capture_rng_state() -> dict[str, Any]:
 def restore_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"].cpu())
     n = state["numpy"]
-    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"],
-                         n["has_gauss"], n["cached_gaussian"]))
+    np.random.set_state(
+        (
+            n["kind"],
+            n["keys"].numpy().astype(np.uint32),
+            n["pos"],
+            n["has_gauss"],
+            n["cached_gaussian"],
+        )
+    )
     version, internal, gauss = json.loads(state["python"])
     random.setstate((version, tuple(internal), gauss))
     if "cuda" in state and torch.cuda.is_available():
@@ -136,11 +141,16 @@ class RunArtifacts:
         key = self.key("models", "checkpoints", name)
         if self.writer:
             self.storage.write_bytes(key, checkpoint_to_bytes(state))
-            pointer = {"key": key, "name": name, "epoch": int(state["epoch"]),
-                       "step_in_epoch": int(state.get("step_in_epoch", 0)),
-                       "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-            self.storage.write_text(self.key("models", "checkpoints", "latest.json"),
-                                    json.dumps(pointer, indent=2))
+            pointer = {
+                "key": key,
+                "name": name,
+                "epoch": int(state["epoch"]),
+                "step_in_epoch": int(state.get("step_in_epoch", 0)),
+                "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
+            self.storage.write_text(
+                self.key("models", "checkpoints", "latest.json"), json.dumps(pointer, indent=2)
+            )
         return key
 
     def load_latest_checkpoint(self) -> dict[str, Any]:
@@ -154,8 +164,9 @@ class RunArtifacts:
             pointer = json.loads(self.storage.read_text(pointer_key))
             key = str(pointer["key"])
         except (ValueError, KeyError, TypeError):
-            raise CheckpointError(f"{self.storage.uri(pointer_key)} is damaged; start a new run"
-                                  ) from None
+            raise CheckpointError(
+                f"{self.storage.uri(pointer_key)} is damaged; start a new run"
+            ) from None
         return checkpoint_from_bytes(self.storage.read_bytes(key), self.storage.uri(key))
 
     # -- the best model ---------------------------------------------------------------------
@@ -169,15 +180,15 @@ class RunArtifacts:
                 Path(tmp, "README.md").write_text(build_model_card(detector.config.to_dict()))
                 for path in sorted(Path(tmp).iterdir()):
                     if path.is_file():
-                        self.storage.write_bytes(self.key("models", folder, path.name),
-                                                 path.read_bytes())
+                        self.storage.write_bytes(
+                            self.key("models", folder, path.name), path.read_bytes()
+                        )
         return self.uri("models", folder)
 
 
 def find_latest_run(storage: Storage) -> str:
     """The run under the outputs root whose latest checkpoint was saved most recently."""
-    pointers = [key for key in storage.list("")
-                if key.endswith("/models/checkpoints/latest.json")]
+    pointers = [key for key in storage.list("") if key.endswith("/models/checkpoints/latest.json")]
     if not pointers:
         raise CheckpointError(
             f"--resume latest found no run with a checkpoint under {storage.uri()}; start a new "

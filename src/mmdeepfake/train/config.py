@@ -21,9 +21,22 @@ PRESETS: tuple[str, ...] = ("tiny", "default")
 # Sections a seed-style config.yaml may group keys under; their keys are lifted to the top.
 _SECTIONS = ("data", "training", "train", "model_options", "storage", "output", "runtime")
 
-_SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2,
-               "mib": 1024**2, "g": 1024**3, "gb": 1024**3, "gib": 1024**3, "t": 1024**4,
-               "tb": 1024**4, "tib": 1024**4}
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1024,
+    "kb": 1024,
+    "kib": 1024,
+    "m": 1024**2,
+    "mb": 1024**2,
+    "mib": 1024**2,
+    "g": 1024**3,
+    "gb": 1024**3,
+    "gib": 1024**3,
+    "t": 1024**4,
+    "tb": 1024**4,
+    "tib": 1024**4,
+}
 
 
 def fusion_choices() -> tuple[str, ...]:
@@ -62,8 +75,13 @@ def parse_size(value: str | float | None) -> int | None:
     return size
 
 
-def _flag(help: str, *, flags: tuple[str, ...] = (), metavar: str | None = None,
-          default_text: str | None = None) -> dict[str, Any]:
+def _flag(
+    help: str,
+    *,
+    flags: tuple[str, ...] = (),
+    metavar: str | None = None,
+    default_text: str | None = None,
+) -> dict[str, Any]:
     """The metadata of a :class:`TrainConfig` field: what its command-line flag shows.
 
     ``help`` says what the value does (the flag's help adds the default); ``flags`` are extra
@@ -88,64 +106,99 @@ class TrainConfig:
 
     # data
     bucket: str | None = _option(
-        None, "S3 bucket holding the dataset and the outputs; give it or --data")
+        None, "S3 bucket holding the dataset and the outputs; give it or --data"
+    )
     prefix: str = _option("dataset/", "dataset prefix in the bucket")
     endpoint_url: str | None = _option(
-        None, "S3 endpoint URL, for S3-compatible servers such as a local moto or MinIO",
-        metavar="URL", default_text="AWS S3")
+        None,
+        "S3 endpoint URL, for S3-compatible servers such as a local moto or MinIO",
+        metavar="URL",
+        default_text="AWS S3",
+    )
     data_dir: str | None = _option(
-        None, "local dataset folder in the same layout, instead of --bucket", flags=("--data",),
-        metavar="DIR")
+        None,
+        "local dataset folder in the same layout, instead of --bucket",
+        flags=("--data",),
+        metavar="DIR",
+    )
     output: str | None = _option(
-        None, "where run folders go", flags=("--out",), metavar="DIR_OR_S3_URI",
-        default_text="s3://BUCKET/outputs/ with --bucket, ./outputs with --data")
+        None,
+        "where run folders go",
+        flags=("--out",),
+        metavar="DIR_OR_S3_URI",
+        default_text="s3://BUCKET/outputs/ with --bucket, ./outputs with --data",
+    )
     # model
     fusion: str = _option(
-        "mid", "fusion strategy: early, mid, late, adaptive, attention or any registered one; "
-        "'all' trains each and compares them", metavar="NAME")
-    model: dict[str, Any] = field(default_factory=dict, metadata=_flag(
-        "Detector keyword arguments as a YAML mapping, merged over the --config one, "
-        "e.g. '{embed_dim: 64}'", metavar="YAML_MAPPING",
-        default_text="{}, the Detector's own architecture"))
-    dropout: float = _option(
-        0.1, "dropout probability in the encoders and the fusion, in [0, 1)")
+        "mid",
+        "fusion strategy: early, mid, late, adaptive, attention or any registered one; "
+        "'all' trains each and compares them",
+        metavar="NAME",
+    )
+    model: dict[str, Any] = field(
+        default_factory=dict,
+        metadata=_flag(
+            "Detector keyword arguments as a YAML mapping, merged over the --config one, "
+            "e.g. '{embed_dim: 64}'",
+            metavar="YAML_MAPPING",
+            default_text="{}, the Detector's own architecture",
+        ),
+    )
+    dropout: float = _option(0.1, "dropout probability in the encoders and the fusion, in [0, 1)")
     # optimisation
     epochs: int = _option(10, "passes over the training split")
     batch_size: int = _option(16, "samples per step; the memory guard may lower it")
     min_batch_size: int = _option(
-        1, "smallest batch size the memory guard may lower to before it stops the run")
+        1, "smallest batch size the memory guard may lower to before it stops the run"
+    )
     lr: float = _option(3e-4, "learning rate of AdamW")
     weight_decay: float = _option(1e-4, "weight decay of AdamW")
-    emotion_weight: float = _option(loss_weights.EMOTION_WEIGHT,
-                                    "weight of the face and voice emotion losses")
+    emotion_weight: float = _option(
+        loss_weights.EMOTION_WEIGHT, "weight of the face and voice emotion losses"
+    )
     consistency_weight: float = _option(
         loss_weights.CONSISTENCY_WEIGHT,
-        "weight of the loss that pulls face and voice emotions together on real clips")
+        "weight of the loss that pulls face and voice emotions together on real clips",
+    )
     margin: float = _option(
         loss_weights.MARGIN,
-        "distance the consistency loss keeps between face and voice emotions on fakes")
+        "distance the consistency loss keeps between face and voice emotions on fakes",
+    )
     max_steps_per_epoch: int | None = _option(
-        None, "stop each epoch after this many steps, for smoke runs",
-        default_text="the whole training split")
+        None,
+        "stop each epoch after this many steps, for smoke runs",
+        default_text="the whole training split",
+    )
     grad_clip: float = _option(5.0, "clip the gradient norm to this value; 0 turns it off")
     # runtime
     seed: int = _option(0, "seed of the weights, the shuffling and the dropout")
     num_workers: int = _option(0, "data-loading worker processes")
     prefetch: int = _option(16, "S3 reads in flight per data-loading worker")
     s3_reader: str = _option(
-        "auto", "S3 client: auto (s3torchconnector when installed), boto3 or s3torchconnector")
+        "auto", "S3 client: auto (s3torchconnector when installed), boto3 or s3torchconnector"
+    )
     device: str = _option("auto", "torch device: auto (a GPU when there is one), cpu or cuda")
     memory_budget: str | None = _option(
-        None, "memory budget such as 3GB (cap at 80%, aim at 70%)", metavar="SIZE",
-        default_text="the machine's memory")
+        None,
+        "memory budget such as 3GB (cap at 80%, aim at 70%)",
+        metavar="SIZE",
+        default_text="the machine's memory",
+    )
     resume: str | None = _option(
-        None, "continue a run from its last checkpoint", metavar="RUN_ID|latest",
-        default_text="a new run")
+        None,
+        "continue a run from its last checkpoint",
+        metavar="RUN_ID|latest",
+        default_text="a new run",
+    )
     run_id: str | None = _option(
-        None, "name of a new run's folder", default_text="the UTC time and a random suffix")
+        None, "name of a new run's folder", default_text="the UTC time and a random suffix"
+    )
     push_to_hub: str | None = _option(
-        None, "push the best model with a model card, token from HF_TOKEN", metavar="REPO_ID",
-        default_text="no push")
+        None,
+        "push the best model with a model card, token from HF_TOKEN",
+        metavar="REPO_ID",
+        default_text="no push",
+    )
     plots: bool = _option(True, "draw the training plots at the end of the run")
     log_every: int = _option(10, "log the loss every this many steps")
 
@@ -207,8 +260,9 @@ class TrainConfig:
     # -- construction -----------------------------------------------------------------------
 
     @classmethod
-    def from_sources(cls, config: str | None = None, overrides: dict[str, Any] | None = None
-                     ) -> TrainConfig:
+    def from_sources(
+        cls, config: str | None = None, overrides: dict[str, Any] | None = None
+    ) -> TrainConfig:
         """Build from a preset name or YAML path (optional), then apply non-None overrides.
 
         A mapping overriding a mapping (``model``) is merged into it, key by key, so one
@@ -271,8 +325,11 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
         elif kind.startswith("float"):
             out[key] = float(value)
         elif kind.startswith("bool"):
-            out[key] = value if isinstance(value, bool) else str(value).lower() in ("1", "true",
-                                                                                   "yes", "on")
+            out[key] = (
+                value
+                if isinstance(value, bool)
+                else str(value).lower() in ("1", "true", "yes", "on")
+            )
         elif kind.startswith("str"):
             out[key] = str(value)
         else:

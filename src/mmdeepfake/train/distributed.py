@@ -34,8 +34,9 @@ class DistInfo:
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     """`auto` picks this rank's GPU when CUDA is available, else the CPU."""
     if name == "auto":
-        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device(
-            "cpu")
+        return (
+            torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+        )
     device = torch.device(name)
     if device.type == "cuda" and device.index is None:
         device = torch.device(f"cuda:{local_rank}")

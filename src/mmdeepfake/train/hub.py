@@ -31,8 +31,12 @@ def push_run_model(storage: Storage, run_id: str, repo_id: str) -> str:
         api = HfApi(token=os.environ.get("HF_TOKEN"))
         try:
             api.create_repo(repo_id, exist_ok=True, repo_type="model")
-            api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model",
-                              commit_message=f"mmdeepfake run {run_id}")
+            api.upload_folder(
+                folder_path=str(folder),
+                repo_id=repo_id,
+                repo_type="model",
+                commit_message=f"mmdeepfake run {run_id}",
+            )
         except Exception as exc:  # noqa: BLE001 - network, auth and hub errors alike
             raise MmDeepfakeError(
                 f"pushing run {run_id} to the Hub repo {repo_id} failed ({type(exc).__name__}: "
@@ -41,6 +45,7 @@ def push_run_model(storage: Storage, run_id: str, repo_id: str) -> str:
             ) from None
     import logging
 
-    logging.getLogger("mmdeepfake.train").info("pushed the best model of run %s to %s",
-                                                run_id, repo_id)
+    logging.getLogger("mmdeepfake.train").info(
+        "pushed the best model of run %s to %s", run_id, repo_id
+    )
     return f"https://huggingface.co/{repo_id}"

@@ -96,7 +96,9 @@ class MemoryGuard:
         if budget_bytes and int(budget_bytes) > machine:
             log.warning(
                 "memory guard: --memory-budget %s is more than this machine's %s; using %s",
-                format_bytes(int(budget_bytes)), format_bytes(machine), format_bytes(machine),
+                format_bytes(int(budget_bytes)),
+                format_bytes(machine),
+                format_bytes(machine),
             )
             budget_bytes = machine
         self.limit_bytes = int(budget_bytes) if budget_bytes else machine
@@ -133,9 +135,11 @@ class MemoryGuard:
 
     def describe(self) -> str:
         what = "--memory-budget" if self.budget_given else "machine memory"
-        return (f"memory guard: {what} {format_bytes(self.limit_bytes)}, cap "
-                f"{format_bytes(self.cap_bytes)} (80%), aiming at {format_bytes(self.target_bytes)} "
-                f"(70%)")
+        return (
+            f"memory guard: {what} {format_bytes(self.limit_bytes)}, cap "
+            f"{format_bytes(self.cap_bytes)} (80%), aiming at {format_bytes(self.target_bytes)} "
+            f"(70%)"
+        )
 
     def check(self, step: int) -> int:
         """Sample memory after a step; return the batch size to use next.
@@ -174,7 +178,11 @@ class MemoryGuard:
         self.changes.append((step, old, self.batch_size))
         log.warning(
             "memory guard: step %d uses %s, above the %s aim; batch size %d -> %d",
-            step, format_bytes(rss), format_bytes(self.target_bytes), old, self.batch_size,
+            step,
+            format_bytes(rss),
+            format_bytes(self.target_bytes),
+            old,
+            self.batch_size,
         )
         gc.collect()
 
@@ -182,11 +190,18 @@ class MemoryGuard:
         """The samples as CSV (step, time_s, rss_bytes, batch_size, cap_bytes, target_bytes)."""
         buf = io.StringIO()
         writer = csv.writer(buf)
-        writer.writerow(["step", "time_s", "rss_bytes", "batch_size", "cap_bytes",
-                         "target_bytes"])
+        writer.writerow(["step", "time_s", "rss_bytes", "batch_size", "cap_bytes", "target_bytes"])
         for s in self.samples:
-            writer.writerow([s.step, f"{s.time:.3f}", s.rss_bytes, s.batch_size, self.cap_bytes,
-                             self.target_bytes])
+            writer.writerow(
+                [
+                    s.step,
+                    f"{s.time:.3f}",
+                    s.rss_bytes,
+                    s.batch_size,
+                    self.cap_bytes,
+                    self.target_bytes,
+                ]
+            )
         return buf.getvalue()
 
     def samples_for_plot(self) -> list[dict]:
