@@ -209,6 +209,21 @@ def test_model_fuse_reports_the_consistency_of_face_against_voice():
 
 
 @pytest.mark.slow
+def test_model_fuse_reports_the_adaptive_weights_of_face_and_voice():
+    torch.manual_seed(0)
+    model = EmotionConsistencyModel(fusion="adaptive", **TINY_ARCH).eval()
+    image, audio = encoder_output(32, 4, seed=7), encoder_output(32, 5, seed=8)
+    with torch.no_grad():
+        out = model.fuse(image, audio)
+        scores = model.fusion.unimodal_logits(image, audio)
+    # alpha = softmax(tau * confidence) over (image, audio), confidence = max(p, 1 - p).
+    p = torch.sigmoid(torch.stack([scores["image"], scores["audio"]], dim=-1))
+    expected = torch.softmax(model.fusion.tau * torch.maximum(p, 1 - p), dim=-1)
+    assert out.fusion_weights is not None
+    torch.testing.assert_close(out.fusion_weights, expected)
+    torch.testing.assert_close(out.fusion_weights.sum(-1), torch.ones(3))
+
+
 def test_mid_fusion_classifier_sees_the_right_features():
     torch.manual_seed(0)
     fusion = create_fusion("mid", image_dim=12, audio_dim=20, hidden=16).eval()
