@@ -100,7 +100,12 @@ TARGETS: dict[str, Target] = {
     ),
     "metrics": Target(
         ("src/mmdeepfake/metrics.py",),
-        ("tests/test_evaluate_metrics.py", "tests/test_properties.py", "tests/test_core_values.py"),
+        (
+            "tests/test_evaluate_metrics.py",
+            "tests/test_metrics_values.py",
+            "tests/test_properties.py",
+            "tests/test_core_values.py",
+        ),
     ),
     "calibration": Target(
         ("src/mmdeepfake/calibration.py",),
