@@ -1,0 +1,1 @@
+"""Dataset preparation: public audio-visual deepfake datasets into the training layout."""
