@@ -68,7 +68,12 @@ TARGETS: dict[str, Target] = {
     # suppression of the cascade. The networks' layers are left out.
     "faces": Target(
         ("src/mmdeepfake/media/faces.py",),
-        ("tests/test_media_faces.py", "tests/test_properties.py", "tests/test_core_values.py"),
+        (
+            "tests/test_media_faces.py",
+            "tests/test_faces_values.py",
+            "tests/test_properties.py",
+            "tests/test_core_values.py",
+        ),
         (
             "mmdeepfake.media.faces.x_box_iou__*",
             "mmdeepfake.media.faces.x_nms__*",
