@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from mmdeepfake.data.layout import clip_id as layout_clip_id
-from mmdeepfake.data.storage import LocalStorage
+from mmdeepfake.data.storage import LocalStorage, open_storage
 from mmdeepfake.errors import ConfigError, DatasetError
 from mmdeepfake.prepare.clips import CLIP_ID_PATTERN, FORMATS, Clip, list_clips, read_dataset
 from mmdeepfake.prepare.formats.common import unique_ids
@@ -342,6 +344,28 @@ def test_avdeepfake1m_reads_flags_and_refuses_unknown_kinds(tmp_path: Path) -> N
     (root / "train_metadata.json").write_text(json.dumps(entries))
     with pytest.raises(DatasetError, match=r"train_metadata.json: .*modify_type 'lip_modified'"):
         list_clips("avdeepfake1m", LocalStorage(root))
+
+
+# --- the same listing from S3 ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "make"),
+    [
+        ("fakeavceleb", make_fakeavceleb),
+        ("dfdc", make_dfdc),
+        ("lavdf", make_lavdf),
+        ("avdeepfake1m", make_avdeepfake1m),
+    ],
+)
+def test_a_dataset_in_s3_lists_as_on_disk(
+    name: str, make: Callable[..., Path], tmp_path: Path, s3_bucket: Any
+) -> None:
+    root = make(tmp_path, identities=2)
+    bucket = open_storage(s3_bucket.uri(f"raw/{root.name}/"), endpoint_url=s3_bucket.endpoint_url)
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        bucket.write_bytes(path.relative_to(root).as_posix(), path.read_bytes())
+    assert read_dataset(name, bucket) == read_dataset(name, LocalStorage(root))
 
 
 # --- splits ------------------------------------------------------------------------------------
