@@ -420,16 +420,22 @@ def test_missing_official_parts_are_carved_from_train_by_group(tmp_path: Path) -
     )
     assigned = assign_splits(dfdc, (0.6, 0.2, 0.2), seed=1)
     assert all(len(s) == 1 for s in splits_of_people(assigned).values())
-    assert set(Counter(c.split for c in assigned)) == {"train", "validate", "test"}
+    counts = Counter(c.split for c in assigned)
+    for name, share in (("train", 0.6), ("validate", 0.2), ("test", 0.2)):
+        assert abs(counts[name] - share * len(dfdc)) <= 4  # the largest group: 3 + broken
 
-    av = list_clips("avdeepfake1m", LocalStorage(make_avdeepfake1m(tmp_path, identities=12)))
+    av = list_clips("avdeepfake1m", LocalStorage(make_avdeepfake1m(tmp_path, identities=30)))
     carved = by_source(assign_splits(av, (0.8, 0.1, 0.1)))
     for clip in av:
         if clip.split == "validate":
             assert carved[clip.source].split == "validate"
         else:
             assert carved[clip.source].split in ("train", "test")
-    assert {c.split for c in carved.values()} == {"train", "validate", "test"}
+    counts = Counter(c.split for c in carved.values())
+    official_train = sum(c.split == "train" for c in av)
+    # Only test is missing: it takes 0.1 / (0.8 + 0.1) of the official train clips.
+    assert abs(counts["test"] - official_train / 9) <= 3
+    assert counts["validate"] == sum(c.split == "validate" for c in av)
     assert all(len(s) == 1 for s in splits_of_people(list(carved.values())).values())
 
 
