@@ -248,6 +248,9 @@ def test_the_silence_audit_shows_a_scorer_leaning_on_leading_silence(
     assert silence["drop"] == pytest.approx(silence["auc"] - silence["auc_trimmed"])
     assert silence["drop"] >= 0.3
     assert silence["pairs"] == silence["pairs_trimmed"] == result.summary["n"]
+    audio_head = next(r for r in result.summary["ablation"] if r["name"] == "audio head")
+    assert silence["audio_head_auc"] == pytest.approx(audio_head["roc_auc"])
+    assert silence["audio_head_auc_trimmed"] != silence["audio_head_auc"]
     assert "only the audio was trimmed" in silence["frames"]
     assert json.loads((out / "metrics.json").read_text())["audit"]["silence"] == silence
     page = (out / "index.html").read_text()

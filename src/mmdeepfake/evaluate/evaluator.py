@@ -529,7 +529,9 @@ def silence_audit(
 
     ``drop`` is ``auc - auc_trimmed``: a large drop means the scores lean on leading or
     trailing silence, which tells the fakes of some datasets from their real clips by itself.
-    Frames in ``frames/`` carry no timestamps, so every frame is kept and only audio changes.
+    The audio head's AUC before and after is given too: its voice path can lean on silence
+    while the fused score, weighing the face more, barely moves. Frames in ``frames/`` carry
+    no timestamps, so every frame is kept and only audio changes.
     """
     auc = M.roc_auc(scores.labels, sigmoid(scores.logits / temperature))
     auc_trimmed = M.roc_auc(trimmed.labels, sigmoid(trimmed.logits / temperature))
@@ -537,6 +539,8 @@ def silence_audit(
         "auc": auc,
         "auc_trimmed": auc_trimmed,
         "drop": auc - auc_trimmed,
+        "audio_head_auc": M.roc_auc(scores.labels, scores.variants["audio head"]),
+        "audio_head_auc_trimmed": M.roc_auc(trimmed.labels, trimmed.variants["audio head"]),
         "pairs": len(scores),
         "pairs_trimmed": len(trimmed),
         "threshold_db": SILENCE_THRESHOLD_DB,
@@ -618,7 +622,7 @@ def metrics_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
     for audit, row in summary.get("audit", {}).items():
         rows += [
             {"section": "audit", "name": audit, "metric": key, "value": row[key]}
-            for key in ("auc", "auc_trimmed", "drop")
+            for key in ("auc", "auc_trimmed", "drop", "audio_head_auc", "audio_head_auc_trimmed")
         ]
     return rows
 
@@ -843,7 +847,8 @@ def _label_tables(summary: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]
         row = summary["audit"]["silence"]
         tables["Shortcut audit: leading and trailing silence trimmed (drop = AUC lost)"] = [
             {
-                **{k: row[k] for k in ("auc", "auc_trimmed", "drop", "pairs", "pairs_trimmed")},
+                **{k: row[k] for k in ("auc", "auc_trimmed", "drop")},
+                **{k: row[k] for k in ("audio_head_auc", "audio_head_auc_trimmed", "pairs")},
                 "silence": f"frames {row['threshold_db']:g} dB under the loudest, "
                 f"at least {row['min_seconds']:g} s kept",
                 "frames": row["frames"],
