@@ -13,6 +13,12 @@ disk) runs each encoder once per batch and then the cheap fusion block several t
   view, i.e. the face/voice pairing; the face or voice emotion logits; the face or voice
   embeddings) is shuffled across the samples of a batch. Batches are drawn in a shuffled
   order, so a shuffle within a batch mixes real and fake samples.
+
+Where the dataset's labels/clips.csv names categories, the scores are also broken down per
+category and each single-modality head is scored against its own modality's label
+(:func:`category_summary`); ``audit=("silence",)`` scores the split a second time with the
+silence at both ends of every recording trimmed, to show whether the scores lean on it
+(:func:`silence_audit`).
 """
 
 from __future__ import annotations
