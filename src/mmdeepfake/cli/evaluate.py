@@ -94,6 +94,14 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         help="seed of the pairing and of the permutations (default: 0)",
     )
     parser.add_argument(
+        "--audit",
+        action="append",
+        choices=("silence",),  # mmdeepfake.evaluate.evaluator.AUDITS, not imported at parse time
+        default=[],
+        help="score the split again with a shortcut taken away and report the AUC change: "
+        "'silence' trims leading and trailing silence from every recording (default: none)",
+    )
+    parser.add_argument(
         "--no-progress",
         action="store_true",
         help="hide the progress bar (default: shown when stderr is a terminal)",
@@ -146,6 +154,23 @@ def format_table(summary: dict[str, Any]) -> str:
         f"{row['bound']:<22g}{_fmt(row['coverage']):>10}{_fmt(row['accuracy']):>10}"
         for row in summary["abstention"]
     ]
+    if summary.get("by_category"):
+        lines += ["", f"{'category':<22}{'pairs':>10}{'ROC-AUC':>10}{'accuracy':>10}{'EER':>10}"]
+        lines += [
+            f"{name:<22}{row['n']:>10}{_fmt(row['roc_auc']):>10}"
+            f"{_fmt(row['accuracy']):>10}{_fmt(row['eer']):>10}"
+            for name, row in summary["by_category"].items()
+        ]
+    silence = summary.get("audit", {}).get("silence")
+    if silence:
+        lines += [
+            "",
+            (
+                f"silence audit: ROC-AUC {_fmt(silence['auc'])} -> "
+                f"{_fmt(silence['auc_trimmed'])} with leading/trailing silence trimmed "
+                f"(drop {_fmt(silence['drop'])})"
+            ),
+        ]
     if "note" in m:
         lines += ["", f"note: {m['note']}"]
     lines += ["", "clips: each clip's score is the mean fake probability of its pairs"]
@@ -171,6 +196,7 @@ def _main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
         batch_size=args.batch_size,
         seed=args.seed,
         progress=not args.no_progress,
+        audit=tuple(dict.fromkeys(args.audit)),
     )
     print(format_table(result.summary))
     print(f"\nwritten to {result.output_uri} (open index.html)")

@@ -187,12 +187,22 @@ def decode_face(
     return tensor[0], detected
 
 
-def decode_voice(data: bytes) -> torch.Tensor:
-    """Voice recording bytes -> one (WINDOW_SAMPLES,) window at 16 kHz (centre crop or pad)."""
+def decode_voice(data: bytes, *, trim_silence: bool = False) -> torch.Tensor:
+    """Voice recording bytes -> one (WINDOW_SAMPLES,) window at 16 kHz (centre crop or pad).
+
+    ``trim_silence`` cuts the recording's leading and trailing silence first
+    (:func:`mmdeepfake.media.silence.trim_silence`), for the evaluator's silence audit.
+    """
     from mmdeepfake.media.decode import load_audio
     from mmdeepfake.media.features import SAMPLE_RATE, fit_window
 
-    return fit_window(load_audio(data, sample_rate=SAMPLE_RATE))
+    wave = load_audio(data, sample_rate=SAMPLE_RATE)
+    if trim_silence:
+        from mmdeepfake.media.silence import trim_silence as find_sound
+
+        start, end = find_sound(wave, SAMPLE_RATE)
+        wave = wave[start:end]
+    return fit_window(wave)
 
 
 def shard_indices(
@@ -244,8 +254,10 @@ class StreamingPairDataset(IterableDataset):
         equal_shards: bool = True,
         face_margin: float | None = None,
         preprocess: PreprocessConfig | None = None,
+        trim_silence: bool = False,
     ) -> None:
         self.storage = storage
+        self.trim_silence = trim_silence
         self.face_margin = face_margin
         self.preprocess = preprocess
         self.samples = list(samples)
@@ -297,7 +309,7 @@ class StreamingPairDataset(IterableDataset):
         try:
             faces, face_detected = decode_face(self.reader(key), self.face_margin, self.preprocess)
             key = sample.audio_key
-            wave = decode_voice(self.reader(key))
+            wave = decode_voice(self.reader(key), trim_silence=self.trim_silence)
         except KeyNotFoundError as exc:
             return SkippedSample(key=key, reason=f"{type(exc).__name__}: {exc}")
         except StorageError:
@@ -372,6 +384,7 @@ def build_split_loader(
     equal_shards: bool = True,
     face_margin: float | None = None,
     preprocess: PreprocessConfig | None = None,
+    trim_silence: bool = False,
 ) -> DataLoader:
     """A DataLoader over one split of a scanned dataset (pairs drawn with ``seed``).
 
@@ -379,7 +392,9 @@ def build_split_loader(
     Pass ``samples`` to reuse pairs already drawn (so a log can count true pairs once).
     ``equal_shards`` trims every rank to the same sample count (needed for training steps
     under DDP); turn it off to score every sample of a split across ranks. ``face_margin`` and
-    ``preprocess`` crop and normalise faces as the model does (see :func:`decode_face`).
+    ``preprocess`` crop and normalise faces as the model does (see :func:`decode_face`);
+    ``trim_silence`` drops each recording's leading and trailing silence (see
+    :func:`decode_voice`).
     """
     if samples is None:
         from mmdeepfake.data.layout import pair_samples
@@ -397,6 +412,7 @@ def build_split_loader(
         equal_shards=equal_shards,
         face_margin=face_margin,
         preprocess=preprocess,
+        trim_silence=trim_silence,
     )
     return DataLoader(
         dataset,

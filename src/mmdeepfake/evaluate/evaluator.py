@@ -13,6 +13,12 @@ disk) runs each encoder once per batch and then the cheap fusion block several t
   view, i.e. the face/voice pairing; the face or voice emotion logits; the face or voice
   embeddings) is shuffled across the samples of a batch. Batches are drawn in a shuffled
   order, so a shuffle within a batch mixes real and fake samples.
+
+Where the dataset's labels/clips.csv names categories, the scores are also broken down per
+category and each single-modality head is scored against its own modality's label
+(:func:`category_summary`); ``audit=("silence",)`` scores the split a second time with the
+silence at both ends of every recording trimmed, to show whether the scores lean on it
+(:func:`silence_audit`).
 """
 
 from __future__ import annotations
@@ -38,11 +44,13 @@ from mmdeepfake.calibration import (
     expected_calibration_error,
     sigmoid,
 )
-from mmdeepfake.data.layout import DatasetIndex, clip_id, scan_dataset
+from mmdeepfake.data.clip_labels import ClipLabel, read_clip_labels
+from mmdeepfake.data.layout import LABEL_NAMES, DatasetIndex, clip_id, scan_dataset
 from mmdeepfake.data.storage import Storage, open_storage
 from mmdeepfake.data.streaming import build_split_loader
 from mmdeepfake.errors import ConfigError, DatasetError
 from mmdeepfake.loading import load_detector
+from mmdeepfake.media.silence import SILENCE_MIN_SECONDS, SILENCE_THRESHOLD_DB
 from mmdeepfake.outputs import output_root
 from mmdeepfake.reports import plots
 from mmdeepfake.reports.report import build_report
@@ -69,6 +77,12 @@ PERMUTATIONS: dict[str, str] = {
     "face embedding": "face embedding and tokens shuffled",
     "voice embedding": "voice embedding and tokens shuffled",
 }
+#: Shortcut audits of ``evaluate(audit=...)``: name -> what is taken away before rescoring.
+AUDITS: dict[str, str] = {
+    "silence": "leading and trailing silence trimmed from every recording",
+}
+#: Per-modality labels of labels/clips.csv, by the head scored against them.
+MODALITY_LABELS: dict[str, str] = {"image": "visual_fake", "audio": "audio_fake"}
 EVALUATION_PLOTS = (
     "confusion_matrix",
     "roc_curve",
@@ -179,8 +193,13 @@ def score_split(
     prefetch: int = 8,
     s3_reader: str = "auto",
     progress: bool = False,
+    trim_silence: bool = False,
 ) -> SplitScores:
-    """Run the detector, its ablations and permutations over every pair of ``split``."""
+    """Run the detector, its ablations and permutations over every pair of ``split``.
+
+    ``trim_silence`` scores each recording without its leading and trailing silence (the
+    silence audit; see :func:`mmdeepfake.media.silence.trim_silence`).
+    """
     loader = build_split_loader(
         storage,
         index,
@@ -193,6 +212,7 @@ def score_split(
         s3_reader=s3_reader,
         face_margin=detector.face_margin,
         preprocess=detector.preprocess,
+        trim_silence=trim_silence,
     )
     model = detector.model
     device = detector.device
@@ -418,6 +438,123 @@ def domain_summary(scores: SplitScores) -> dict[str, Any]:
     return result
 
 
+def _modality_auc(labels: Sequence[bool | None], probs: np.ndarray, column: str) -> dict[str, Any]:
+    """ROC-AUC of one head's probabilities against a per-modality label (given rows only)."""
+    given = np.array([v is not None for v in labels], dtype=bool)
+    y = np.array([bool(v) for v in labels], dtype=np.int64)[given]
+    row: dict[str, Any] = {
+        "label": column,
+        "n": int(given.sum()),
+        "n_fake": int(y.sum()),
+        "roc_auc": M.roc_auc(y, probs[given]),
+    }
+    if math.isnan(row["roc_auc"]):
+        row["note"] = f"{column} takes one value here: ROC-AUC undefined"
+    return row
+
+
+def category_summary(
+    scores: SplitScores,
+    clip_labels: Mapping[str, ClipLabel],
+    *,
+    temperature: float = 1.0,
+    threshold: float = 0.5,
+) -> dict[str, Any]:
+    """Metrics per category of labels/clips.csv, and of each head against its modality's label.
+
+    A pair belongs to the clip of its face file (:func:`~mmdeepfake.data.layout.clip_id`).
+    Categories usually hold one class (FakeAVCeleb's ``A`` is real, ``B``-``D`` fake), so a
+    category is ranked against the split's pairs of the class it lacks, as the datasets' own
+    papers report it: a category of fakes against every real pair, a category of reals
+    against every fake pair; a category holding both classes is scored on its own.
+
+    ``by_category[c]``: ``n``, ``clips``, ``n_real``, ``n_fake`` count the category's own
+    pairs; ``accuracy`` (at ``threshold``) is over them; ``roc_auc`` and ``eer`` over the
+    ranked set (``ranked_against`` says which); ``image_head_auc`` (the image head against
+    ``visual_fake``) and ``audio_head_auc`` (the audio head against ``audio_fake``) over the
+    same set, where the column is given. Undefined values are NaN with a ``note``.
+    ``by_modality`` scores each head over every listed pair; ``unlisted_pairs`` counts pairs
+    whose clip has no row (left out of both).
+    """
+    probs = _ablation_scores(scores, temperature)
+    rows = [clip_labels.get(clip_id(key)) for key in scores.image_keys]
+    listed = np.array([r is not None for r in rows], dtype=bool)
+    known = [r for r in rows if r is not None]
+    heads = {m: probs[f"{m} head"][listed] for m in MODALITY_LABELS}
+    labels = {m: [getattr(r, col) for r in known] for m, col in MODALITY_LABELS.items()}
+    y, detector = scores.labels[listed], probs["detector"][listed]
+    category = np.array([r.category for r in known], dtype=object)
+    by_category: dict[str, Any] = {}
+    for name in sorted(set(category.tolist())):
+        inside = category == name
+        own = M.compute_metrics(y[inside], detector[inside], threshold)
+        ranked, against = inside, "itself"
+        if own["n_real"] == 0 or own["n_fake"] == 0:
+            missing = 0 if own["n_real"] == 0 else 1
+            ranked = inside | (y == missing)
+            against = f"all {LABEL_NAMES[missing]} pairs of the split"
+        eer, _ = M.equal_error_rate(y[ranked], detector[ranked])
+        row: dict[str, Any] = {
+            "n": own["n"],
+            "clips": len({r.clip_id for r, keep in zip(known, inside) if keep}),
+            "n_real": own["n_real"],
+            "n_fake": own["n_fake"],
+            "accuracy": own["accuracy"],
+            "roc_auc": M.roc_auc(y[ranked], detector[ranked]),
+            "eer": eer,
+            "ranked_against": against,
+        }
+        notes = []
+        if math.isnan(row["roc_auc"]):
+            notes.append("the split has no pair of the other class: ROC-AUC and EER undefined")
+        for modality, column in MODALITY_LABELS.items():
+            values = [v for v, keep in zip(labels[modality], ranked) if keep]
+            if any(v is not None for v in values):
+                head = _modality_auc(values, heads[modality][ranked], column)
+                row[f"{modality}_head_auc"] = head["roc_auc"]
+                notes += [head["note"]] if "note" in head else []
+        if notes:
+            row["note"] = "; ".join(notes)
+        by_category[name] = row
+    by_modality = {
+        modality: _modality_auc(labels[modality], heads[modality], column)
+        for modality, column in MODALITY_LABELS.items()
+        if any(v is not None for v in labels[modality])
+    }
+    return {
+        "by_category": by_category,
+        "by_modality": by_modality,
+        "unlisted_pairs": int((~listed).sum()),
+    }
+
+
+def silence_audit(
+    scores: SplitScores, trimmed: SplitScores, *, temperature: float = 1.0
+) -> dict[str, Any]:
+    """The detector's ROC-AUC over pairs with and without the recordings' silence at the ends.
+
+    ``drop`` is ``auc - auc_trimmed``: a large drop means the scores lean on leading or
+    trailing silence, which tells the fakes of some datasets from their real clips by itself.
+    The audio head's AUC before and after is given too: its voice path can lean on silence
+    while the fused score, weighing the face more, barely moves. Frames in ``frames/`` carry
+    no timestamps, so every frame is kept and only audio changes.
+    """
+    auc = M.roc_auc(scores.labels, sigmoid(scores.logits / temperature))
+    auc_trimmed = M.roc_auc(trimmed.labels, sigmoid(trimmed.logits / temperature))
+    return {
+        "auc": auc,
+        "auc_trimmed": auc_trimmed,
+        "drop": auc - auc_trimmed,
+        "audio_head_auc": M.roc_auc(scores.labels, scores.variants["audio head"]),
+        "audio_head_auc_trimmed": M.roc_auc(trimmed.labels, trimmed.variants["audio head"]),
+        "pairs": len(scores),
+        "pairs_trimmed": len(trimmed),
+        "threshold_db": SILENCE_THRESHOLD_DB,
+        "min_seconds": SILENCE_MIN_SECONDS,
+        "frames": "kept: frames/ files carry no timestamps, so only the audio was trimmed",
+    }
+
+
 def metrics_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The summary flattened to ``section, name, metric, value`` rows (for metrics.csv)."""
     rows: list[dict[str, Any]] = []
@@ -477,6 +614,22 @@ def metrics_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
                     "value": row[key],
                 }
             )
+    for category, row in summary.get("by_category", {}).items():
+        rows += [
+            {"section": "by_category", "name": category, "metric": key, "value": value}
+            for key, value in row.items()
+            if key not in ("note", "ranked_against")
+        ]
+    for modality, row in summary.get("by_modality", {}).items():
+        rows += [
+            {"section": "by_modality", "name": modality, "metric": key, "value": row[key]}
+            for key in ("n", "n_fake", "roc_auc")
+        ]
+    for audit, row in summary.get("audit", {}).items():
+        rows += [
+            {"section": "audit", "name": audit, "metric": key, "value": row[key]}
+            for key in ("auc", "auc_trimmed", "drop", "audio_head_auc", "audio_head_auc_trimmed")
+        ]
     return rows
 
 
@@ -638,6 +791,11 @@ def write_outputs(
             f"{len(scores.skipped)} sample(s) could not be read and were skipped "
             f"(first: {scores.skipped[0][0]}: {scores.skipped[0][1]})"
         )
+    if summary.get("unlisted_pairs"):
+        notes.append(
+            f"{summary['unlisted_pairs']} pair(s) belong to clips without a row in "
+            "labels/clips.csv and are left out of the per-category tables"
+        )
     page = build_report(
         title,
         summary=facts,
@@ -664,6 +822,7 @@ def write_outputs(
             "Calibration": calibration,
             "Abstention (answer only when confidence >= bound)": summary["abstention"],
             "Emotion accuracy (where labels exist)": emotion,
+            **_label_tables(summary),
         },
         figures=figure_paths,
         curves=(y, calibrated, heads) if both_classes else None,
@@ -672,6 +831,36 @@ def write_outputs(
     out.write_text("index.html", page)
     written.append("index.html")
     return written
+
+
+def _label_tables(summary: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The report's per-category, per-modality and audit tables (where they were computed)."""
+    tables: dict[str, list[dict[str, Any]]] = {}
+    if "by_category" in summary:
+        columns = [
+            *("n", "clips", "n_real", "n_fake", "accuracy", "roc_auc", "eer"),
+            *("ranked_against", "image_head_auc", "audio_head_auc", "note"),
+        ]
+        tables["By category (labels/clips.csv; image head vs visual_fake, audio vs audio_fake)"] = [
+            {"category": name, **{k: row.get(k) for k in columns}}
+            for name, row in summary["by_category"].items()
+        ]
+    if summary.get("by_modality"):
+        tables["Each head against its own modality's label, all categories"] = [
+            {"head": modality, **row} for modality, row in summary["by_modality"].items()
+        ]
+    if "silence" in summary.get("audit", {}):
+        row = summary["audit"]["silence"]
+        tables["Shortcut audit: leading and trailing silence trimmed (drop = AUC lost)"] = [
+            {
+                **{k: row[k] for k in ("auc", "auc_trimmed", "drop")},
+                **{k: row[k] for k in ("audio_head_auc", "audio_head_auc_trimmed", "pairs")},
+                "silence": f"frames {row['threshold_db']:g} dB under the loudest, "
+                f"at least {row['min_seconds']:g} s kept",
+                "frames": row["frames"],
+            }
+        ]
+    return tables
 
 
 # --- the whole evaluation ----------------------------------------------------------------------
@@ -709,12 +898,20 @@ def evaluate(
     num_workers: int = 0,
     prefetch: int = 8,
     progress: bool = False,
+    audit: Sequence[str] = (),
 ) -> EvaluationResult:
     """Evaluate a detector (object, folder, hub id, S3 folder or ``starter``) on one split.
 
     Writes to ``output`` (a folder or ``s3://`` URI; default :func:`default_output`) unless
-    ``write`` is False. The detector's own threshold and temperature are used.
+    ``write`` is False. The detector's own threshold and temperature are used. Where the
+    dataset has a labels/clips.csv with categories, the summary gains ``by_category`` and
+    ``by_modality`` (:func:`category_summary`). ``audit`` names shortcut audits from
+    ``AUDITS``; ``"silence"`` scores the split again with the silence at both ends of every
+    recording trimmed and adds ``audit.silence`` (:func:`silence_audit`).
     """
+    unknown = [name for name in audit if name not in AUDITS]
+    if unknown:
+        raise ConfigError(f"unknown audit {', '.join(unknown)}; choose from {', '.join(AUDITS)}")
     storage, index = open_dataset(
         bucket=bucket, prefix=prefix, endpoint_url=endpoint_url, data_dir=data_dir
     )
@@ -743,6 +940,32 @@ def evaluate(
         threshold=detector.threshold,
         abstain_bounds=abstain_bounds,
     )
+    clip_labels = read_clip_labels(storage, index)
+    if clip_labels is not None:
+        summary.update(
+            category_summary(
+                scores,
+                clip_labels,
+                temperature=detector.temperature,
+                threshold=detector.threshold,
+            )
+        )
+    if "silence" in audit:
+        trimmed = score_split(
+            detector,
+            storage,
+            index,
+            split,
+            batch_size=batch_size,
+            seed=seed,
+            num_workers=num_workers,
+            prefetch=prefetch,
+            progress=progress,
+            trim_silence=True,
+        )
+        summary["audit"] = {
+            "silence": silence_audit(scores, trimmed, temperature=detector.temperature)
+        }
     facts = {
         "model": getattr(detector, "name", "detector"),
         "fusion": detector.fusion_name,

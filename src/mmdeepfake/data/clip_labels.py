@@ -1,0 +1,113 @@
+"""Per-clip ground truth from ``labels/clips.csv``, as ``mmdeepfake-prepare`` writes it.
+
+One row per clip with the columns ``clip_id, split, label, category, visual_fake, audio_fake,
+identity, source``: the dataset's own category (FakeAVCeleb ``A``-``D``, ...), whether the
+face and the voice were manipulated (``true``/``false``, empty where the dataset does not
+say), the person shown and the video the clip came from. Evaluation reads it to report metrics
+per category and per modality.
+
+``mmdeepfake-synth`` writes a ``labels/clips.csv`` of its own (emotions and artefacts, no
+``category`` column); :func:`read_clip_labels` returns None for it, as for a dataset without
+the file, so evaluation of synthetic data is unchanged.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+
+from mmdeepfake.data.layout import CLIPS_CSV, LABEL_NAMES, SPLITS, DatasetIndex
+from mmdeepfake.data.storage import Storage
+from mmdeepfake.errors import DatasetError
+
+__all__ = ["ClipLabel", "parse_clip_labels", "read_clip_labels"]
+
+REQUIRED_COLUMNS = ("clip_id", "split", "label", "category")
+_BOOLEANS = {"true": True, "false": False, "": None}
+
+
+@dataclass(frozen=True)
+class ClipLabel:
+    """What ``labels/clips.csv`` says about one clip (``None``: the dataset does not say)."""
+
+    clip_id: str
+    split: str
+    label: str
+    category: str
+    visual_fake: bool | None = None
+    audio_fake: bool | None = None
+    identity: str | None = None
+    source: str | None = None
+
+
+def _flag(value: str, column: str, where: str) -> bool | None:
+    try:
+        return _BOOLEANS[value.strip().lower()]
+    except KeyError:
+        raise DatasetError(
+            f"{where}: {column} is {value!r}; write true, false or leave it empty"
+        ) from None
+
+
+def parse_clip_labels(text: str, *, source: str = CLIPS_CSV) -> dict[str, ClipLabel]:
+    """``{clip_id: ClipLabel}`` from the text of a clips.csv; DatasetError naming a bad row.
+
+    The header must hold ``clip_id, split, label, category``; ``visual_fake``, ``audio_fake``,
+    ``identity`` and ``source`` are read where present. A clip id may appear once.
+    """
+    reader = csv.DictReader(io.StringIO(text))
+    columns = [c.strip() for c in reader.fieldnames or []]
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    if missing:
+        raise DatasetError(
+            f"{source} has no column {', '.join(missing)} (header: {','.join(columns)!r}); "
+            f"expected at least {','.join(REQUIRED_COLUMNS)}"
+        )
+    reader.fieldnames = columns
+    table: dict[str, ClipLabel] = {}
+    for line_no, row in enumerate(reader, start=2):
+        cells = {k: (v or "").strip() for k, v in row.items() if k is not None}
+        if not any(cells.values()):
+            continue
+        clip = cells["clip_id"]
+        where = f"{source} line {line_no} (clip {clip or '?'})"
+        if not clip:
+            raise DatasetError(f"{where}: clip_id is empty")
+        if clip in table:
+            raise DatasetError(f"{where}: clip id {clip!r} appears twice; clip ids are unique")
+        if cells["label"] not in LABEL_NAMES:
+            raise DatasetError(f"{where}: label is {cells['label']!r}; use real or fake")
+        if cells["split"] not in SPLITS:
+            raise DatasetError(
+                f"{where}: split is {cells['split']!r}; use one of {', '.join(SPLITS)}"
+            )
+        if not cells["category"]:
+            raise DatasetError(f"{where}: category is empty")
+        table[clip] = ClipLabel(
+            clip_id=clip,
+            split=cells["split"],
+            label=cells["label"],
+            category=cells["category"],
+            visual_fake=_flag(cells.get("visual_fake", ""), "visual_fake", where),
+            audio_fake=_flag(cells.get("audio_fake", ""), "audio_fake", where),
+            identity=cells.get("identity") or None,
+            source=cells.get("source") or None,
+        )
+    return table
+
+
+def read_clip_labels(storage: Storage, index: DatasetIndex) -> dict[str, ClipLabel] | None:
+    """The clips.csv of a scanned dataset, or None when it has none or it is synth's own.
+
+    A file without a ``category`` column is ``mmdeepfake-synth``'s per-clip record, which
+    carries no categories; any other file must be valid (:func:`parse_clip_labels`).
+    """
+    key = index.prefix + CLIPS_CSV
+    if not storage.exists(key):
+        return None
+    text = storage.read_bytes(key).decode("utf-8-sig")
+    header = next(csv.reader(io.StringIO(text)), [])
+    if "category" not in (cell.strip() for cell in header):
+        return None
+    return parse_clip_labels(text, source=storage.uri(key))
