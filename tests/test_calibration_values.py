@@ -176,3 +176,9 @@ def test_calibration_summary_values_and_binning():
     assert default["ece_after"] == pytest.approx(C.expected_calibration_error(after, y, 15))
     assert default["ece_after"] != pytest.approx(C.expected_calibration_error(after, y, 16))
     assert summary["abstention"][0]["kept"] == int((np.maximum(after, 1 - after) >= 0.6).sum())
+
+
+def test_sigmoid_of_whole_numbers_is_a_probability():
+    np.testing.assert_allclose(
+        C.sigmoid([0, 2, -2]), [0.5, 1 / (1 + math.exp(-2)), 1 / (1 + math.exp(2))]
+    )
