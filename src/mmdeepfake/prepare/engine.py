@@ -225,6 +225,8 @@ def _worker_died(clip: Clip, exitcode: int | None) -> ClipOutcome:
 def _outcomes(
     clips: list[Clip], source: Storage, dest: Storage, workers: int, frames_per_clip: int
 ) -> Iterator[ClipOutcome]:
+    if not clips:  # a finished run re-run: not even a face detector to load
+        return
     if workers <= 1 or len(clips) <= 1:
         _init_worker(source, dest, frames_per_clip, None)
         yield from map(_prepare, clips)
