@@ -12,12 +12,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mmdeepfake.data.storage import Storage
 from mmdeepfake.errors import ConfigError, DatasetError
 
-__all__ = ["CLIP_ID_PATTERN", "FORMATS", "Clip", "list_clips", "register_format"]
+__all__ = [
+    "CLIP_ID_PATTERN",
+    "FORMATS",
+    "Clip",
+    "DatasetListing",
+    "list_clips",
+    "read_dataset",
+    "register_format",
+]
 
 #: Clip ids are written into file names of the layout (``<clip>_<k>.jpg``, ``<clip>.wav``):
 #: letters, digits and ``-`` only, so an id can never end in ``_<digits>`` and be mistaken for
@@ -63,12 +71,27 @@ class Clip:
             raise DatasetError(f"clip {self.clip_id}: split must be one of {SPLITS} or None")
 
 
-Adapter = Callable[[Storage], list[Clip]]
+@dataclass
+class DatasetListing:
+    """What an adapter found: the clips, and why anything else in the dataset was left out.
+
+    Attributes:
+        clips: one :class:`Clip` per usable video.
+        skipped: one line per video or metadata entry that gave no clip, naming the file and
+            the reason (a metadata row whose video is missing, a video no metadata labels, the
+            unlabelled official test set...), so preparation can print how much was left out.
+    """
+
+    clips: list[Clip]
+    skipped: list[str] = field(default_factory=list)
+
+
+Adapter = Callable[[Storage], DatasetListing]
 FORMATS: dict[str, Adapter] = {}
 
 
 def register_format(name: str) -> Callable[[Adapter], Adapter]:
-    """Register ``adapter(storage) -> list[Clip]`` under a ``--format`` name."""
+    """Register ``adapter(storage) -> DatasetListing`` under a ``--format`` name."""
 
     def add(adapter: Adapter) -> Adapter:
         FORMATS[name] = adapter
@@ -77,9 +100,18 @@ def register_format(name: str) -> Callable[[Adapter], Adapter]:
     return add
 
 
-def list_clips(format_name: str, storage: Storage) -> list[Clip]:
-    """The clips of the dataset at ``storage`` read by the adapter ``format_name``."""
+def read_dataset(format_name: str, storage: Storage) -> DatasetListing:
+    """The clips of the dataset at ``storage`` and what was skipped, read by ``format_name``."""
+    # The adapters register themselves on import; importing them here (not at module level)
+    # keeps the adapters free to import this module.
+    import mmdeepfake.prepare.formats  # noqa: F401
+
     adapter = FORMATS.get(format_name)
     if adapter is None:
         raise ConfigError(f"unknown dataset format {format_name!r}; known: {sorted(FORMATS)}")
     return adapter(storage)
+
+
+def list_clips(format_name: str, storage: Storage) -> list[Clip]:
+    """The clips of the dataset at ``storage`` read by the adapter ``format_name``."""
+    return read_dataset(format_name, storage).clips
