@@ -21,9 +21,9 @@ from PIL import Image
 from mmdeepfake.data.layout import pair_samples, scan_dataset
 from mmdeepfake.data.storage import open_storage
 from mmdeepfake.errors import ConfigError, DatasetError
-from mmdeepfake.prepare.clips import CLIP_ID_PATTERN, list_clips
+from mmdeepfake.prepare.clips import CLIP_ID_PATTERN, list_clips, read_dataset
 from mmdeepfake.prepare.engine import prepare_dataset
-from mmdeepfake.prepare.folders import folder_clip_ids
+from mmdeepfake.prepare.formats.folders import folder_clip_ids
 from mmdeepfake.prepare.manifest import CLIPS_COLUMNS
 
 FRAMES = 3
@@ -358,3 +358,46 @@ def test_one_epoch_trains_on_the_prepared_folder(prepared, tmp_path, capsys):
     args = ["train", "--data", str(out), "--config", "tiny", "--epochs", "1", "--no-progress"]
     assert main([*args, "--no-plots", "--output", str(tmp_path / "runs"), "--run-id", "r"]) == 0
     assert (tmp_path / "runs/r/logs/summary.json").is_file()
+
+
+# --- the public datasets' formats, on their mini trees ------------------------------------------
+
+
+@pytest.mark.parametrize("format_name", ["fakeavceleb", "dfdc", "lavdf", "avdeepfake1m"])
+def test_each_public_format_prepares_with_its_broken_file_counted(format_name, tmp_path):
+    from mmdeepfake.testing import datasets
+
+    root = getattr(datasets, f"make_{format_name}")(tmp_path / "raw")
+    listing = read_dataset(format_name, open_storage(root))
+    listed = listing.clips
+    out = tmp_path / "out"
+    summary = prepare_dataset(str(root), str(out), format_name, frames_per_clip=2)
+    assert summary.skipped["broken video"] == 1
+    assert summary.left_out == listing.skipped  # named in the summary, not prepared
+    if listing.skipped:
+        assert f"left out by the dataset's metadata: {len(listing.skipped)}" in summary.describe()
+    assert summary.written == len(listed) - sum(summary.skipped.values())
+    assert summary.written > 0
+
+    with open(out / "labels/clips.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == summary.written
+    by_id = {clip.clip_id: clip for clip in listed}
+    splits_of: dict[str, set[str]] = {}
+    for row in rows:
+        clip = by_id[row["clip_id"]]
+        assert (row["label"], row["category"], row["source"]) == (
+            clip.label,
+            clip.category,
+            clip.source,
+        )
+        expected_visual = "" if clip.visual_fake is None else str(int(clip.visual_fake))
+        assert row["visual_fake"] == expected_visual
+        assert (out / f"audio/{row['split']}/{row['label']}/{row['clip_id']}.wav").is_file()
+        if row["identity"]:
+            splits_of.setdefault(row["identity"], set()).add(row["split"])
+    assert splits_of and all(len(splits) == 1 for splits in splits_of.values())
+
+    index = scan_dataset(open_storage(out), prefix="")
+    for split in index.splits():
+        assert all(s.true_pair for s in pair_samples(index, split))

@@ -11,7 +11,6 @@ dies costs only the clip it held). Finished clips go into the destination's mani
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import random
@@ -24,29 +23,23 @@ from typing import Any
 from mmdeepfake.config import PreprocessConfig
 from mmdeepfake.data.storage import Storage, open_storage
 from mmdeepfake.errors import ConfigError, DatasetError
-from mmdeepfake.prepare.clips import FORMATS, Clip, list_clips
+from mmdeepfake.prepare.clips import Clip, read_dataset
 from mmdeepfake.prepare.extract import WRITTEN, ClipOutcome, prepare_clip
 from mmdeepfake.prepare.manifest import Manifest
 
-__all__ = ["FORMAT_MODULES", "PrepareSummary", "load_formats", "prepare_clips", "prepare_dataset"]
+__all__ = ["PrepareSummary", "prepare_clips", "prepare_dataset"]
 
 log = logging.getLogger(__name__)
 
-#: The modules that register the dataset formats (see ``register_format``).
-FORMAT_MODULES = ("mmdeepfake.prepare.folders",)
 WORKER_DIED = "worker died"
-
-
-def load_formats() -> list[str]:
-    """Import every format adapter; the names ``--format`` accepts."""
-    for module in FORMAT_MODULES:
-        importlib.import_module(module)
-    return sorted(FORMATS)
+#: Entries the format's reader left out that the summary names (all are logged).
+LEFT_OUT_SHOWN = 5
 
 
 @dataclass
 class PrepareSummary:
-    """What a preparation did: clips written, skipped by reason, found already done."""
+    """What a preparation did: clips written, skipped by reason, found already done, and the
+    dataset entries its format's reader left out (``left_out``: one line each, why)."""
 
     clips: int = 0
     written: int = 0
@@ -56,6 +49,7 @@ class PrepareSummary:
     by_split: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
     destination: str = ""
+    left_out: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
         """A few lines for the terminal."""
@@ -71,6 +65,11 @@ class PrepareSummary:
         if self.skipped:
             reasons = ", ".join(f"{why} {count}" for why, count in sorted(self.skipped.items()))
             lines.append(f"skipped {sum(self.skipped.values())} clips: {reasons}")
+        if self.left_out:
+            lines.append(f"left out by the dataset's metadata: {len(self.left_out)} entries")
+            lines += [f"  {line}" for line in self.left_out[:LEFT_OUT_SHOWN]]
+            if len(self.left_out) > LEFT_OUT_SHOWN:
+                lines.append(f"  ... and {len(self.left_out) - LEFT_OUT_SHOWN} more (see the log)")
         return "\n".join(lines)
 
 
@@ -98,14 +97,15 @@ def prepare_dataset(
         DatasetError: the source does not hold a dataset of that format.
     """
     started = time.perf_counter()
-    if format not in load_formats():
-        raise ConfigError(f"unknown dataset format {format!r}; known: {', '.join(sorted(FORMATS))}")
     if frames_per_clip < 1 or workers < 1 or (max_clips is not None and max_clips < 1):
         raise ConfigError("frames_per_clip, workers and max_clips must be at least 1")
     from mmdeepfake.prepare.splits import assign_splits
 
     source = open_storage(src, endpoint_url=endpoint_url)
-    clips = assign_splits(list_clips(format, source), fractions=tuple(splits), seed=seed)
+    listing = read_dataset(format, source)
+    for line in listing.skipped:
+        log.warning("left out: %s", line)
+    clips = assign_splits(listing.clips, fractions=tuple(splits), seed=seed)
     if not clips:
         raise DatasetError(f"no clips found in {source.uri()} for the format {format!r}")
     if max_clips is not None and max_clips < len(clips):
@@ -128,6 +128,7 @@ def prepare_dataset(
         frames_per_clip=frames_per_clip,
         progress=progress,
     )
+    summary.left_out = list(listing.skipped)
     summary.seconds = time.perf_counter() - started
     return summary
 

@@ -35,7 +35,7 @@ from pathlib import PurePosixPath
 from mmdeepfake.data.layout import MODALITIES
 from mmdeepfake.data.storage import Storage
 from mmdeepfake.errors import DatasetError
-from mmdeepfake.prepare.clips import LABELS, Clip, register_format
+from mmdeepfake.prepare.clips import LABELS, Clip, DatasetListing, register_format
 
 __all__ = ["LABELS_CSV", "folder_clip_ids", "list_folder_clips"]
 
@@ -48,7 +48,7 @@ _NOT_ID_CHARS = re.compile(r"[^A-Za-z0-9]+")
 
 
 @register_format("folders")
-def list_folder_clips(storage: Storage) -> list[Clip]:
+def list_folder_clips(storage: Storage) -> DatasetListing:
     """Every video under ``real/`` and ``fake/`` (and every one ``labels.csv`` names)."""
     videos = [
         key
@@ -67,7 +67,7 @@ def list_folder_clips(storage: Storage) -> list[Clip]:
             f"{'/'.join(VIDEO_SUFFIXES)} files (and an optional {LABELS_CSV})"
         )
     ids = folder_clip_ids(videos)
-    return [_clip(path, ids[path], rows.get(path, {})) for path in videos]
+    return DatasetListing([_clip(path, ids[path], rows.get(path, {})) for path in videos])
 
 
 def folder_clip_ids(paths: list[str]) -> dict[str, str]:
