@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -358,6 +359,9 @@ def test_one_epoch_trains_on_the_prepared_folder(prepared, tmp_path, capsys):
     args = ["train", "--data", str(out), "--config", "tiny", "--epochs", "1", "--no-progress"]
     assert main([*args, "--no-plots", "--output", str(tmp_path / "runs"), "--run-id", "r"]) == 0
     assert (tmp_path / "runs/r/logs/summary.json").is_file()
+    # labels/clips.csv alone used to mark synthetic data; a prepared dataset is not.
+    config = json.loads((tmp_path / "runs/r/models/best/config.json").read_text())
+    assert config["metadata"]["synthetic_data"] is False
 
 
 # --- the public datasets' formats, on their mini trees ------------------------------------------
