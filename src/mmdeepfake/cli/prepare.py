@@ -65,18 +65,21 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     add_endpoint_url(parser)
     parser.add_argument(
         "--workers",
+        metavar="N",
         type=bounded_int(1),
         default=1,
         help="processes decoding clips in parallel (default: 1)",
     )
     parser.add_argument(
         "--frames-per-clip",
+        metavar="K",
         type=bounded_int(1, 256),
         default=8,
         help="face frames taken evenly over each clip (default: 8)",
     )
     parser.add_argument(
         "--max-clips",
+        metavar="N",
         type=bounded_int(1),
         default=None,
         help="prepare a random subset of this many clips (default: all)",
@@ -86,6 +89,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--splits",
+        metavar="TRAIN,VAL,TEST",
         type=_fractions,
         default=(0.8, 0.1, 0.1),
         help="train,validate,test fractions where the dataset has no official split "
