@@ -56,7 +56,7 @@ def test_help_lists_every_command_with_its_summary_and_version(capsys):
     out = capsys.readouterr().out
     for name, command in COMMANDS.items():
         assert f"  {name:<10}{command.summary}" in out
-    assert set(COMMANDS) == {"predict", "train", "evaluate", "sweep", "synth"}
+    assert set(COMMANDS) == {"predict", "train", "evaluate", "sweep", "prepare", "synth"}
 
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"mmdeepfake {__version__}"

@@ -72,6 +72,14 @@ def test_distance_is_mahalanobis_to_the_nearest_class_mean_and_limit_a_validatio
     assert not guard.fitted("audio") and guard.check("audio", torch.zeros(1, 8)).familiar is None
 
 
+def test_identical_samples_still_give_an_invertible_covariance():
+    """One clip per class: every centred row is zero, and the fit must not fail."""
+    cov, alpha = shrunk_covariance(np.zeros((4, 3)))
+    assert alpha == 1.0
+    assert np.all(np.linalg.eigvalsh(cov) > 0)
+    np.linalg.inv(cov)
+
+
 def test_shrinkage_keeps_a_few_samples_in_many_dimensions_invertible():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(10, 40))  # fewer samples than dimensions: the plain covariance is singular

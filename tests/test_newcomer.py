@@ -235,7 +235,7 @@ def test_page_shows_the_short_voice_and_closes_old_messages(demo, short_voice_vi
 
 # --- the tools ----------------------------------------------------------------------------------
 
-COMMANDS = ("train", "evaluate", "sweep", "synth", "predict")
+COMMANDS = ("train", "evaluate", "sweep", "synth", "prepare", "predict")
 
 
 def _parser(command: str):
@@ -259,13 +259,17 @@ def test_every_flag_says_what_it_does_and_its_default(command):
 
 @pytest.mark.parametrize(
     ("command", "default"),
-    [("train", 1), ("evaluate", 1), ("synth", 0), ("predict", 0)],  # 0 warning, 1 info
+    [("train", 1), ("evaluate", 1), ("synth", 0), ("prepare", 0), ("predict", 0)],  # 0 warning
 )
 def test_verbosity_flags_are_one_convention(command, default):
     from mmdeepfake.cli._common import verbosity
 
     parser = _parser(command)
-    required = {"evaluate": ["--model", "m"], "synth": ["--out", "o"]}.get(command, [])
+    required = {
+        "evaluate": ["--model", "m"],
+        "synth": ["--out", "o"],
+        "prepare": ["src", "--format", "folders", "--out", "o"],
+    }.get(command, [])
     assert verbosity(parser.parse_args(required)) == default
     assert verbosity(parser.parse_args([*required, "-q"])) == 0
     assert verbosity(parser.parse_args([*required, "-v"])) == min(default + 1, 2)

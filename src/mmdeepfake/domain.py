@@ -50,6 +50,10 @@ class DomainCheck:
         return {"distance": self.distance, "limit": self.limit, "familiar": self.familiar}
 
 
+#: The ridge added to every shrunk covariance, far below any real embedding's variance.
+MIN_VARIANCE = 1e-12
+
+
 def shrunk_covariance(centered: np.ndarray) -> tuple[np.ndarray, float]:
     """Ledoit-Wolf shrinkage of the covariance of ``centered`` (N, D) rows; returns (S, alpha).
 
@@ -65,7 +69,9 @@ def shrunk_covariance(centered: np.ndarray) -> tuple[np.ndarray, float]:
     sq = np.sum(x**2, axis=1)
     spread = np.mean(sq**2 - 2 * np.einsum("ni,ij,nj->n", x, cov, x) + np.sum(cov**2)) / n
     alpha = 1.0 if target_gap <= 0 else float(min(spread, target_gap) / target_gap)
-    return (1 - alpha) * cov + alpha * mu * np.eye(d), alpha
+    # Samples of a class that are all alike (a dataset with one clip per class) leave C, and
+    # the estimate of alpha, degenerate: a tiny ridge keeps S invertible.
+    return (1 - alpha) * cov + (alpha * mu + MIN_VARIANCE) * np.eye(d), alpha
 
 
 class DomainGuard(nn.Module):

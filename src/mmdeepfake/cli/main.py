@@ -51,6 +51,11 @@ COMMANDS: dict[str, Command] = {
         "_main",
         "train once per value of a hyper-parameter and compare the runs",
     ),
+    "prepare": Command(
+        "mmdeepfake.cli.prepare",
+        "_main",
+        "decode a deepfake dataset of videos into the training layout",
+    ),
     "synth": Command(
         "mmdeepfake.cli.synth", "_main", "write the synthetic audio-visual emotion dataset"
     ),

@@ -68,9 +68,13 @@ MODALITIES: dict[str, tuple[str, ...]] = {
     "videos": (".mp4", ".mov", ".webm", ".mkv"),
 }
 EMOTIONS_CSV = "labels/emotions.csv"
-CLIPS_CSV = "labels/clips.csv"  # per-clip ground truth that mmdeepfake-synth writes beside the data
+# Per-clip ground truth that mmdeepfake-synth and mmdeepfake-prepare write beside the data.
+CLIPS_CSV = "labels/clips.csv"
+# What mmdeepfake-prepare keeps to resume: its settings and the clips it finished.
+PREPARE_SETTINGS = "labels/prepare.json"
+PREPARE_MANIFEST = "labels/manifest.jsonl"
 #: Files of the layout that are not samples: read where needed, never reported as ignored.
-LABEL_FILES: tuple[str, ...] = (EMOTIONS_CSV, CLIPS_CSV)
+LABEL_FILES: tuple[str, ...] = (EMOTIONS_CSV, CLIPS_CSV, PREPARE_SETTINGS, PREPARE_MANIFEST)
 EXPECTED_LAYOUT = (
     "frames/{train,validate,test}/{real,fake}/*.jpg|png, "
     "audio/{train,validate,test}/{real,fake}/*.wav|flac|mp3, "

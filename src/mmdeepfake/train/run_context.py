@@ -17,6 +17,7 @@ from typing import Any
 
 from mmdeepfake.data.layout import (
     CLIPS_CSV,
+    PREPARE_SETTINGS,
     DatasetIndex,
     PairedSample,
     pair_samples,
@@ -167,8 +168,11 @@ class RunContext:
     def model_metadata(self, row: dict[str, Any]) -> dict[str, Any]:
         """What a saved model records about its training: data, epoch, metrics, settings."""
         where = self.data.uri(self.index.prefix)
-        # Only mmdeepfake-synth writes labels/clips.csv: its presence marks synthetic data.
-        synthetic = self.data.exists(self.index.prefix + CLIPS_CSV)
+        # mmdeepfake-synth and mmdeepfake-prepare write labels/clips.csv; only a prepared
+        # dataset has labels/prepare.json, so clips.csv alone marks synthetic data.
+        synthetic = self.data.exists(self.index.prefix + CLIPS_CSV) and not self.data.exists(
+            self.index.prefix + PREPARE_SETTINGS
+        )
         return {
             "run_id": self.out.run_id,
             "trained_on": where,

@@ -6,6 +6,6 @@ dataset's metadata and folder names only, never its videos, and says in its docs
 public loaders and documents its reading was checked against.
 """
 
-from mmdeepfake.prepare.formats import avdeepfake1m, dfdc, fakeavceleb, lavdf
+from mmdeepfake.prepare.formats import avdeepfake1m, dfdc, fakeavceleb, folders, lavdf
 
-__all__ = ["avdeepfake1m", "dfdc", "fakeavceleb", "lavdf"]
+__all__ = ["avdeepfake1m", "dfdc", "fakeavceleb", "folders", "lavdf"]

@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""How fast ``mmdeepfake prepare`` turns videos into the training layout: clips per second.
+
+Writes a ``folders`` dataset of synthetic talking-face clips (the Grace Hopper photo over a
+moving background, with a voice-like track), then prepares it with 1 and with ``--workers N``
+processes, from a local folder to a local folder and from a local S3 server (moto, in its own
+process like a real endpoint) to the same server; and times a finished run re-run (resume).
+The last line is JSON with every figure.
+
+    python scripts/bench_prepare.py --clips 16 --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def make_dataset(root: Path, clips: int, seconds: float) -> None:
+    """``clips`` videos, half real and half fake, each in a person folder."""
+    from mmdeepfake.testing.media import face_video
+
+    for i in range(clips):
+        label = "real" if i % 2 == 0 else "fake"
+        path = root / label / f"id{i // 2:03d}" / f"clip_{i}.mp4"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        face_video(path, seconds=seconds, size=(640, 360))
+
+
+def start_s3() -> tuple[subprocess.Popen, str]:
+    os.environ.update(FAKE_CREDENTIALS)
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE"):
+        os.environ.pop(name, None)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    endpoint = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(endpoint, timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    return server, endpoint
+
+
+def timed(src: str, dest: str, workers: int, frames: int, endpoint: str | None) -> dict:
+    from mmdeepfake.prepare.engine import prepare_dataset
+
+    started = time.perf_counter()
+    summary = prepare_dataset(
+        src,
+        dest,
+        "folders",
+        endpoint_url=endpoint,
+        workers=workers,
+        frames_per_clip=frames,
+        progress=False,
+    )
+    seconds = time.perf_counter() - started
+    done = summary.written + sum(summary.skipped.values())
+    return {
+        "clips": done,
+        "seconds": round(seconds, 2),
+        "clips_per_s": round(done / seconds, 2) if done else None,
+        "already_done": summary.already_done,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clips", type=int, default=16, help="videos in the dataset")
+    parser.add_argument("--seconds", type=float, default=2.0, help="length of each video")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="N of the run")
+    parser.add_argument("--frames-per-clip", type=int, default=8)
+    args = parser.parse_args()
+
+    import logging
+
+    logging.basicConfig(level=logging.WARNING)
+    server, endpoint = start_s3()
+    results: dict = {
+        "clips": args.clips,
+        "seconds_per_clip": args.seconds,
+        "frames_per_clip": args.frames_per_clip,
+        "workers": args.workers,
+        "cpu_count": os.cpu_count(),
+    }
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            make_dataset(root / "src", args.clips, args.seconds)
+            from mmdeepfake.data.storage import open_storage
+
+            s3_src = open_storage("s3://bench/src/", endpoint_url=endpoint)
+            s3_src.ensure_bucket()
+            for path in (root / "src").rglob("*.mp4"):
+                s3_src.write_bytes(path.relative_to(root / "src").as_posix(), path.read_bytes())
+            for workers in sorted({1, args.workers}):
+                local_out = str(root / f"out-{workers}")
+                results[f"local_w{workers}"] = timed(
+                    str(root / "src"), local_out, workers, args.frames_per_clip, None
+                )
+                results[f"s3_w{workers}"] = timed(
+                    "s3://bench/src/",
+                    f"s3://bench/out-{workers}/",
+                    workers,
+                    args.frames_per_clip,
+                    endpoint,
+                )
+                print(json.dumps({k: results[k] for k in (f"local_w{workers}", f"s3_w{workers}")}))
+            first = results[f"s3_w{args.workers}"]["seconds"]
+            resume = timed(
+                "s3://bench/src/",
+                f"s3://bench/out-{args.workers}/",
+                args.workers,
+                args.frames_per_clip,
+                endpoint,
+            )
+            resume["share_of_first_run"] = round(resume["seconds"] / first, 3)
+            results["s3_resume"] = resume
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
