@@ -108,7 +108,7 @@ def test_spectrogram_frames_is_a_whole_number_of_columns():
     assert isinstance(FT.spectrogram_frames(1000, 256), int)
 
 
-@pytest.mark.parametrize(("window", "hop"), [(0, None), (100, 0), (-5, 10), (100, -1)])
+@pytest.mark.parametrize(("window", "hop"), [(0, None), (0, 10), (100, 0), (-5, 10), (100, -1)])
 def test_audio_windows_refuse_non_positive_sizes(window, hop):
     with pytest.raises(ValueError) as info:
         FT.audio_windows(np.zeros(1000), window_samples=window, hop_samples=hop)
@@ -194,3 +194,12 @@ def test_upscaling_uses_half_pixel_centres():
     ramp[:, :, 1] = 255
     row = unnormalise(FT.faces_to_tensor(ramp, size=8)[0])[0, 0]
     np.testing.assert_allclose(row, [0, 0, 31.875, 95.625, 159.375, 223.125, 255, 255], atol=0.5)
+
+
+def test_a_list_of_crops_gets_the_same_size_and_statistics_as_an_array():
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 256, (2, 20, 20, 3), dtype=np.uint8)
+    options = {"size": 16, "mean": (0.5, 0.25, 0.0), "std": (0.5, 0.25, 1.0)}
+    as_list = FT.faces_to_tensor([crops[0], crops[1]], **options)
+    assert as_list.shape == (2, 3, 16, 16)
+    torch.testing.assert_close(as_list, FT.faces_to_tensor(crops, **options))
