@@ -143,3 +143,7 @@ def test_curves_of_one_class_are_nan_without_warnings(no_warnings):
     assert np.isnan(recall).all() and precision.tolist() == [0.0, 0.0]
     assert math.isnan(M.average_precision([0, 0], [0.3, 0.6]))
     assert math.isnan(M.roc_auc([1, 1], [0.3, 0.6]))
+
+
+def test_average_precision_of_nothing_is_undefined():
+    assert math.isnan(M.average_precision([], []))

@@ -80,9 +80,8 @@ def roc_curve(y_true: ArrayLike, scores: ArrayLike) -> tuple[np.ndarray, np.ndar
     c = threshold_counts(y_true, scores)
     tp = np.r_[0, c.tp].astype(np.float64)
     fp = np.r_[0, c.fp].astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        tpr = tp / c.n_pos if c.n_pos else np.full_like(tp, np.nan)
-        fpr = fp / c.n_neg if c.n_neg else np.full_like(fp, np.nan)
+    tpr = tp / c.n_pos if c.n_pos else np.full_like(tp, np.nan)
+    fpr = fp / c.n_neg if c.n_neg else np.full_like(fp, np.nan)
     return fpr, tpr, np.r_[np.inf, c.thresholds]
 
 
@@ -116,10 +115,10 @@ def average_precision(y_true: ArrayLike, scores: ArrayLike) -> float:
 def f1_curve(y_true: ArrayLike, scores: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """F1 at each distinct score used as threshold, highest threshold first."""
     c = threshold_counts(y_true, scores)
-    denom = 2 * c.tp + (c.n_pos - c.tp) + c.fp  # 2TP + FN + FP
-    with np.errstate(invalid="ignore", divide="ignore"):
-        f1 = np.where(denom > 0, 2 * c.tp / np.maximum(denom, 1), 0.0)
-    return f1.astype(np.float64), c.thresholds
+    # Every threshold is a score from the data, so at least one sample is called fake there
+    # (TP + FP >= 1) and the denominator 2TP + FN + FP is never zero.
+    denom = 2 * c.tp + (c.n_pos - c.tp) + c.fp
+    return (2 * c.tp / denom).astype(np.float64), c.thresholds
 
 
 def best_f1_threshold(y_true: ArrayLike, scores: ArrayLike) -> tuple[float, float]:
