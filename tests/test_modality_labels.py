@@ -164,7 +164,7 @@ def test_a_training_run_reads_clips_csv_for_its_pairs(fakeavceleb_like, tmp_path
     ctx = RunContext.open(config, D.DistInfo())
     assert ctx.clip_labels is not None and ctx.clip_labels["b0"].audio_fake is True
     assert [(s.image_label, s.audio_label) for s in ctx.val_samples] == [(0, 0), (0, 1)]
-    train = pair_samples(ctx.index, "train", 1, clip_labels=ctx.clip_labels)
+    train = ctx.train_samples(1)  # the pairs of each epoch
     assert {s.image_key.split("/")[-1][:2]: (s.image_label, s.audio_label) for s in train} == (
         EXPECTED
     )

@@ -23,7 +23,6 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from mmdeepfake.data.layout import pair_samples
 from mmdeepfake.data.streaming import build_split_loader
 from mmdeepfake.detector import Detector
 from mmdeepfake.errors import ConfigError, MemoryBudgetError, MmDeepfakeError
@@ -318,7 +317,7 @@ class FitLoop:
         c, dist = ctx.config, ctx.dist
         # Random pairs are drawn again each epoch (more face/voice combinations); the layout
         # module logs how many pairs are true and how many random.
-        samples = pair_samples(ctx.index, "train", c.seed + epoch, clip_labels=ctx.clip_labels)
+        samples = ctx.train_samples(c.seed + epoch)
         loader = build_split_loader(
             ctx.data,
             ctx.index,

@@ -145,6 +145,10 @@ class RunContext:
             config, dist, data, index, val_samples, out_storage, out, clip_labels=clip_labels
         )
 
+    def train_samples(self, seed: int) -> list[PairedSample]:
+        """The train split's pairs drawn with ``seed``, with the heads' per-modality targets."""
+        return pair_samples(self.index, "train", seed, clip_labels=self.clip_labels)
+
     def read_previous_logs(self) -> None:
         """Keep what a resumed run wrote before, so its log files continue, not restart."""
         key = self.out.key("logs", "train.log")
