@@ -4,7 +4,8 @@ One row per clip with the columns ``clip_id, split, label, category, visual_fake
 identity, source``: the dataset's own category (FakeAVCeleb ``A``-``D``, ...), whether the
 face and the voice were manipulated (``true``/``false``, empty where the dataset does not
 say), the person shown and the video the clip came from. Evaluation reads it to report metrics
-per category and per modality.
+per category and per modality; training reads it for the per-modality targets of the image
+and audio heads (:meth:`ClipLabel.modality_targets`).
 
 ``mmdeepfake-synth`` writes a ``labels/clips.csv`` of its own (emotions and artefacts, no
 ``category`` column); :func:`read_clip_labels` returns None for it, as for a dataset without
@@ -39,6 +40,18 @@ class ClipLabel:
     audio_fake: bool | None = None
     identity: str | None = None
     source: str | None = None
+
+    def modality_targets(self) -> tuple[int, int]:
+        """``(image, audio)`` training targets: 1 fake, 0 real, -1 where the row does not say.
+
+        The image head learns ``visual_fake`` and the audio head ``audio_fake``; an unknown
+        value (-1) makes the loss fall back to the clip's label for that head.
+        """
+        return _target(self.visual_fake), _target(self.audio_fake)
+
+
+def _target(flag: bool | None) -> int:
+    return -1 if flag is None else int(flag)
 
 
 def _flag(value: str, column: str, where: str) -> bool | None:

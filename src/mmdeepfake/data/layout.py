@@ -33,15 +33,19 @@ import csv
 import io
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mmdeepfake.data.storage import Storage
 from mmdeepfake.errors import DatasetError
 from mmdeepfake.labels import EMOTION_INDEX, EMOTIONS
+
+if TYPE_CHECKING:  # clip_labels imports this module
+    from mmdeepfake.data.clip_labels import ClipLabel
 
 __all__ = [
     "EXPECTED_LAYOUT",
@@ -155,7 +159,12 @@ class DatasetIndex:
 
 @dataclass(frozen=True)
 class PairedSample:
-    """One training/evaluation sample: a face image, a voice recording and their labels."""
+    """One training/evaluation sample: a face image, a voice recording and their labels.
+
+    ``image_label`` and ``audio_label`` are the targets of the image and audio heads (0 real,
+    1 fake, -1 unknown: the head learns ``label``), filled from ``labels/clips.csv`` by
+    :func:`pair_samples` for true pairs.
+    """
 
     image_key: str
     audio_key: str
@@ -164,6 +173,8 @@ class PairedSample:
     face_emotion: int  # index into EMOTIONS, -1 unknown
     voice_emotion: int  # index into EMOTIONS, -1 unknown
     split: str = "train"
+    image_label: int = -1  # is the face manipulated (visual_fake); -1 unknown
+    audio_label: int = -1  # is the voice manipulated (audio_fake); -1 unknown
 
 
 def _normalise_prefix(prefix: str) -> str:
@@ -264,7 +275,13 @@ def scan_dataset(storage: Storage, prefix: str = "dataset/") -> DatasetIndex:
     return index
 
 
-def pair_samples(index: DatasetIndex, split: str, seed: int = 0) -> list[PairedSample]:
+def pair_samples(
+    index: DatasetIndex,
+    split: str,
+    seed: int = 0,
+    *,
+    clip_labels: Mapping[str, ClipLabel] | None = None,
+) -> list[PairedSample]:
     """Pair every face image of ``split`` with a voice recording of the same split and label.
 
     Every image becomes one sample (frames are the more numerous modality; each recording is
@@ -273,6 +290,13 @@ def pair_samples(index: DatasetIndex, split: str, seed: int = 0) -> list[PairedS
     recording drawn at random, with ``seed``, from the same split and label. The result is in
     a fixed order for a given index and seed; :func:`count_pairs` counts true vs random pairs,
     and this function logs the counts.
+
+    ``clip_labels`` (from :func:`mmdeepfake.data.clip_labels.read_clip_labels`) gives each
+    true pair whose clip has a row the per-modality targets ``image_label`` (``visual_fake``)
+    and ``audio_label`` (``audio_fake``). A random pair keeps -1, so both heads learn the pair's
+    label: its face and voice come from two different clips of that label, and two fakes
+    manipulated in different modalities (a fake voice with a real face, a fake face with a real
+    voice) would make a pair labelled fake whose face and voice are both real.
 
     Raises DatasetError when the split has no images, or a label with images has no audio.
     """
@@ -296,6 +320,8 @@ def pair_samples(index: DatasetIndex, split: str, seed: int = 0) -> list[PairedS
             matches = by_clip.get(clip_id(image_key))
             pool = matches or audio
             audio_key = pool[int(rng.integers(len(pool)))] if len(pool) > 1 else pool[0]
+            listed = clip_labels.get(clip_id(image_key)) if clip_labels and matches else None
+            image_label, audio_label = listed.modality_targets() if listed else (-1, -1)
             samples.append(
                 PairedSample(
                     image_key=image_key,
@@ -305,6 +331,8 @@ def pair_samples(index: DatasetIndex, split: str, seed: int = 0) -> list[PairedS
                     face_emotion=index.emotion_of(image_key),
                     voice_emotion=index.emotion_of(audio_key),
                     split=split,
+                    image_label=image_label,
+                    audio_label=audio_label,
                 )
             )
     if not samples:
@@ -321,6 +349,11 @@ def pair_samples(index: DatasetIndex, split: str, seed: int = 0) -> list[PairedS
         true_pairs,
         random_pairs,
     )
+    if clip_labels:
+        labelled = sum(s.image_label >= 0 or s.audio_label >= 0 for s in samples)
+        log.info(
+            "split %s: %d true pairs carry per-modality labels from clips.csv", split, labelled
+        )
     return samples
 
 

@@ -58,6 +58,8 @@ class StreamedSample:
     voice_emotion: int
     image_key: str
     audio_key: str
+    image_label: int = -1  # target of the image head; -1: the clip's label
+    audio_label: int = -1  # target of the audio head; -1: the clip's label
 
 
 #: Names of the ways to read S3 objects (``s3_reader`` in the training config).
@@ -325,6 +327,8 @@ class StreamingPairDataset(IterableDataset):
             voice_emotion=int(sample.voice_emotion),
             image_key=sample.image_key,
             audio_key=sample.audio_key,
+            image_label=int(getattr(sample, "image_label", -1)),
+            audio_label=int(getattr(sample, "audio_label", -1)),
         )
 
     def __iter__(self) -> Iterator[StreamedSample | SkippedSample]:
@@ -347,7 +351,11 @@ class StreamingPairDataset(IterableDataset):
 
 
 def collate_samples(items: list[StreamedSample | SkippedSample]) -> dict[str, Any]:
-    """Stack good samples into tensors; keep the skipped ones beside them for reporting."""
+    """Stack good samples into tensors; keep the skipped ones beside them for reporting.
+
+    ``labels`` is the pair's label; ``image_labels``/``audio_labels`` the per-modality targets
+    of the image and audio heads (-1 where unknown: the loss uses ``labels`` there).
+    """
     good = [s for s in items if isinstance(s, StreamedSample)]
     skipped = [s for s in items if isinstance(s, SkippedSample)]
     if good:
@@ -358,6 +366,8 @@ def collate_samples(items: list[StreamedSample | SkippedSample]) -> dict[str, An
             "labels": torch.tensor([s.label for s in good], dtype=torch.float32),
             "face_emotions": torch.tensor([s.face_emotion for s in good], dtype=torch.long),
             "voice_emotions": torch.tensor([s.voice_emotion for s in good], dtype=torch.long),
+            "image_labels": torch.tensor([s.image_label for s in good], dtype=torch.long),
+            "audio_labels": torch.tensor([s.audio_label for s in good], dtype=torch.long),
             "image_keys": [s.image_key for s in good],
             "audio_keys": [s.audio_key for s in good],
         }

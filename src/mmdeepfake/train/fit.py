@@ -23,7 +23,6 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from mmdeepfake.data.layout import pair_samples
 from mmdeepfake.data.streaming import build_split_loader
 from mmdeepfake.detector import Detector
 from mmdeepfake.errors import ConfigError, MemoryBudgetError, MmDeepfakeError
@@ -148,6 +147,18 @@ def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     return {
         k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()
     }
+
+
+def _losses(loss_fn: DetectionLoss, output: Any, batch: dict[str, Any]) -> dict[str, Any]:
+    """The loss of one batch: clip labels, emotions and the per-modality head targets."""
+    return loss_fn(
+        output,
+        batch["labels"],
+        batch["face_emotions"],
+        batch["voice_emotions"],
+        image_labels=batch["image_labels"],
+        audio_labels=batch["audio_labels"],
+    )
 
 
 class FitLoop:
@@ -306,7 +317,7 @@ class FitLoop:
         c, dist = ctx.config, ctx.dist
         # Random pairs are drawn again each epoch (more face/voice combinations); the layout
         # module logs how many pairs are true and how many random.
-        samples = pair_samples(ctx.index, "train", c.seed + epoch)
+        samples = ctx.train_samples(c.seed + epoch)
         loader = build_split_loader(
             ctx.data,
             ctx.index,
@@ -417,7 +428,7 @@ class FitLoop:
     def _step(self, batch: dict[str, Any]) -> tuple[float, int, int]:
         b = _to_device(batch, self.ctx.dist.device)
         output = self.model(b["faces"], b["waves"])
-        losses = self.loss_fn(output, b["labels"], b["face_emotions"], b["voice_emotions"])
+        losses = _losses(self.loss_fn, output, b)
         self.optimizer.zero_grad(set_to_none=True)
         losses["total"].backward()
         if self.ctx.config.grad_clip:
@@ -468,7 +479,7 @@ class FitLoop:
                 continue
             b = _to_device(batch, dist.device)
             out = self.detector(b["faces"], b["waves"])
-            losses = self.loss_fn(out, b["labels"], b["face_emotions"], b["voice_emotions"])
+            losses = _losses(self.loss_fn, out, b)
             loss_sum += float(losses["total"]) * len(b["labels"])
             rows.extend(_prediction_rows(batch, out))
         self.detector.train()

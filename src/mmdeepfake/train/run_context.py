@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mmdeepfake.data.clip_labels import ClipLabel, read_clip_labels
 from mmdeepfake.data.layout import (
     CLIPS_CSV,
     PREPARE_SETTINGS,
@@ -105,6 +106,8 @@ class RunContext:
     out: RunArtifacts
     previous_log: str = ""
     previous_memory_rows: list[str] = field(default_factory=list)
+    #: labels/clips.csv (``mmdeepfake-prepare``'s), for the per-modality targets of the heads
+    clip_labels: dict[str, ClipLabel] | None = None
 
     @classmethod
     def open(cls, config: TrainConfig, dist: D.DistInfo) -> RunContext:
@@ -123,8 +126,10 @@ class RunContext:
             data = open_storage(root)
             prefix = config.prefix if (root / config.prefix).is_dir() else ""
         index = scan_dataset(data, prefix)
-        val_samples = pair_samples(index, "validate", config.seed)
-        pair_samples(index, "train", config.seed)  # fails now, not after set-up, if empty
+        clip_labels = read_clip_labels(data, index)
+        val_samples = pair_samples(index, "validate", config.seed, clip_labels=clip_labels)
+        # Fails now, not after set-up, if empty.
+        pair_samples(index, "train", config.seed, clip_labels=clip_labels)
         log.info("dataset %s", data.uri(index.prefix))
         for line in index.summary().splitlines():  # one log event per line of the log
             log.info("dataset %s", line)
@@ -137,7 +142,13 @@ class RunContext:
             run_id = find_latest_run(out_storage) if config.resume == "latest" else config.resume
         run_id = D.broadcast_object(run_id or new_run_id())
         out = RunArtifacts(out_storage, run_id, writer=dist.is_main)
-        return cls(config, dist, data, index, val_samples, out_storage, out)
+        return cls(
+            config, dist, data, index, val_samples, out_storage, out, clip_labels=clip_labels
+        )
+
+    def train_samples(self, seed: int) -> list[PairedSample]:
+        """The train split's pairs drawn with ``seed``, with the heads' per-modality targets."""
+        return pair_samples(self.index, "train", seed, clip_labels=self.clip_labels)
 
     def read_previous_logs(self) -> None:
         """Keep what a resumed run wrote before, so its log files continue, not restart."""
