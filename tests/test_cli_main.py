@@ -92,6 +92,7 @@ def test_a_subcommand_names_itself_in_its_messages(capsys):
 # --- each subcommand, through the command and through its alias -----------------------------
 
 
+@pytest.mark.slow
 def test_synth_writes_the_same_dataset_and_verbosity_sets_the_log_level(tmp_path, capsys):
     small = ["--clips", "10", "--seed", "3", "--no-progress"]
     assert main(["synth", "--output", str(tmp_path / "one"), *small]) == 0
@@ -132,6 +133,7 @@ def model_dir(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_predict_gives_the_same_records_and_output_keeps_its_out_alias(
     pair, model_dir, tmp_path, capsys
 ):
@@ -163,6 +165,7 @@ def test_predict_gives_the_same_records_and_output_keeps_its_out_alias(
     assert 0.0 < one[0]["fake_probability"] < 1.0 and one[0]["error"] is None
 
 
+@pytest.mark.slow
 def test_evaluate_writes_the_same_metrics(dataset, model_dir, tmp_path, capsys):
     args = ["--model", str(model_dir), "--data", str(dataset), "--no-progress", "-q"]
     assert main(["evaluate", *args, "--output", str(tmp_path / "one")]) == 0
@@ -188,6 +191,7 @@ def _quick_config(folder: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_train_gives_the_same_run_and_saves_the_flags_over_the_yaml(dataset, tmp_path, capsys):
     config = _quick_config(tmp_path)
     args = [
@@ -228,6 +232,7 @@ def test_train_gives_the_same_run_and_saves_the_flags_over_the_yaml(dataset, tmp
     assert "INFO" not in quiet_err
 
 
+@pytest.mark.slow
 def test_sweep_gives_the_same_results(dataset, tmp_path, capsys):
     config = _quick_config(tmp_path)
     args = [

@@ -169,6 +169,7 @@ def test_label_aliases_map_to_emotions():
     assert mapping == {i: EMOTION_INDEX[e] for i, e in enumerate(expected)}
 
 
+@pytest.mark.slow
 def test_hf_image_maps_model_labels_to_emotions():
     torch.manual_seed(0)
     encoder = create_encoder("hf_image", config=TINY_VIT, embed_dim=16).eval()

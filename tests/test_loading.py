@@ -101,6 +101,7 @@ def test_starter_is_the_bundled_model():
         load_detector("starter", subfolder="models/best")
 
 
+@pytest.mark.slow
 def test_an_s3_folder_loads_through_a_removed_temporary_folder(
     outputs, s3_bucket, tmp_path, monkeypatch
 ):
@@ -223,6 +224,7 @@ def _predict_cli(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_the_predict_command_loads_an_s3_model_with_its_endpoint(outputs, s3_bucket, tmp_path):
     from PIL import Image
 

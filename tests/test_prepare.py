@@ -367,6 +367,7 @@ def test_one_epoch_trains_on_the_prepared_folder(prepared, tmp_path, capsys):
 # --- the public datasets' formats, on their mini trees ------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("format_name", ["fakeavceleb", "dfdc", "lavdf", "avdeepfake1m"])
 def test_each_public_format_prepares_with_its_broken_file_counted(format_name, tmp_path):
     from mmdeepfake.testing import datasets

@@ -358,6 +358,7 @@ def test_avdeepfake1m_reads_flags_and_refuses_unknown_kinds(tmp_path: Path) -> N
         ("avdeepfake1m", make_avdeepfake1m),
     ],
 )
+@pytest.mark.slow
 def test_a_dataset_in_s3_lists_as_on_disk(
     name: str, make: Callable[..., Path], tmp_path: Path, s3_bucket: Any
 ) -> None:
