@@ -498,7 +498,7 @@ def test_resume_after_sigkill_continues_from_last_checkpoint(s3_dataset, tmp_pat
         tmp_path,
     )
     try:
-        proc.wait_for_line("paused after epoch_0001.pt", timeout=300)
+        proc.wait_for_line("paused after epoch_0001.pt", timeout=600)
     finally:
         proc.popen.send_signal(signal.SIGKILL)
         proc.finish(timeout=30)
@@ -512,7 +512,7 @@ def test_resume_after_sigkill_continues_from_last_checkpoint(s3_dataset, tmp_pat
         cwd=tmp_path,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,  # hang guards: a loaded runner is slow, never wrong
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -528,7 +528,7 @@ def test_sigterm_saves_a_checkpoint_and_exits(s3_dataset, tmp_path):
         tmp_path,
     )
     try:
-        proc.wait_for_line("paused after epoch_0001.pt", timeout=300)
+        proc.wait_for_line("paused after epoch_0001.pt", timeout=600)
     finally:
         proc.popen.send_signal(signal.SIGTERM)
         code = proc.finish(timeout=300)  # a guard against a hang, not a timing
@@ -560,7 +560,7 @@ def test_torchrun_two_ranks_on_cpu(s3_dataset, tmp_path):
         cwd=tmp_path,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
         check=False,
     )
     assert result.returncode == 0, result.stderr[-4000:]
