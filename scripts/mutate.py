@@ -136,13 +136,15 @@ def accepted_survivors() -> set[str]:
 
 
 def prepare(name: str, target: Target) -> tuple[Path, list[str]]:
-    """A fresh scratch folder with src/, tests/ and a mutmut config for one module."""
+    """A fresh scratch folder with src/, tests/, demos/ and a mutmut config for one module."""
     work = SCRATCH / name
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
     shutil.copytree(ROOT / "src", work / "src", ignore=ignore)
     shutil.copytree(ROOT / "tests", work / "tests", ignore=ignore)
+    # The pipeline's tests drive the demo's handlers, which live beside the package.
+    shutil.copytree(ROOT / "demos", work / "demos", ignore=ignore)
     tests = [t for t in target.tests if (ROOT / t).is_file()]
     pytest_config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]
     ini = pytest_config["ini_options"]
