@@ -158,6 +158,7 @@ def prepare(name: str, target: Target) -> tuple[Path, list[str]]:
             # torch is not fork-safe once it has run: fork workers from a clean server process.
             'process_isolation = "forkserver"',
             "use_git_change_detection = false",
+            'also_copy = ["demos"]',
             "",
             "[tool.pytest.ini_options]",
             f"testpaths = {json.dumps(ini['testpaths'])}",
