@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 
 from mmdeepfake.cli.train import cli
 from mmdeepfake.train.artifacts import RunArtifacts
@@ -25,12 +26,22 @@ def main() -> None:
     def save_then_pause(self: RunArtifacts, state: dict, checkpoint: str) -> str:
         key = save(self, state, checkpoint)
         if checkpoint == name:
-            # SIGTERM is held back from before the line is printed until it is waited for, so
-            # it cannot slip in between and be missed; then it goes to the trainer's handler.
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+            # Python runs signal handlers in the main thread whichever thread the kernel hands
+            # the signal to (boto3 and the memory sampler have threads of their own), so the
+            # pause waits for its own handler rather than for the signal itself. The handler is
+            # in place before the line is printed, so a SIGTERM cannot slip in unseen; it then
+            # goes on to the trainer's handler.
+            resumed = threading.Event()
+            trainer_handler = signal.getsignal(signal.SIGTERM)
+
+            def on_sigterm(signum: int, frame: object) -> None:
+                signal.signal(signal.SIGTERM, trainer_handler)
+                resumed.set()
+
+            signal.signal(signal.SIGTERM, on_sigterm)
             print(f"paused after {checkpoint}", file=sys.stderr, flush=True)
-            signal.sigwait({signal.SIGTERM})
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+            while not resumed.wait(0.05):
+                pass
             signal.raise_signal(signal.SIGTERM)
         return key
 

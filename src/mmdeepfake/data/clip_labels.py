@@ -2,9 +2,9 @@
 
 One row per clip with the columns ``clip_id, split, label, category, visual_fake, audio_fake,
 identity, source``: the dataset's own category (FakeAVCeleb ``A``-``D``, ...), whether the
-face and the voice were manipulated (``true``/``false``, empty where the dataset does not
-say), the person shown and the video the clip came from. Evaluation reads it to report metrics
-per category and per modality; training reads it for the per-modality targets of the image
+face and the voice were manipulated (``true``/``false`` or ``1``/``0``, empty where the dataset
+does not say), the person shown and the video the clip came from. Evaluation reads it to report
+metrics per category and per modality; training reads it for the per-modality targets of the image
 and audio heads (:meth:`ClipLabel.modality_targets`).
 
 ``mmdeepfake-synth`` writes a ``labels/clips.csv`` of its own (emotions and artefacts, no
@@ -25,7 +25,7 @@ from mmdeepfake.errors import DatasetError
 __all__ = ["ClipLabel", "parse_clip_labels", "read_clip_labels"]
 
 REQUIRED_COLUMNS = ("clip_id", "split", "label", "category")
-_BOOLEANS = {"true": True, "false": False, "": None}
+_BOOLEANS = {"true": True, "false": False, "1": True, "0": False, "": None}
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ def _flag(value: str, column: str, where: str) -> bool | None:
         return _BOOLEANS[value.strip().lower()]
     except KeyError:
         raise DatasetError(
-            f"{where}: {column} is {value!r}; write true, false or leave it empty"
+            f"{where}: {column} is {value!r}; write true, false, 1, 0 or leave it empty"
         ) from None
 
 
