@@ -97,11 +97,20 @@ TARGETS: dict[str, Target] = {
         ("tests/test_model.py", "tests/test_core_values.py"),
         ("*ǁfuse__mutmut_*", "*ǁforward__mutmut_*", "*ǁencode_*"),
     ),
-    # The pipeline's scoring: fused logits to the Prediction a user reads.
+    # The pipeline's scoring: fused logits (or one head's) to the Prediction a user reads,
+    # and the verdict (threshold, abstention, unfamiliar input).
     "pipeline": Target(
         ("src/mmdeepfake/pipeline.py",),
-        ("tests/test_core_values.py", "tests/test_pipeline.py"),
-        ("mmdeepfake.pipeline.xǁDetectionPipelineǁ_score__*",),
+        (
+            "tests/test_core_values.py",
+            "tests/test_pipeline.py",
+            "tests/test_single_modality.py",
+            "tests/test_domain_guard.py",
+        ),
+        (
+            "mmdeepfake.pipeline.xǁDetectionPipelineǁ_score*",
+            "mmdeepfake.pipeline.xǁDetectionPipelineǁ_verdict__*",
+        ),
     ),
     "metrics": Target(
         ("src/mmdeepfake/metrics.py",),

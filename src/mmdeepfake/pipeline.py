@@ -214,6 +214,20 @@ class DetectionPipeline:
         if len(absent) == 2 or (absent and (image_work is None or audio_work is None)):
             raise absent.get("audio") or absent["image"]  # the voice's error, as run_alongside
         request = _Request(threshold, abstain_below, on_unfamiliar, source, started)
+        # The scoring steps are plain methods run under inference mode here, not decorated,
+        # so that mutation testing (which skips decorated functions) reaches them.
+        with torch.inference_mode():
+            return self._score_halves(image_half, audio_half, absent, request, keep_media)
+
+    def _score_halves(
+        self,
+        image_half: evidence_lib.ImageEvidence | MmDeepfakeError | None,
+        audio_half: EncodedAudio | MmDeepfakeError | None,
+        absent: Mapping[str, MmDeepfakeError],
+        request: _Request,
+        keep_media: bool,
+    ) -> PipelineResult:
+        """Score both halves together, or the one that was given or could be read."""
         if isinstance(image_half, evidence_lib.ImageEvidence) and isinstance(audio_half, tuple):
             voice, audio_out = audio_half
             evidence = evidence_lib.combine(image_half, voice)
@@ -345,7 +359,6 @@ class DetectionPipeline:
 
     # --- scoring and explaining ----------------------------------------------------------------
 
-    @torch.inference_mode()
     def _score(
         self, ev: evidence_lib.Evidence, audio_out: EncoderOutput, request: _Request
     ) -> Prediction:
@@ -415,7 +428,6 @@ class DetectionPipeline:
             model=self.model_info,
         )
 
-    @torch.inference_mode()
     def _score_image_alone(
         self, half: evidence_lib.ImageEvidence, reason: str, request: _Request
     ) -> Prediction:
@@ -433,7 +445,6 @@ class DetectionPipeline:
             lambda emotions: _faces(half, emotions),
         )
 
-    @torch.inference_mode()
     def _score_audio_alone(
         self,
         half: evidence_lib.AudioEvidence,
