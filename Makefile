@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --upgrade pip
 	$(BIN)/pip install "torch==$(TORCH_VERSION)"
 	$(BIN)/pip install --no-deps "facenet-pytorch==2.6.0"
-	$(BIN)/pip install -e ".[train,demo,hf,dev]"
+	$(BIN)/pip install -e ".[train,demo,hf,scale,dev]"
 	@if $(BIN)/pip list 2>/dev/null | grep -qiE '^(nvidia-|torchvision |torchaudio )'; then \
 		echo "error: CUDA, torchvision or torchaudio packages were pulled in" >&2; exit 1; fi
 	touch $(STAMP)
