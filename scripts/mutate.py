@@ -145,15 +145,17 @@ def accepted_survivors() -> set[str]:
 
 
 def prepare(name: str, target: Target) -> tuple[Path, list[str]]:
-    """A fresh scratch folder with src/, tests/, demos/ and a mutmut config for one module."""
+    """A fresh scratch folder with src/, tests/, demos/, scripts/ and a mutmut config for one
+    module."""
     work = SCRATCH / name
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
     shutil.copytree(ROOT / "src", work / "src", ignore=ignore)
     shutil.copytree(ROOT / "tests", work / "tests", ignore=ignore)
-    # The pipeline's tests drive the demo's handlers, which live beside the package.
-    shutil.copytree(ROOT / "demos", work / "demos", ignore=ignore)
+    # The pipeline's tests drive the demo's handlers and run scripts, which live beside it.
+    for folder in ("demos", "scripts"):
+        shutil.copytree(ROOT / folder, work / folder, ignore=ignore)
     tests = [t for t in target.tests if (ROOT / t).is_file()]
     pytest_config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]
     ini = pytest_config["ini_options"]
@@ -167,7 +169,7 @@ def prepare(name: str, target: Target) -> tuple[Path, list[str]]:
             # torch is not fork-safe once it has run: fork workers from a clean server process.
             'process_isolation = "forkserver"',
             "use_git_change_detection = false",
-            'also_copy = ["demos"]',
+            'also_copy = ["demos", "scripts"]',
             "",
             "[tool.pytest.ini_options]",
             f"testpaths = {json.dumps(ini['testpaths'])}",
