@@ -15,19 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-FAKE_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
+from _s3_server import start_s3
 
 
 def make_dataset(root: Path, clips: int, seconds: float) -> None:
@@ -39,28 +32,6 @@ def make_dataset(root: Path, clips: int, seconds: float) -> None:
         path = root / label / f"id{i // 2:03d}" / f"clip_{i}.mp4"
         path.parent.mkdir(parents=True, exist_ok=True)
         face_video(path, seconds=seconds, size=(640, 360))
-
-
-def start_s3() -> tuple[subprocess.Popen, str]:
-    os.environ.update(FAKE_CREDENTIALS)
-    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE"):
-        os.environ.pop(name, None)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    endpoint = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(endpoint, timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.2)
-    return server, endpoint
 
 
 def timed(src: str, dest: str, workers: int, frames: int, endpoint: str | None) -> dict:

@@ -22,19 +22,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-FAKE_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "bench",
-    "AWS_SECRET_ACCESS_KEY": "bench",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-}
+from _s3_server import start_s3
 
 
 def loader_rate(storage, index, reader: str, batch_size: int, prefetch: int) -> float:
@@ -86,35 +80,11 @@ def main() -> int:
     args = parser.parse_args()
 
     import logging
-    import socket
-    import subprocess
-    import urllib.request
 
     logging.basicConfig(level=logging.WARNING)
     for handler in logging.getLogger().handlers:
         handler.setLevel(logging.WARNING)
-    os.environ.update(FAKE_CREDENTIALS)
-    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE"):
-        os.environ.pop(name, None)
-    port = args.port
-    if not port:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-    endpoint = f"http://127.0.0.1:{port}"
-    # A separate process, like a real S3 endpoint: an in-process server would compete with the
-    # trainer for the GIL and distort the comparison.
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(endpoint, timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.2)
+    server, endpoint = start_s3(args.port)
     try:
         from mmdeepfake.data.layout import scan_dataset
         from mmdeepfake.data.storage import open_storage

@@ -6,7 +6,15 @@ import logging
 
 import pytest
 
-from mmdeepfake.cli._common import cli_entry, run_cli, setup_logging
+from mmdeepfake.cli._common import (
+    UsageParser,
+    add_no_progress,
+    cli_entry,
+    parse_command_line,
+    run_cli,
+    setup_logging,
+    verbosity_parent,
+)
 from mmdeepfake.errors import BucketNotFoundError, MmDeepfakeError
 
 
@@ -78,6 +86,30 @@ def test_setup_logging_levels_and_idempotent(capsys):
                 root.removeHandler(handler)
         for handler in earlier:
             root.addHandler(handler)
+        root.setLevel(logging.WARNING)
+        for name in ("botocore", "boto3", "s3transfer", "urllib3", "werkzeug", "PIL", "matplotlib"):
+            logging.getLogger(name).setLevel(logging.NOTSET)
+
+
+@pytest.mark.parametrize(
+    ("default", "argv", "level"),
+    [
+        ("warning", [], logging.WARNING),
+        ("warning", ["-v"], logging.INFO),
+        ("info", [], logging.INFO),
+        ("info", ["-v"], logging.DEBUG),
+        ("info", ["-q", "--no-progress"], logging.WARNING),
+    ],
+)
+def test_parse_command_line_sets_the_level_the_flags_ask_for(default, argv, level):
+    parser = UsageParser(prog="tool", parents=[verbosity_parent(default)])
+    add_no_progress(parser)
+    root = logging.getLogger()
+    try:
+        args = parse_command_line(parser, argv)
+        assert root.level == level
+        assert args.no_progress == ("--no-progress" in argv)
+    finally:
         root.setLevel(logging.WARNING)
         for name in ("botocore", "boto3", "s3transfer", "urllib3", "werkzeug", "PIL", "matplotlib"):
             logging.getLogger(name).setLevel(logging.NOTSET)

@@ -2,11 +2,14 @@
 
 The dataset is a tiny one in the training layout whose labels/clips.csv is written as
 ``mmdeepfake-prepare`` writes it for FakeAVCeleb: ``A`` real, ``B`` a real face with a cloned
-voice, ``C`` a swapped face with the real voice, ``D`` both fake. The loss is checked by hand.
+voice, ``C`` a swapped face with the real voice, ``D`` both fake. The loss is checked by hand, and
+so are the validation ROC-AUC and temperature of each head after a real one-epoch run.
 """
 
 from __future__ import annotations
 
+import csv
+import json
 import math
 from pathlib import Path
 
@@ -16,10 +19,13 @@ torch = pytest.importorskip("torch")
 
 from PIL import Image
 
-from mmdeepfake.data.clip_labels import read_clip_labels
+from mmdeepfake.calibration import fit_temperature
+from mmdeepfake.data.clip_labels import head_targets, read_clip_labels
 from mmdeepfake.data.layout import pair_samples, scan_dataset
 from mmdeepfake.data.storage import open_storage
 from mmdeepfake.data.streaming import build_split_loader
+from mmdeepfake.detector import Detector
+from mmdeepfake.domain import embed_split
 from mmdeepfake.losses import DetectionLoss
 from mmdeepfake.model import ModelOutput
 from mmdeepfake.testing import media as mf
@@ -27,6 +33,7 @@ from mmdeepfake.train import distributed as D
 from mmdeepfake.train.config import TrainConfig
 from mmdeepfake.train.fit import _losses
 from mmdeepfake.train.run_context import RunContext
+from mmdeepfake.train.trainer import train
 
 HEADER = "clip_id,split,label,category,visual_fake,audio_fake,identity,source\n"
 CLIPS_CSV = HEADER + (
@@ -168,3 +175,93 @@ def test_a_training_run_reads_clips_csv_for_its_pairs(fakeavceleb_like, tmp_path
     assert {s.image_key.split("/")[-1][:2]: (s.image_label, s.audio_label) for s in train} == (
         EXPECTED
     )
+
+
+# --- validation: each head is scored against its own modality's label ------------------------
+
+# Fakes of every category in the validation split: B clips are real to the image head, C clips
+# to the audio head, so each head's AUC against its own label differs from the clip label's.
+SCORED_CSV = HEADER + "".join(
+    f"{clip},{split},{'real' if cat == 'A' else 'fake'},{cat},"
+    f"{str(cat in 'CD').lower()},{str(cat in 'BD').lower()},id{n},{clip}.mp4\n"
+    for n, (clip, split, cat) in enumerate(
+        [("a0", "train", "A"), ("a2", "train", "A"), ("b0", "train", "B")]
+        + [("c0", "train", "C"), ("d0", "train", "D")]
+        + [("a1", "validate", "A"), ("a3", "validate", "A"), ("a4", "validate", "A")]
+        + [("b1", "validate", "B"), ("b2", "validate", "B"), ("c1", "validate", "C")]
+        + [("c2", "validate", "C"), ("d1", "validate", "D")]
+    )
+)
+
+
+def hand_auc(targets: list[int], scores: list[float]) -> float:
+    """P(a fake outscores a real), ties counting one half: the ROC-AUC without a curve."""
+    fakes = [s for s, y in zip(scores, targets) if y == 1]
+    reals = [s for s, y in zip(scores, targets) if y == 0]
+    wins = sum((f > r) + 0.5 * (f == r) for f in fakes for r in reals)
+    return wins / (len(fakes) * len(reals))
+
+
+@pytest.fixture()
+def every_category(tmp_path: Path) -> Path:
+    """A frame and a recording per clip of SCORED_CSV, each clip's face and voice its own."""
+    root = tmp_path / "data"
+    photo = mf.face_photo().astype(float)
+    for n, row in enumerate(csv.DictReader(SCORED_CSV.splitlines())):
+        split, label, clip = row["split"], row["label"], row["clip_id"]
+        (root / "frames" / split / label).mkdir(parents=True, exist_ok=True)
+        (root / "audio" / split / label).mkdir(parents=True, exist_ok=True)
+        face = (photo * (0.55 + 0.035 * n)).clip(0, 255).astype("uint8")
+        Image.fromarray(face).save(root / "frames" / split / label / f"{clip}_00.png")
+        wave = 0.5 * mf.voice_like(seconds=1.0) + mf.tone(200.0 + 150.0 * n, amplitude=0.3)
+        mf.write_audio(root / "audio" / split / label / f"{clip}.wav", wave)
+    (root / "labels").mkdir()
+    (root / "labels" / "clips.csv").write_text(SCORED_CSV)
+    return root
+
+
+def test_head_targets_name_the_labels_they_hold():
+    clip = [1, 1, 0]
+    assert head_targets("image", clip, [0, 1, 0])[1] == "visual_fake"
+    assert head_targets("audio", clip, [-1, -1, -1])[1] == "clip"
+    targets, used = head_targets("image", clip, [0, -1, 0])
+    assert targets.tolist() == [0, 1, 0] and used == "visual_fake+clip"
+
+
+def test_recorded_head_auc_and_temperature_are_against_the_modality_label(every_category, tmp_path):
+    out = tmp_path / "out"
+    config = TrainConfig.from_sources(
+        "tiny", {"data_dir": str(every_category), "prefix": "", "output": str(out), "plots": False}
+    )
+    result = train(config, progress=False)
+    run = Path(result.output_uri)
+    metadata = json.loads((run / "models" / "best" / "config.json").read_text())["metadata"]
+    summary = json.loads((run / "logs" / "summary.json").read_text())
+    with open(run / "intermediate" / "val_predictions.csv") as f:
+        rows = list(csv.DictReader(f))
+
+    # The heads' scores at full precision (the predictions file keeps six digits, and the tiny
+    # audio head barely moves in one epoch): the saved best model over the validation split.
+    storage = open_storage(every_category)
+    best = Detector.from_pretrained(str(run / "models" / "best"))
+    validation = embed_split(best, storage, scan_dataset(storage, ""), "validate")
+    truth = {row["clip_id"]: row for row in csv.DictReader(SCORED_CSV.splitlines())}
+    clips = [truth[r["image_key"].split("/")[-1][:2]] for r in rows]
+    assert sorted(c["category"] for c in clips) == sorted("AAABBCCD")
+    clip_label = [int(c["label"] == "fake") for c in clips]
+    assert validation.labels.tolist() == clip_label
+    for head, column in (("image", "visual_fake"), ("audio", "audio_fake")):
+        scores = getattr(validation, f"{head}_logits").astype(float).tolist()
+        assert [float(r[f"{head}_logit"]) for r in rows] == pytest.approx(scores, rel=1e-5)
+        own = [int(c[column] == "true") for c in clips]
+        assert [int(r[f"{head}_label"]) for r in rows] == own
+        auc = hand_auc(own, scores)
+        assert auc != pytest.approx(hand_auc(clip_label, scores))  # the labels tell apart
+        for recorded in (result.best_metrics, summary["best"], metadata["val_metrics"]):
+            assert recorded[f"val_auc_{head}"] == pytest.approx(auc, abs=1e-12)
+            assert recorded[f"val_auc_{head}_label"] == column
+        # The head's own calibration, fitted on the validation split with the guard.
+        calibration = metadata["modality_calibration"][head]
+        assert calibration["label"] == column
+        assert calibration["val_auc"] == pytest.approx(auc, abs=1e-12)
+        assert calibration["temperature"] == pytest.approx(fit_temperature(scores, own))

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from mmdeepfake.calibration import fit_temperature
+from mmdeepfake.data.clip_labels import head_targets, read_clip_labels
 from mmdeepfake.data.layout import pair_samples
 from mmdeepfake.data.streaming import build_split_loader
 from mmdeepfake.metrics import roc_auc
@@ -197,6 +198,8 @@ class SplitEmbeddings:
     image_logits: np.ndarray  # (N,) the image head's fake logit
     audio_logits: np.ndarray  # (N,)
     fake_logits: np.ndarray  # (N,) the fused fake logit
+    image_labels: np.ndarray  # (N,) the image head's own target (visual_fake), -1 unknown
+    audio_labels: np.ndarray  # (N,) the audio head's own target (audio_fake), -1 unknown
 
 
 @torch.inference_mode()
@@ -204,8 +207,9 @@ def embed_split(
     detector: Any, storage: Any, index: Any, split: str, *, seed: int = 0, batch_size: int = 32
 ) -> SplitEmbeddings:
     """Run the detector's encoders over a split the way training sees it (same loader, same
-    face crops, one voice window per sample) and keep the embeddings and head logits."""
-    samples = pair_samples(index, split, seed)
+    face crops, one voice window per sample) and keep the embeddings and head logits, with
+    the heads' own targets where the dataset's clips.csv gives them."""
+    samples = pair_samples(index, split, seed, clip_labels=read_clip_labels(storage, index))
     model = detector.model
     loader = build_split_loader(
         storage,
@@ -218,7 +222,9 @@ def embed_split(
         preprocess=detector.preprocess,
     )
     model.eval()
-    parts: dict[str, list] = {k: [] for k in ("image", "audio", "labels", "il", "al", "fl")}
+    parts: dict[str, list] = {
+        k: [] for k in ("image", "audio", "labels", "il", "al", "fl", "ilabels", "alabels")
+    }
     device = detector.device
     for batch in loader:
         if batch["faces"] is None:
@@ -229,6 +235,8 @@ def embed_split(
         parts["image"].append(image_out.embedding.float().cpu())
         parts["audio"].append(audio_out.embedding.float().cpu())
         parts["labels"].append(batch["labels"].cpu().numpy())
+        parts["ilabels"].append(batch["image_labels"].cpu().numpy())
+        parts["alabels"].append(batch["audio_labels"].cpu().numpy())
         parts["il"].append(model.head_logit("image", image_out.embedding).float().cpu().numpy())
         parts["al"].append(model.head_logit("audio", audio_out.embedding).float().cpu().numpy())
         parts["fl"].append(fused.fake_logit.float().cpu().numpy())
@@ -241,6 +249,8 @@ def embed_split(
         image_logits=np.concatenate(parts["il"]),
         audio_logits=np.concatenate(parts["al"]),
         fake_logits=np.concatenate(parts["fl"]),
+        image_labels=np.concatenate(parts["ilabels"]).astype(np.int64),
+        audio_labels=np.concatenate(parts["alabels"]).astype(np.int64),
     )
 
 
@@ -259,6 +269,9 @@ def fit_detector_guard(
     logit's: the heads are trained as auxiliary outputs and their scale differs from the fused
     logit's, so the model's temperature would not calibrate them. Their validation ROC-AUC is
     recorded too, so a one-modality verdict can say whether the head is informative at all.
+    Both are fitted against the labels the head learns (:func:`head_targets`: ``visual_fake`` /
+    ``audio_fake`` where clips.csv gives them, the clip's label elsewhere); ``label`` records
+    which.
     """
 
     guard = detector.model.domain_guard
@@ -280,12 +293,14 @@ def fit_detector_guard(
             quantile=quantile,
         )
         logits = getattr(validation, f"{modality}_logits")
-        two_classes = len(set(validation.labels.tolist())) == 2
+        targets, used = head_targets(
+            modality, validation.labels, getattr(validation, f"{modality}_labels")
+        )
+        two_classes = len(set(targets.tolist())) == 2
         heads[modality] = {
-            "temperature": float(fit_temperature(logits, validation.labels))
-            if two_classes
-            else 1.0,
-            "val_auc": float(roc_auc(validation.labels, logits)) if two_classes else None,
+            "temperature": float(fit_temperature(logits, targets)) if two_classes else 1.0,
+            "val_auc": float(roc_auc(targets, logits)) if two_classes else None,
+            "label": used,
         }
     metadata = dict(detector.metadata)
     metadata["domain_guard"] = record

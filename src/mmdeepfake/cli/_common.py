@@ -23,10 +23,12 @@ __all__ = [
     "CLI_ADVICE",
     "UsageParser",
     "add_endpoint_url",
+    "add_no_progress",
     "add_output",
     "bounded_int",
     "cli_entry",
     "endpoint_url",
+    "parse_command_line",
     "probability",
     "run_cli",
     "setup_logging",
@@ -122,6 +124,14 @@ def add_output(
     )
 
 
+PROGRESS_HELP = "hide the progress bar (default: shown when stderr is a terminal)"
+
+
+def add_no_progress(container: Any, help: str = PROGRESS_HELP) -> None:
+    """``--no-progress``, in every command that draws a progress bar (``args.no_progress``)."""
+    container.add_argument("--no-progress", action="store_true", help=help)
+
+
 MainFn = Callable[[Sequence[str] | None], int | None]
 
 # Libraries whose INFO/DEBUG chatter drowns the command's own messages.
@@ -207,6 +217,20 @@ def verbosity(args: argparse.Namespace) -> int:
     if args.quiet:
         return 0
     return min(args.verbosity_default + args.verbose, len(_LEVEL_NAMES) - 1)
+
+
+def parse_command_line(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None
+) -> argparse.Namespace:
+    """Parse ``argv`` and set up logging at the level its ``-v``/``-q`` ask for.
+
+    The first step of every command's ``main``: the parser must have
+    :func:`verbosity_parent` among its parents, so that messages logged while the command
+    runs follow the flags from the start.
+    """
+    args = parser.parse_args(argv)
+    setup_logging(verbosity(args))
+    return args
 
 
 class _StderrHandler(logging.StreamHandler):

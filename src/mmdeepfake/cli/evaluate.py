@@ -14,11 +14,11 @@ from typing import Any
 from mmdeepfake.cli._common import (
     UsageParser,
     add_endpoint_url,
+    add_no_progress,
     add_output,
     cli_entry,
+    parse_command_line,
     run_cli,
-    setup_logging,
-    verbosity,
     verbosity_parent,
 )
 from mmdeepfake.errors import ConfigError
@@ -101,11 +101,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         help="score the split again with a shortcut taken away and report the AUC change: "
         "'silence' trims leading and trailing silence from every recording (default: none)",
     )
-    parser.add_argument(
-        "--no-progress",
-        action="store_true",
-        help="hide the progress bar (default: shown when stderr is a terminal)",
-    )
+    add_no_progress(parser)
     return parser
 
 
@@ -178,8 +174,7 @@ def format_table(summary: dict[str, Any]) -> str:
 
 
 def _main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
-    args = build_parser(prog).parse_args(argv)
-    setup_logging(verbosity(args))
+    args = parse_command_line(build_parser(prog), argv)
     if args.batch_size < 1:
         raise ConfigError("--batch-size must be at least 1")
     from mmdeepfake.evaluate.evaluator import evaluate

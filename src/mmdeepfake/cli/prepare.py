@@ -19,9 +19,8 @@ from mmdeepfake.cli._common import (
     add_output,
     bounded_int,
     cli_entry,
+    parse_command_line,
     run_cli,
-    setup_logging,
-    verbosity,
     verbosity_parent,
 )
 
@@ -105,8 +104,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
 
 def _main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     """Parse arguments, prepare the dataset, print the summary."""
-    args = build_parser(prog).parse_args(argv)
-    setup_logging(verbosity(args))
+    args = parse_command_line(build_parser(prog), argv)
     from mmdeepfake.prepare.engine import prepare_dataset
 
     summary = prepare_dataset(

@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from mmdeepfake.cli._common import UsageParser, cli_entry, run_cli, setup_logging, verbosity
+from mmdeepfake.cli._common import UsageParser, cli_entry, parse_command_line, run_cli
 from mmdeepfake.errors import ConfigError
 from mmdeepfake.sweep import SWEEP_PARAMS
 
@@ -69,8 +69,7 @@ def _main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     from mmdeepfake.cli.train import config_from_args
     from mmdeepfake.sweep import parse_values, run_sweep
 
-    targs = train_parser(prog).parse_args(rest)
-    setup_logging(verbosity(targs))
+    targs = parse_command_line(train_parser(prog), rest)
     values = parse_values(args.param, args.values)
     if targs.push_to_hub:
         raise ConfigError(

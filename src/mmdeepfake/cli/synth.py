@@ -14,12 +14,12 @@ from collections.abc import Sequence
 from mmdeepfake.cli._common import (
     UsageParser,
     add_endpoint_url,
+    add_no_progress,
     add_output,
     bounded_int,
     cli_entry,
+    parse_command_line,
     run_cli,
-    setup_logging,
-    verbosity,
     verbosity_parent,
 )
 from mmdeepfake.data.synth import VARIANTS
@@ -76,18 +76,13 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         help="train,validate,test fractions (default: 0.7,0.15,0.15)",
     )
     add_endpoint_url(parser)
-    parser.add_argument(
-        "--no-progress",
-        action="store_true",
-        help="hide the progress bar (default: shown when stderr is a terminal)",
-    )
+    add_no_progress(parser)
     return parser
 
 
 def _main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     """Parse arguments, generate the dataset, print a one-line summary."""
-    args = build_parser(prog).parse_args(argv)
-    setup_logging(verbosity(args))
+    args = parse_command_line(build_parser(prog), argv)
     from mmdeepfake.data.storage import open_storage
     from mmdeepfake.data.synth import generate_dataset
 

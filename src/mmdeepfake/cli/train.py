@@ -19,11 +19,11 @@ from typing import Any
 
 from mmdeepfake.cli._common import (
     UsageParser,
+    add_no_progress,
     cli_entry,
     endpoint_url,
+    parse_command_line,
     run_cli,
-    setup_logging,
-    verbosity,
     verbosity_parent,
 )
 from mmdeepfake.train.config import TrainConfig, field_default, fusion_choices
@@ -119,18 +119,13 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         parents=[verbosity_parent("info")],
     )
     add_config_flags(parser)
-    parser.add_argument(
-        "--no-progress",
-        action="store_true",
-        help="hide the progress bar (default: shown when stderr is a terminal)",
-    )
+    add_no_progress(parser)
     return parser
 
 
 def _main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
-    args = build_parser(prog).parse_args(argv)
+    args = parse_command_line(build_parser(prog), argv)
     rank = int(os.environ.get("RANK", "0"))
-    setup_logging(verbosity(args))
     if rank != 0:
         for handler in logging.getLogger().handlers:
             handler.setLevel(logging.WARNING)

@@ -5,7 +5,8 @@ identity, source``: the dataset's own category (FakeAVCeleb ``A``-``D``, ...), w
 face and the voice were manipulated (``true``/``false`` or ``1``/``0``, empty where the dataset
 does not say), the person shown and the video the clip came from. Evaluation reads it to report
 metrics per category and per modality; training reads it for the per-modality targets of the image
-and audio heads (:meth:`ClipLabel.modality_targets`).
+and audio heads (:meth:`ClipLabel.modality_targets`), and scores those heads on the validation
+split against the same targets (:func:`head_targets`).
 
 ``mmdeepfake-synth`` writes a ``labels/clips.csv`` of its own (emotions and artefacts, no
 ``category`` column); :func:`read_clip_labels` returns None for it, as for a dataset without
@@ -18,11 +19,21 @@ import csv
 import io
 from dataclasses import dataclass
 
+import numpy as np
+from numpy.typing import ArrayLike
+
 from mmdeepfake.data.layout import CLIPS_CSV, LABEL_NAMES, SPLITS, DatasetIndex
 from mmdeepfake.data.storage import Storage
 from mmdeepfake.errors import DatasetError
 
-__all__ = ["ClipLabel", "parse_clip_labels", "read_clip_labels"]
+__all__ = [
+    "CLIP_LABEL",
+    "HEAD_LABEL_COLUMNS",
+    "ClipLabel",
+    "head_targets",
+    "parse_clip_labels",
+    "read_clip_labels",
+]
 
 REQUIRED_COLUMNS = ("clip_id", "split", "label", "category")
 _BOOLEANS = {"true": True, "false": False, "1": True, "0": False, "": None}
@@ -48,6 +59,35 @@ class ClipLabel:
         value (-1) makes the loss fall back to the clip's label for that head.
         """
         return _target(self.visual_fake), _target(self.audio_fake)
+
+
+#: The clips.csv column each one-modality head learns, and is scored against, where it is known.
+HEAD_LABEL_COLUMNS: dict[str, str] = {"image": "visual_fake", "audio": "audio_fake"}
+#: The name recorded for a head scored against the clip's (the fused head's) label.
+CLIP_LABEL = "clip"
+
+
+def head_targets(modality: str, labels: ArrayLike, own: ArrayLike) -> tuple[np.ndarray, str]:
+    """The labels a ``modality`` head is scored against, and which labels they are.
+
+    ``labels`` are the samples' clip labels (0 real, 1 fake) and ``own`` their per-modality
+    targets (:meth:`ClipLabel.modality_targets`, -1 unknown). A head is scored against what it
+    learns: its modality's own label where known, the clip's elsewhere, so a FakeAVCeleb
+    category-B clip (real face, cloned voice) counts as real for the image head. The name says
+    which labels were used: ``visual_fake`` / ``audio_fake`` (every sample's own), ``clip``
+    (none known, as for a dataset without clips.csv) or ``visual_fake+clip`` (a mixture).
+    """
+    clip = np.asarray(labels, dtype=np.int64)
+    own = np.asarray(own, dtype=np.int64)
+    known = own >= 0
+    column = HEAD_LABEL_COLUMNS[modality]
+    if known.all() and known.size:
+        name = column
+    elif known.any():
+        name = f"{column}+{CLIP_LABEL}"
+    else:
+        name = CLIP_LABEL
+    return np.where(known, own, clip), name
 
 
 def _target(flag: bool | None) -> int:

@@ -23,11 +23,12 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from mmdeepfake.data.clip_labels import head_targets
 from mmdeepfake.data.streaming import build_split_loader
 from mmdeepfake.detector import Detector
 from mmdeepfake.errors import ConfigError, MemoryBudgetError, MmDeepfakeError
 from mmdeepfake.losses import DetectionLoss
-from mmdeepfake.metrics import compute_metrics
+from mmdeepfake.metrics import compute_metrics, roc_auc
 from mmdeepfake.train import distributed as D
 from mmdeepfake.train.artifacts import capture_rng_state, restore_rng_state
 from mmdeepfake.train.memory import MemoryGuard, format_bytes
@@ -44,6 +45,8 @@ PREDICTION_COLUMNS = (
     "fake_probability",
     "image_logit",
     "audio_logit",
+    "image_label",
+    "audio_label",
     "consistency",
     "face_emotion_true",
     "face_emotion_pred",
@@ -507,7 +510,11 @@ class FitLoop:
         for modality in ("image", "audio"):
             scores = [r[f"{modality}_logit"] for r in rows]
             if all(s is not None for s in scores):
-                result[f"val_auc_{modality}"] = compute_metrics(y, np.array(scores))["roc_auc"]
+                # Each head is scored against what it learns (visual_fake / audio_fake where
+                # clips.csv says, the clip's label elsewhere); the row names which it was.
+                targets, used = head_targets(modality, y, [r[f"{modality}_label"] for r in rows])
+                result[f"val_auc_{modality}"] = roc_auc(targets, np.array(scores))
+                result[f"val_auc_{modality}_label"] = used
         for who in ("face", "voice"):
             known = [r for r in rows if r[f"{who}_emotion_true"] >= 0]
             if known:
@@ -558,7 +565,8 @@ class FitLoop:
 
 
 def _prediction_rows(batch: dict[str, Any], out: Any) -> list[dict[str, Any]]:
-    """Per-sample validation outputs: fake score and face/voice emotion predictions."""
+    """Per-sample validation outputs: fake score, head logits with the heads' own targets (-1:
+    the clip's label) and face/voice emotion predictions."""
     face = out.face_emotion_logits.softmax(-1).cpu()
     voice = out.voice_emotion_logits.softmax(-1).cpu()
     logit = out.fake_logit.float().cpu()
@@ -576,6 +584,8 @@ def _prediction_rows(batch: dict[str, Any], out: Any) -> list[dict[str, Any]]:
                 "fake_probability": float(torch.sigmoid(logit[i])),
                 "image_logit": float(image_logit[i]) if image_logit is not None else None,
                 "audio_logit": float(audio_logit[i]) if audio_logit is not None else None,
+                "image_label": int(batch["image_labels"][i]),
+                "audio_label": int(batch["audio_labels"][i]),
                 "consistency": float(consistency[i]),
                 "face_emotion_true": int(batch["face_emotions"][i]),
                 "face_emotion_pred": int(face[i].argmax()),

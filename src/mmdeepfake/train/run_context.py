@@ -43,6 +43,8 @@ METRIC_COLUMNS = (
     "val_auc",
     "val_auc_image",
     "val_auc_audio",
+    "val_auc_image_label",
+    "val_auc_audio_label",
     "val_face_emotion_accuracy",
     "val_voice_emotion_accuracy",
     "lr",
@@ -196,7 +198,15 @@ class RunContext:
             "epoch": row["epoch"],
             "val_metrics": {
                 k: row.get(k)
-                for k in ("val_loss", "val_accuracy", "val_auc", "val_auc_image", "val_auc_audio")
+                for k in (
+                    "val_loss",
+                    "val_accuracy",
+                    "val_auc",
+                    "val_auc_image",
+                    "val_auc_audio",
+                    "val_auc_image_label",
+                    "val_auc_audio_label",
+                )
                 if row.get(k) is not None
             },
             "training": {
