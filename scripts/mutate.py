@@ -89,6 +89,7 @@ TARGETS: dict[str, Target] = {
             "tests/test_model.py",
             "tests/test_core_values.py",
             "tests/test_fusion_through_predict.py",
+            "tests/test_fusion_values.py",
         ),
         FUNCTIONS,
     ),
