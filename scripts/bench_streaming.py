@@ -9,7 +9,11 @@ then measures
 * ``train_*``: samples/s of training epochs (same model, batch size, seed) with the trainer,
 
 for local disk, S3 through boto3 and S3 through s3torchconnector (when installed). Each figure
-is the median over ``--repeats`` alternating rounds (the machine may be shared).
+is the median over ``--repeats`` alternating rounds (the machine may be shared). Wall-clock
+rates on a loaded machine swing with other people's work; ``loader_*_cpu_s`` (CPU seconds of
+this process over one loader pass) and ``loader_*_server_cpu_s`` (the S3 server's, over the
+same pass) do not, and give what the comparison costs in CPU: ``loader_cpu_s3_over_disk`` is
+the disk pass's CPU over the S3 pass's, server included.
 ``s3_over_disk`` uses the reader training uses by default (``s3_reader: auto``:
 s3torchconnector when installed), ``s3_over_disk_boto3`` the boto3 one. Also reports the peak
 resident memory of an S3 training run (default reader) under ``--memory-budget``. The last line
@@ -31,8 +35,19 @@ from pathlib import Path
 from _s3_server import start_s3
 
 
-def loader_rate(storage, index, reader: str, batch_size: int, prefetch: int) -> float:
-    """Samples per second of reading and decoding the training split (no model)."""
+def cpu_seconds(process) -> float:
+    """CPU seconds a psutil.Process has used so far (all its threads)."""
+    times = process.cpu_times()
+    return times.user + times.system
+
+
+def loader_rate(
+    storage, index, reader: str, batch_size: int, prefetch: int, server
+) -> tuple[float, float, float]:
+    """Samples/s of reading and decoding the training split (no model), and the CPU seconds
+    this process and the S3 server spent on it."""
+    import psutil
+
     from mmdeepfake.data.layout import pair_samples
     from mmdeepfake.data.streaming import build_split_loader
 
@@ -40,9 +55,12 @@ def loader_rate(storage, index, reader: str, batch_size: int, prefetch: int) -> 
     loader = build_split_loader(
         storage, index, "train", batch_size, prefetch=prefetch, s3_reader=reader, samples=samples
     )
+    me = psutil.Process()
+    cpu, server_cpu = cpu_seconds(me), cpu_seconds(server)
     started = time.perf_counter()
     n = sum(len(batch["labels"]) for batch in loader if batch["faces"] is not None)
-    return n / (time.perf_counter() - started)
+    rate = n / (time.perf_counter() - started)
+    return rate, cpu_seconds(me) - cpu, cpu_seconds(server) - server_cpu
 
 
 def train_rate(source: dict, out_dir: Path, args, reader: str, **extra) -> tuple[float, int]:
@@ -119,21 +137,30 @@ def main() -> int:
             train_rate(
                 sources["disk"][0], Path(tmp) / "warmup", args, "boto3", max_steps_per_epoch=3
             )  # first-step kernel set-up, not measured
+            import psutil
+
+            server_process = psutil.Process(server.pid)
             loader: dict[str, list[float]] = {name: [] for name in sources}
+            loader_cpu: dict[str, list[float]] = {name: [] for name in sources}
+            server_cpu: dict[str, list[float]] = {name: [] for name in sources}
             training: dict[str, list[float]] = {name: [] for name in sources}
             for round_no in range(args.repeats):
                 for name, (source, reader) in sources.items():
                     storage, index = (
                         (disk_storage, disk_index) if name == "disk" else (s3_root, s3_index)
                     )
-                    loader[name].append(
-                        loader_rate(storage, index, reader, args.batch_size, args.prefetch)
+                    rate, cpu, on_server = loader_rate(
+                        storage, index, reader, args.batch_size, args.prefetch, server_process
                     )
+                    loader[name].append(rate)
+                    loader_cpu[name].append(cpu)
+                    server_cpu[name].append(on_server)
                     rate, _ = train_rate(source, Path(tmp) / f"out-{name}-{round_no}", args, reader)
                     training[name].append(rate)
                     print(
                         f"round {round_no + 1} {name}: loader {loader[name][-1]:.1f} "
-                        f"samples/s, training {rate:.2f} samples/s",
+                        f"samples/s ({cpu:.2f} CPU s, server {on_server:.2f}), "
+                        f"training {rate:.2f} samples/s",
                         flush=True,
                     )
             default = f"s3_{readers[-1]}"  # what s3_reader: auto picks
@@ -157,6 +184,12 @@ def main() -> int:
         "prefetch": args.prefetch,
         "repeats": args.repeats,
         **{f"loader_{k}_samples_per_s": round(statistics.median(v), 2) for k, v in loader.items()},
+        **{f"loader_{k}_cpu_s": round(statistics.median(v), 2) for k, v in loader_cpu.items()},
+        **{
+            f"loader_{k}_server_cpu_s": round(statistics.median(v), 2)
+            for k, v in server_cpu.items()
+            if k != "disk"
+        },
         **{f"train_{k}_samples_per_s": round(statistics.median(v), 3) for k, v in training.items()},
         "memory_budget": args.memory_budget,
         "memory_cap_bytes": int(parse_size(args.memory_budget) * 0.8),
@@ -165,6 +198,11 @@ def main() -> int:
     result["default_s3_reader"] = readers[-1]
     result["s3_over_disk"] = round(
         result[f"train_{default}_samples_per_s"] / result["train_disk_samples_per_s"], 3
+    )
+    result["loader_cpu_s3_over_disk"] = round(
+        result["loader_disk_cpu_s"]
+        / (result[f"loader_{default}_cpu_s"] + result[f"loader_{default}_server_cpu_s"]),
+        3,
     )
     result["s3_over_disk_boto3"] = round(
         result["train_s3_boto3_samples_per_s"] / result["train_disk_samples_per_s"], 3

@@ -16,6 +16,7 @@ import io
 import logging
 import os
 import shutil
+import threading
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -56,6 +57,17 @@ _CREDENTIAL_CODES = {
 _MISSING_KEY_CODES = {"NoSuchKey", "404", "NotFound"}
 
 log = logging.getLogger("mmdeepfake.data")
+
+_CLIENT_LOCK = threading.Lock()
+
+
+def _new_lock_in_child() -> None:
+    """A forked process (a DataLoader worker) must not inherit the lock held by a thread."""
+    global _CLIENT_LOCK
+    _CLIENT_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_lock_in_child)
 
 
 class KeyNotFoundError(StorageError):
@@ -248,10 +260,18 @@ class S3Storage(Storage):
 
     @property
     def client(self) -> Any:
-        """The boto3 S3 client of this process (boto3 clients must not cross a fork)."""
+        """The boto3 S3 client of this process (boto3 clients must not cross a fork).
+
+        Made once even when the first requests come from many threads at once (a loader's
+        prefetch pool): each client costs tens of milliseconds of CPU and its own connections.
+        """
         if self._client is None or self._client_pid != os.getpid():
-            self._client = _make_client(self.endpoint_url, self.max_attempts, self.region_name)
-            self._client_pid = os.getpid()
+            with _CLIENT_LOCK:
+                if self._client is None or self._client_pid != os.getpid():
+                    self._client = _make_client(
+                        self.endpoint_url, self.max_attempts, self.region_name
+                    )
+                    self._client_pid = os.getpid()
         return self._client
 
     def _key(self, key: str) -> str:

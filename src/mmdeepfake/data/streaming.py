@@ -4,7 +4,8 @@ Nothing of the dataset touches local disk: each object is read into memory, deco
 :mod:`mmdeepfake.media` and dropped. Reads run on a small thread pool with a bounded number of
 requests in flight, so the latency of S3 GETs overlaps with decoding and with the model's own
 compute (the network should not be the bottleneck). Samples are sharded first across torchrun
-ranks, then across DataLoader workers, so no sample is read twice per epoch. A sample whose
+ranks, then across DataLoader workers, so no sample is read twice per epoch, and the frames of
+a clip share one read of its recording (:mod:`mmdeepfake.data.shared_reads`). A sample whose
 object is missing or cannot be decoded is not fatal: it is skipped and travels through the
 DataLoader as a :class:`SkippedSample`, so the trainer can count and report it even when it was
 met in a worker process.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -25,6 +27,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from mmdeepfake.config import PreprocessConfig
+from mmdeepfake.data.shared_reads import SharedReads
 from mmdeepfake.data.storage import KeyNotFoundError, S3Storage, Storage, check_size
 from mmdeepfake.errors import (
     BucketNotFoundError,
@@ -62,6 +65,10 @@ class StreamedSample:
     audio_label: int = -1  # target of the audio head; -1: the clip's label
 
 
+#: Decoded recordings one loader worker holds at most while frames of their clip are still to
+#: come in its epoch: about 130 kB each (a 2.032 s window of float32 samples), 33 MB in all.
+RECORDING_CACHE = 256
+
 #: Names of the ways to read S3 objects (``s3_reader`` in the training config).
 S3_READERS = ("auto", "boto3", "s3torchconnector")
 
@@ -94,18 +101,52 @@ def _connector_installed() -> bool:
 
 
 class _S3ConnectorReader:
-    """Reads objects with s3torchconnector's S3Client (created lazily, once per process)."""
+    """Reads objects with s3torchconnector's S3Client (one per endpoint, shared in a process)."""
 
     def __init__(self, storage: S3Storage) -> None:
         self.storage = storage
-        self._client: Any = None
-        self._pid: int | None = None
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {"storage": self.storage, "_client": None, "_pid": None}
+    def __call__(self, key: str) -> bytes:
+        client = _connector_client(self.storage.endpoint_url)
+        from s3torchconnectorclient import S3Exception
 
-    def _get_client(self) -> Any:
-        if self._client is None or self._pid != os.getpid():
+        full = self.storage.prefix + key
+        limit = limits.MAX_FILE_BYTES
+        try:
+            # Read one byte past the cap at most: an oversized object is refused, not held.
+            data = client.get_object(self.storage.bucket, full).read(limit + 1)
+        except S3Exception as exc:
+            raise _connector_error(exc, self.storage, key) from exc
+        check_size(self.storage.uri(key), len(data), limit)
+        return data
+
+
+#: What an s3torchconnector client is made from, besides the endpoint: a change makes a new one.
+_CLIENT_ENVIRONMENT = (
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_PROFILE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+)
+_CONNECTOR_CLIENTS: dict[tuple[str | None, ...], Any] = {}
+_CONNECTOR_LOCK = threading.Lock()
+
+
+def _connector_client(endpoint: str | None) -> Any:
+    """The process's s3torchconnector client for ``endpoint``, made on first use.
+
+    One client serves every loader of a run (each epoch's, the validation's, all their
+    threads): making one costs about 35 ms of CPU, and its first requests open new
+    connections. A change of region or credentials in the environment makes a new one; the
+    package itself makes the client's native part again in a forked DataLoader worker.
+    """
+    settings = tuple(os.environ.get(name) for name in _CLIENT_ENVIRONMENT)
+    key = (endpoint, *settings)
+    with _CONNECTOR_LOCK:
+        client = _CONNECTOR_CLIENTS.get(key)
+        if client is None:
             try:
                 from s3torchconnector import S3ClientConfig
                 from s3torchconnector._s3client import S3Client
@@ -114,27 +155,20 @@ class _S3ConnectorReader:
                     "s3_reader is s3torchconnector but the package is not installed; run "
                     "`pip install s3torchconnector` or set s3_reader: boto3"
                 ) from None
-            region = (
-                os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-            )
-            endpoint = self.storage.endpoint_url
+            region = settings[0] or settings[1] or "us-east-1"
             config = S3ClientConfig(force_path_style=bool(endpoint))
-            self._client = S3Client(region, endpoint=endpoint, s3client_config=config)
-            self._pid = os.getpid()
-        return self._client
+            client = S3Client(region, endpoint=endpoint, s3client_config=config)
+            _CONNECTOR_CLIENTS[key] = client
+        return client
 
-    def __call__(self, key: str) -> bytes:
-        from s3torchconnectorclient import S3Exception
 
-        full = self.storage.prefix + key
-        limit = limits.MAX_FILE_BYTES
-        try:
-            # Read one byte past the cap at most: an oversized object is refused, not held.
-            data = self._get_client().get_object(self.storage.bucket, full).read(limit + 1)
-        except S3Exception as exc:
-            raise _connector_error(exc, self.storage, key) from exc
-        check_size(self.storage.uri(key), len(data), limit)
-        return data
+def _new_lock_in_child() -> None:
+    """A forked process (a DataLoader worker) must not inherit the lock held by a thread."""
+    global _CONNECTOR_LOCK
+    _CONNECTOR_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_lock_in_child)
 
 
 def _connector_error(exc: Exception, storage: S3Storage, key: str) -> StorageError:
@@ -240,6 +274,9 @@ class StreamingPairDataset(IterableDataset):
 
     Yields :class:`StreamedSample` for good samples and :class:`SkippedSample` for bad ones
     (use :func:`collate_samples`). ``prefetch`` is the number of reads in flight per worker.
+    Each recording is read and decoded once per epoch and worker for all the frames paired with
+    it, holding at most ``recording_cache`` decoded recordings at a time (0: one read per
+    sample); the samples are the same either way.
     """
 
     def __init__(
@@ -257,8 +294,10 @@ class StreamingPairDataset(IterableDataset):
         face_margin: float | None = None,
         preprocess: PreprocessConfig | None = None,
         trim_silence: bool = False,
+        recording_cache: int = RECORDING_CACHE,
     ) -> None:
         self.storage = storage
+        self.recording_cache = recording_cache
         self.trim_silence = trim_silence
         self.face_margin = face_margin
         self.preprocess = preprocess
@@ -305,13 +344,18 @@ class StreamingPairDataset(IterableDataset):
             equal=self.equal_shards,
         )
 
-    def _load(self, index: int) -> StreamedSample | SkippedSample:
+    def _load_voice(self, key: str) -> torch.Tensor:
+        return decode_voice(self.reader(key), trim_silence=self.trim_silence)
+
+    def _load(
+        self, index: int, voices: SharedReads[torch.Tensor]
+    ) -> StreamedSample | SkippedSample:
         sample = self.samples[index]
         key = sample.image_key
         try:
             faces, face_detected = decode_face(self.reader(key), self.face_margin, self.preprocess)
             key = sample.audio_key
-            wave = decode_voice(self.reader(key), trim_silence=self.trim_silence)
+            wave = voices.get(key)
         except KeyNotFoundError as exc:
             return SkippedSample(key=key, reason=f"{type(exc).__name__}: {exc}")
         except StorageError:
@@ -333,20 +377,23 @@ class StreamingPairDataset(IterableDataset):
 
     def __iter__(self) -> Iterator[StreamedSample | SkippedSample]:
         indices = self.my_indices()
+        voices = SharedReads(
+            (self.samples[i].audio_key for i in indices), self._load_voice, self.recording_cache
+        )
         with ThreadPoolExecutor(
             max_workers=self.prefetch, thread_name_prefix="mmdeepfake-prefetch"
         ) as pool:
             pending: deque[Future] = deque()
             it = iter(indices)
             for index in it:
-                pending.append(pool.submit(self._load, index))
+                pending.append(pool.submit(self._load, index, voices))
                 if len(pending) >= self.prefetch:
                     break
             while pending:
                 result = pending.popleft().result()
                 nxt = next(it, None)
                 if nxt is not None:
-                    pending.append(pool.submit(self._load, nxt))
+                    pending.append(pool.submit(self._load, nxt, voices))
                 yield result
 
 
