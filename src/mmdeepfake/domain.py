@@ -30,8 +30,8 @@ import torch
 from torch import nn
 
 from mmdeepfake.calibration import fit_temperature
-from mmdeepfake.data.layout import pair_samples
 from mmdeepfake.data.streaming import build_split_loader
+from mmdeepfake.data.video_samples import split_samples
 from mmdeepfake.metrics import roc_auc
 
 MODALITIES = ("image", "audio")
@@ -204,8 +204,9 @@ def embed_split(
     detector: Any, storage: Any, index: Any, split: str, *, seed: int = 0, batch_size: int = 32
 ) -> SplitEmbeddings:
     """Run the detector's encoders over a split the way training sees it (same loader, same
-    face crops, one voice window per sample) and keep the embeddings and head logits."""
-    samples = pair_samples(index, split, seed)
+    face crops, one voice window per sample, videos without extracted frames decoded) and keep
+    the embeddings and head logits."""
+    samples = split_samples(index, split, seed)
     model = detector.model
     loader = build_split_loader(
         storage,
