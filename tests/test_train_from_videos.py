@@ -235,10 +235,14 @@ def test_mixing_spreads_each_videos_frames_and_keeps_every_item():
 # --- training ------------------------------------------------------------------------------
 
 
+#: Frames the trained model samples a video at (its ``num_frames``), so each video gives 4.
+TRAIN_FRAMES = 4
+
+
 def _config(**values) -> TrainConfig:
-    return TrainConfig.from_sources(
-        "tiny", {"epochs": 1, "batch_size": 8, "seed": 0, "plots": False, **values}
-    )
+    options = {"epochs": 1, "batch_size": 8, "seed": 0, "plots": False}
+    model = {"model": {"num_frames": TRAIN_FRAMES}}
+    return TrainConfig.from_sources("tiny", {**options, **model, **values})
 
 
 @pytest.mark.slow
@@ -254,7 +258,7 @@ def test_one_epoch_from_a_folder_of_videos_counts_the_broken_one(videos_only, tm
     assert f"skipped a bad train sample: {BROKEN_KEY} (CorruptMediaError" in caplog.text
     assert result.history[-1]["skipped_samples"] == 1
     rows = list(csv.DictReader(io.StringIO((run / "intermediate/val_predictions.csv").read_text())))
-    assert len(rows) == 2 * FRAMES  # every frame of both validation videos
+    assert len(rows) == 2 * TRAIN_FRAMES  # every frame of both videos, as the model samples
     index = scan_dataset(open_storage(videos_only), "")
     validation_videos = index.keys("videos", "validate", "real") + index.keys(
         "videos", "validate", "fake"
