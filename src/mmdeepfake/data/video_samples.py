@@ -17,6 +17,7 @@ every epoch again; ``mmdeepfake prepare`` is the faster path for repeated epochs
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
@@ -32,6 +33,7 @@ from mmdeepfake.data.streaming import Reader, SkippedSample, StreamedSample, voi
 from mmdeepfake.errors import DatasetError, StorageError
 
 __all__ = [
+    "DECODES_AT_ONCE",
     "MIX_VIDEOS",
     "Sample",
     "VideoSample",
@@ -50,6 +52,11 @@ log = logging.getLogger(__name__)
 #: Videos whose frames are shuffled together in training. One video gives all its frames at
 #: once; without mixing, a batch would hold the frames of one or two clips only.
 MIX_VIDEOS = 8
+#: Videos decoded at once per process. Reads still run ``prefetch`` deep; decoding is CPU-bound
+#: (more at once gains nothing) and each decode holds its sampled frames (16 full-HD frames are
+#: 100 MB), so this bounds the loader's memory whatever the prefetch depth.
+DECODES_AT_ONCE = 4
+_decoding = threading.BoundedSemaphore(DECODES_AT_ONCE)
 
 T = TypeVar("T")
 
@@ -216,9 +223,9 @@ def load_video_sample(
     """
     key = sample.video_key
     try:
-        faces, wave = decode_video_sample(
-            reader(key), face_margin=face_margin, preprocess=preprocess
-        )
+        data = reader(key)
+        with _decoding:
+            faces, wave = decode_video_sample(data, face_margin=face_margin, preprocess=preprocess)
     except KeyNotFoundError as exc:
         return [SkippedSample(key=key, reason=f"{type(exc).__name__}: {exc}")]
     except StorageError:
