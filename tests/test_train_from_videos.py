@@ -141,11 +141,13 @@ def test_a_mixed_dataset_reads_extracted_clips_from_their_files(source, prepared
     keys = _write_videos(root, source, prepared)  # every clip also as a video
     extra = "videos/train/real/only-a-video.mp4"
     shutil.copyfile(source / "real/id01/take.mp4", root / extra)
+    (root / "labels/emotions.csv").write_text("key,emotion\nonly-a-video,happy\n")
     storage = open_storage(root)
     index = scan_dataset(storage, "")
     samples = split_samples(index, "train", 0)
     videos = [s for s in samples if isinstance(s, VideoSample)]
     assert [s.video_key for s in videos] == [extra]
+    assert (videos[0].face_emotion, videos[0].voice_emotion) == (1, 1)  # happy, by clip id
     pairs = [s for s in samples if isinstance(s, PairedSample)]
     assert len(pairs) == 4 * FRAMES and all(s.true_pair for s in pairs)
 
@@ -160,7 +162,9 @@ def test_a_mixed_dataset_reads_extracted_clips_from_their_files(source, prepared
     assert len(items) == len(dataset) == 5 * FRAMES
     assert {k for k in read if k.startswith("videos/")} == {extra}
     assert not set(keys.values()) & {item.image_key for item in items}
-    assert sum(item.image_key == extra for item in items) == FRAMES
+    places = [i for i, item in enumerate(items) if item.image_key == extra]
+    assert len(places) == FRAMES
+    assert places[-1] - places[0] > 2 * FRAMES  # mixed in, not one block of the video's frames
 
 
 # --- the decoded samples are the extracted ones ---------------------------------------------
