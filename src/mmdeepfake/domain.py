@@ -31,8 +31,8 @@ from torch import nn
 
 from mmdeepfake.calibration import fit_temperature
 from mmdeepfake.data.clip_labels import head_targets, read_clip_labels
-from mmdeepfake.data.layout import pair_samples
 from mmdeepfake.data.streaming import build_split_loader
+from mmdeepfake.data.video_samples import split_samples
 from mmdeepfake.metrics import roc_auc
 
 MODALITIES = ("image", "audio")
@@ -207,9 +207,10 @@ def embed_split(
     detector: Any, storage: Any, index: Any, split: str, *, seed: int = 0, batch_size: int = 32
 ) -> SplitEmbeddings:
     """Run the detector's encoders over a split the way training sees it (same loader, same
-    face crops, one voice window per sample) and keep the embeddings and head logits, with
-    the heads' own targets where the dataset's clips.csv gives them."""
-    samples = pair_samples(index, split, seed, clip_labels=read_clip_labels(storage, index))
+    face crops, one voice window per sample, videos without extracted frames decoded) and keep
+    the embeddings and head logits, with the heads' own targets where the dataset's clips.csv
+    gives them."""
+    samples = split_samples(index, split, seed, clip_labels=read_clip_labels(storage, index))
     model = detector.model
     loader = build_split_loader(
         storage,

@@ -230,9 +230,16 @@ def decode_voice(data: bytes, *, trim_silence: bool = False) -> torch.Tensor:
     (:func:`mmdeepfake.media.silence.trim_silence`), for the evaluator's silence audit.
     """
     from mmdeepfake.media.decode import load_audio
+    from mmdeepfake.media.features import SAMPLE_RATE
+
+    return voice_window(load_audio(data, sample_rate=SAMPLE_RATE), trim_silence=trim_silence)
+
+
+def voice_window(wave: np.ndarray, *, trim_silence: bool = False) -> torch.Tensor:
+    """A 16 kHz voice -> one (WINDOW_SAMPLES,) window (centre crop or pad); ``trim_silence``
+    as in :func:`decode_voice`."""
     from mmdeepfake.media.features import SAMPLE_RATE, fit_window
 
-    wave = load_audio(data, sample_rate=SAMPLE_RATE)
     if trim_silence:
         from mmdeepfake.media.silence import trim_silence as find_sound
 
@@ -272,8 +279,11 @@ def shard_indices(
 class StreamingPairDataset(IterableDataset):
     """Paired (face image, voice recording) samples streamed from a :class:`Storage`.
 
-    Yields :class:`StreamedSample` for good samples and :class:`SkippedSample` for bad ones
-    (use :func:`collate_samples`). ``prefetch`` is the number of reads in flight per worker.
+    ``samples`` may also hold videos (:class:`~mmdeepfake.data.video_samples.VideoSample`),
+    each decoded into one sample per frame with a face; shuffled, their frames are mixed
+    among several videos' (:func:`~mmdeepfake.data.video_samples.mix_items`). Yields
+    :class:`StreamedSample` for good samples and :class:`SkippedSample` for bad ones (use
+    :func:`collate_samples`). ``prefetch`` is the number of reads in flight per worker.
     Each recording is read and decoded once per epoch and worker for all the frames paired with
     it, holding at most ``recording_cache`` decoded recordings at a time (0: one read per
     sample); the samples are the same either way.
@@ -316,18 +326,21 @@ class StreamingPairDataset(IterableDataset):
         self.epoch = epoch
 
     def __len__(self) -> int:
-        """Samples this rank reads per epoch (before any are skipped)."""
-        return len(
-            shard_indices(
-                len(self.samples),
-                epoch=0,
-                seed=0,
-                shuffle=False,
-                rank=self.rank,
-                world_size=self.world_size,
-                equal=self.equal_shards,
-            )
+        """Samples this rank reads per epoch (before any are skipped); a video counts as the
+        frames it is sampled at."""
+        from mmdeepfake.data.video_samples import VideoSample, frames_per_video
+
+        per_video = frames_per_video(self.preprocess)
+        mine = shard_indices(
+            len(self.samples),
+            epoch=0,
+            seed=0,
+            shuffle=False,
+            rank=self.rank,
+            world_size=self.world_size,
+            equal=self.equal_shards,
         )
+        return sum(per_video if isinstance(self.samples[i], VideoSample) else 1 for i in mine)
 
     def my_indices(self) -> list[int]:
         info = get_worker_info()
@@ -349,8 +362,24 @@ class StreamingPairDataset(IterableDataset):
 
     def _load(
         self, index: int, voices: SharedReads[torch.Tensor]
-    ) -> StreamedSample | SkippedSample:
+    ) -> list[StreamedSample | SkippedSample]:
+        """What sample ``index`` gives: one item for a face frame, one per frame for a video."""
+        from mmdeepfake.data.video_samples import VideoSample, load_video_sample
+
         sample = self.samples[index]
+        if isinstance(sample, VideoSample):
+            return load_video_sample(
+                sample,
+                self.reader,
+                face_margin=self.face_margin,
+                preprocess=self.preprocess,
+                trim_silence=self.trim_silence,
+            )
+        return [self._load_pair(sample, voices)]
+
+    def _load_pair(
+        self, sample: Any, voices: SharedReads[torch.Tensor]
+    ) -> StreamedSample | SkippedSample:
         key = sample.image_key
         try:
             faces, face_detected = decode_face(self.reader(key), self.face_margin, self.preprocess)
@@ -376,9 +405,35 @@ class StreamingPairDataset(IterableDataset):
         )
 
     def __iter__(self) -> Iterator[StreamedSample | SkippedSample]:
+        from mmdeepfake.data.video_samples import (
+            MIX_VIDEOS,
+            VideoSample,
+            frames_per_video,
+            mix_items,
+        )
+
         indices = self.my_indices()
+        items = self._read(indices)
+        if self.shuffle and any(isinstance(self.samples[i], VideoSample) for i in indices):
+            # A video gives all its frames at once: shuffle them among several videos' frames.
+            info = get_worker_info()
+            worker = info.id if info else 0
+            rng = np.random.default_rng([self.seed, self.epoch, self.rank, worker])
+            items = mix_items(items, MIX_VIDEOS * frames_per_video(self.preprocess), rng)
+        return items
+
+    def _read(self, indices: list[int]) -> Iterator[StreamedSample | SkippedSample]:
+        from mmdeepfake.data.video_samples import VideoSample
+
+        # Videos read their own voice; face frames share their recording's one read.
         voices = SharedReads(
-            (self.samples[i].audio_key for i in indices), self._load_voice, self.recording_cache
+            (
+                self.samples[i].audio_key
+                for i in indices
+                if not isinstance(self.samples[i], VideoSample)
+            ),
+            self._load_voice,
+            self.recording_cache,
         )
         with ThreadPoolExecutor(
             max_workers=self.prefetch, thread_name_prefix="mmdeepfake-prefetch"
@@ -394,7 +449,7 @@ class StreamingPairDataset(IterableDataset):
                 nxt = next(it, None)
                 if nxt is not None:
                     pending.append(pool.submit(self._load, nxt, voices))
-                yield result
+                yield from result
 
 
 def collate_samples(items: list[StreamedSample | SkippedSample]) -> dict[str, Any]:

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from mmdeepfake.calibration import calibration_summary, fit_temperature
-from mmdeepfake.data.layout import PairedSample, clip_id
+from mmdeepfake.data.layout import clip_id
+from mmdeepfake.data.video_samples import Sample, VideoSample, preview_face, preview_voice
 from mmdeepfake.domain import embed_split, familiar_shares, fit_detector_guard
 from mmdeepfake.errors import MmDeepfakeError
 from mmdeepfake.loading import load_run_detector
@@ -151,17 +152,19 @@ def write_plots(ctx: RunContext, fit: FitLoop, calibration: dict[str, Any]) -> N
 
 
 def _sample_media(ctx: RunContext) -> tuple[list, list, list, list]:
-    """Validation faces and voices per label for plots 02/03, each from a different clip.
+    """Validation faces and voices per label for plots 02/03, each from a different clip
+    (a video gives a face crop from its middle and its voice).
 
     A clip has several frames and one recording; consecutive samples share them, so taking
     the first few samples would show one clip several times over.
     """
 
-    def read(label: int, key: str, count: int, load: Any) -> list:
+    def read(label: int, key: str, count: int, load: Any, from_video: Any) -> list:
         found = []
         for sample in distinct_clip_samples(ctx.val_samples, label, key):
+            decode = from_video if isinstance(sample, VideoSample) else load
             try:
-                found.append(load(ctx.data.read_bytes(getattr(sample, key))))
+                found.append(decode(ctx.data.read_bytes(getattr(sample, key))))
             except MmDeepfakeError:
                 continue
             if len(found) == count:
@@ -169,16 +172,16 @@ def _sample_media(ctx: RunContext) -> tuple[list, list, list, list]:
         return found
 
     return (
-        read(0, "image_key", 4, load_image),
-        read(1, "image_key", 4, load_image),
-        read(0, "audio_key", 3, load_audio),
-        read(1, "audio_key", 3, load_audio),
+        read(0, "image_key", 4, load_image, preview_face),
+        read(1, "image_key", 4, load_image, preview_face),
+        read(0, "audio_key", 3, load_audio, preview_voice),
+        read(1, "audio_key", 3, load_audio, preview_voice),
     )
 
 
 def distinct_clip_samples(
-    samples: Iterable[PairedSample], label: int, key: str = "image_key"
-) -> Iterator[PairedSample]:
+    samples: Iterable[Sample], label: int, key: str = "image_key"
+) -> Iterator[Sample]:
     """The samples of ``label`` whose ``key`` file ("image_key" or "audio_key") comes from a clip
     not seen before, in order: one sample per clip."""
     seen: set[str] = set()

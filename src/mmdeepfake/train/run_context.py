@@ -16,15 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from mmdeepfake.data.clip_labels import ClipLabel, read_clip_labels
-from mmdeepfake.data.layout import (
-    CLIPS_CSV,
-    PREPARE_SETTINGS,
-    DatasetIndex,
-    PairedSample,
-    pair_samples,
-    scan_dataset,
-)
+from mmdeepfake.data.layout import CLIPS_CSV, PREPARE_SETTINGS, DatasetIndex, scan_dataset
 from mmdeepfake.data.storage import Storage, open_storage
+from mmdeepfake.data.video_samples import Sample, split_samples
 from mmdeepfake.errors import ConfigError
 from mmdeepfake.outputs import output_root
 from mmdeepfake.train import distributed as D
@@ -103,7 +97,7 @@ class RunContext:
     dist: D.DistInfo
     data: Storage
     index: DatasetIndex
-    val_samples: list[PairedSample]
+    val_samples: list[Sample]
     out_storage: Storage
     out: RunArtifacts
     previous_log: str = ""
@@ -129,9 +123,9 @@ class RunContext:
             prefix = config.prefix if (root / config.prefix).is_dir() else ""
         index = scan_dataset(data, prefix)
         clip_labels = read_clip_labels(data, index)
-        val_samples = pair_samples(index, "validate", config.seed, clip_labels=clip_labels)
+        val_samples = split_samples(index, "validate", config.seed, clip_labels=clip_labels)
         # Fails now, not after set-up, if empty.
-        pair_samples(index, "train", config.seed, clip_labels=clip_labels)
+        split_samples(index, "train", config.seed, clip_labels=clip_labels)
         log.info("dataset %s", data.uri(index.prefix))
         for line in index.summary().splitlines():  # one log event per line of the log
             log.info("dataset %s", line)
@@ -148,9 +142,10 @@ class RunContext:
             config, dist, data, index, val_samples, out_storage, out, clip_labels=clip_labels
         )
 
-    def train_samples(self, seed: int) -> list[PairedSample]:
-        """The train split's pairs drawn with ``seed``, with the heads' per-modality targets."""
-        return pair_samples(self.index, "train", seed, clip_labels=self.clip_labels)
+    def train_samples(self, seed: int) -> list[Sample]:
+        """The train split's pairs drawn with ``seed`` and its videos without extracted frames,
+        with the heads' per-modality targets."""
+        return split_samples(self.index, "train", seed, clip_labels=self.clip_labels)
 
     def read_previous_logs(self) -> None:
         """Keep what a resumed run wrote before, so its log files continue, not restart."""
