@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from mmdeepfake.data.storage import LocalStorage, Storage, open_storage
+from mmdeepfake.errors import ConfigError
 from mmdeepfake.prepare.engine import WORKER_DIED, prepare_dataset
 from mmdeepfake.prepare.manifest import MANIFEST
 from mmdeepfake.testing.datasets import make_dfdc
@@ -54,7 +55,10 @@ def local(tree, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_ray_writes_the_local_engines_layout_and_resumes(ray_instance, tree, local, tmp_path):
+def test_ray_writes_the_local_engines_layout_and_resumes(
+    ray_instance, tree, local, tmp_path, capsys
+):
+    from mmdeepfake.cli.prepare import main
     from mmdeepfake.scale.preparing import RayRunner
 
     local_out, expected = local
@@ -70,10 +74,9 @@ def test_ray_writes_the_local_engines_layout_and_resumes(ray_instance, tree, loc
     assert len([key for key in written if key.startswith("frames/")]) == 4 * FRAMES
 
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
-    again = prepare_dataset(
-        str(tree), str(out), "dfdc", frames_per_clip=FRAMES, progress=False, runner=RayRunner()
-    )
-    assert (again.written, again.already_done, sum(again.skipped.values())) == (0, CLIPS, 0)
+    args = [str(tree), "--format", "dfdc", "--out", str(out), "--frames-per-clip", str(FRAMES)]
+    assert main([*args, "--engine", "ray", "--workers", "2", "--no-progress"]) == 0
+    assert f"already done by an earlier run: {CLIPS} clips" in capsys.readouterr().out
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == stamps
 
 
@@ -124,7 +127,9 @@ class _DyingSource(LocalStorage):
 
 
 @pytest.mark.slow
-def test_a_dead_worker_is_replaced_and_its_clip_retried(ray_instance, tree, tmp_path):
+def test_a_clip_whose_worker_dies_is_retried_then_left_for_the_next_run(
+    ray_instance, tree, tmp_path
+):
     from ray import cloudpickle
 
     from mmdeepfake.prepare.clips import list_clips
@@ -141,7 +146,7 @@ def test_a_dead_worker_is_replaced_and_its_clip_retried(ray_instance, tree, tmp_
 
     def run(retries: int, dying: int):
         source = _DyingSource(tree, victim.source, deaths, dying)
-        runner = RayRunner(max_task_retries=retries)
+        runner = RayRunner(max_retries=retries)
         return prepare_clips(
             clips, source, out, settings=settings, frames_per_clip=1, progress=False, runner=runner
         )
@@ -174,6 +179,17 @@ def test_engine_flags_in_bad_combinations_are_one_line_errors(tmp_path, capsys, 
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ") and message in err
+
+
+def test_ray_client_cannot_reach_a_folder_of_this_machine(tmp_path):
+    from mmdeepfake.scale.preparing import RayRunner
+
+    runner = RayRunner(address="ray://head:10001")
+    s3 = open_storage("s3://bucket/out/")
+    with pytest.raises(ConfigError, match="source .* is a folder of this machine"):
+        next(iter(runner([], LocalStorage(tmp_path), s3, FRAMES)))
+    with pytest.raises(ConfigError, match="destination .* is a folder of this machine"):
+        next(iter(runner([], s3, LocalStorage(tmp_path), FRAMES)))
 
 
 def test_ray_is_imported_only_by_the_ray_engine():
