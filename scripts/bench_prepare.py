@@ -6,10 +6,10 @@ moving background, with a voice-like track), then prepares it with 1 and with ``
 processes, from a local folder to a local folder and from a local S3 server (moto, in its own
 process like a real endpoint) to the same server; and times a finished run re-run (resume).
 With ``--engine ray`` it also prepares the same dataset on a local Ray instance of ``--workers``
-CPUs (one actor per CPU), folder to folder and S3 to S3, and gives ``ray_over_local``: the Ray
-engine's clips/s over the local engine's with the same number of workers. Ray's start-up
-(``ray_start_s``) is timed on its own, once per run, as a cluster pays it once per job. The last
-line is JSON with every figure.
+CPUs (one clip per CPU at a time), folder to folder and S3 to S3, and gives
+``ray_over_local``: the Ray engine's clips/s over the local engine's with the same number of
+workers. Ray's start-up (``ray_start_s``) is timed on its own, once per run, as a cluster pays
+it once per job. The last line is JSON with every figure.
 
     python scripts/bench_prepare.py --clips 16 --workers 2 [--engine ray]
 """

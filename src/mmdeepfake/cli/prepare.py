@@ -85,8 +85,8 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         metavar="N",
         type=bounded_int(1),
         default=None,
-        help="clips prepared at once: local processes (default: 1), or with --engine ray one "
-        "actor per core (default: every core of the Ray instance or cluster; without "
+        help="clips prepared at once: local processes (default: 1), or with --engine ray Ray "
+        "tasks of one core each (default: every core of the Ray instance or cluster; without "
         "--address also the cores of the local Ray instance)",
     )
     parser.add_argument(
