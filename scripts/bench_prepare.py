@@ -5,9 +5,13 @@ Writes a ``folders`` dataset of synthetic talking-face clips (the Grace Hopper p
 moving background, with a voice-like track), then prepares it with 1 and with ``--workers N``
 processes, from a local folder to a local folder and from a local S3 server (moto, in its own
 process like a real endpoint) to the same server; and times a finished run re-run (resume).
-The last line is JSON with every figure.
+With ``--engine ray`` it also prepares the same dataset on a local Ray instance of ``--workers``
+CPUs (one clip per CPU at a time), folder to folder and S3 to S3, and gives
+``ray_over_local``: the Ray engine's clips/s over the local engine's with the same number of
+workers. Ray's start-up (``ray_start_s``) is timed on its own, once per run, as a cluster pays
+it once per job. The last line is JSON with every figure.
 
-    python scripts/bench_prepare.py --clips 16 --workers 2
+    python scripts/bench_prepare.py --clips 16 --workers 2 [--engine ray]
 """
 
 from __future__ import annotations
@@ -34,18 +38,26 @@ def make_dataset(root: Path, clips: int, seconds: float) -> None:
         face_video(path, seconds=seconds, size=(640, 360))
 
 
-def timed(src: str, dest: str, workers: int, frames: int, endpoint: str | None) -> dict:
+def timed(
+    src: str, dest: str, workers: int, frames: int, endpoint: str | None, engine: str = "local"
+) -> dict:
     from mmdeepfake.prepare.engine import prepare_dataset
 
+    runner = None
+    if engine == "ray":
+        from mmdeepfake.scale.preparing import RayRunner
+
+        runner = RayRunner(workers=workers)
     started = time.perf_counter()
     summary = prepare_dataset(
         src,
         dest,
         "folders",
         endpoint_url=endpoint,
-        workers=workers,
+        workers=1 if runner else workers,
         frames_per_clip=frames,
         progress=False,
+        runner=runner,
     )
     seconds = time.perf_counter() - started
     done = summary.written + sum(summary.skipped.values())
@@ -57,12 +69,37 @@ def timed(src: str, dest: str, workers: int, frames: int, endpoint: str | None) 
     }
 
 
+def time_ray(root: Path, workers: int, frames: int, endpoint: str) -> dict:
+    """The Ray engine on a local instance of ``workers`` CPUs, folder and S3, after its start."""
+    import ray
+
+    from mmdeepfake.scale.cluster import connect
+
+    started = time.perf_counter()
+    connect(num_cpus=workers)
+    results: dict = {"ray_start_s": round(time.perf_counter() - started, 2)}
+    try:
+        results[f"ray_local_w{workers}"] = timed(
+            str(root / "src"), str(root / "out-ray"), workers, frames, None, "ray"
+        )
+        results[f"ray_s3_w{workers}"] = timed(
+            "s3://bench/src/", "s3://bench/out-ray/", workers, frames, endpoint, "ray"
+        )
+    finally:
+        ray.shutdown()
+    print(json.dumps(results))
+    return results
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=16, help="videos in the dataset")
     parser.add_argument("--seconds", type=float, default=2.0, help="length of each video")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="N of the run")
     parser.add_argument("--frames-per-clip", type=int, default=8)
+    parser.add_argument(
+        "--engine", choices=("local", "ray"), default="local", help="ray: also time the Ray engine"
+    )
     args = parser.parse_args()
 
     import logging
@@ -109,6 +146,12 @@ def main() -> int:
             )
             resume["share_of_first_run"] = round(resume["seconds"] / first, 3)
             results["s3_resume"] = resume
+            if args.engine == "ray":
+                results.update(time_ray(root, args.workers, args.frames_per_clip, endpoint))
+                for where in ("local", "s3"):
+                    ray_rate = results[f"ray_{where}_w{args.workers}"]["clips_per_s"]
+                    local_rate = results[f"{where}_w{args.workers}"]["clips_per_s"]
+                    results[f"ray_over_local_{where}"] = round(ray_rate / local_rate, 3)
     finally:
         server.terminate()
         server.wait(timeout=10)

@@ -5,12 +5,17 @@
 
 Videos are read into memory from SRC and the face crops, voices and labels are written straight
 to DEST (see :func:`mmdeepfake.prepare.engine.prepare_dataset`); running the command again
-resumes where it stopped.
+resumes where it stopped. ``--engine ray`` prepares the clips on Ray instead of local processes
+(:mod:`mmdeepfake.scale.preparing`, docs/scaling.md):
+
+    mmdeepfake prepare s3://datasets/raw --format dfdc --out s3://datasets/dfdc-prepared \\
+        --engine ray --address auto
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Sequence
 
 from mmdeepfake.cli._common import (
@@ -23,10 +28,22 @@ from mmdeepfake.cli._common import (
     run_cli,
     verbosity_parent,
 )
+from mmdeepfake.errors import ConfigError
 
 PROG = "mmdeepfake-prepare"
 #: The ``--format`` names, listed here so ``--help`` does not import the adapters.
 FORMAT_NAMES = ("fakeavceleb", "dfdc", "lavdf", "avdeepfake1m", "folders")
+ENGINES = ("local", "ray")
+#: What ``ray.init(address=...)`` joins: a cluster on this machine, Ray Client, or a head's GCS.
+_RAY_ADDRESS = re.compile(r"^(auto|ray://[^\s/:]+:\d+|[^\s/:]+:\d+)$")
+
+
+def _ray_address(text: str) -> str:
+    if not _RAY_ADDRESS.match(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a Ray cluster address: auto, ray://HOST:10001 or HOST:6379"
+        )
+    return text
 
 
 def _fractions(text: str) -> tuple[float, float, float]:
@@ -66,8 +83,25 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         "--workers",
         metavar="N",
         type=bounded_int(1),
-        default=1,
-        help="processes decoding clips in parallel (default: 1)",
+        default=None,
+        help="clips prepared at once: local processes (default: 1), or with --engine ray Ray "
+        "tasks of one core each (default: every core of the Ray instance or cluster; without "
+        "--address also the cores of the local Ray instance)",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="local",
+        help="local: this machine's processes; ray: Ray Data, on a local Ray instance or the "
+        "cluster of --address (needs mmdeepfake[scale]; docs/scaling.md) (default: local)",
+    )
+    parser.add_argument(
+        "--address",
+        metavar="ADDR",
+        type=_ray_address,
+        default=None,
+        help="with --engine ray, the Ray cluster to join: auto (this machine is a node), "
+        "ray://HOST:10001 (Ray Client) or HOST:6379 (default: start a local Ray instance)",
     )
     parser.add_argument(
         "--frames-per-clip",
@@ -105,14 +139,21 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
 def _main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     """Parse arguments, prepare the dataset, print the summary."""
     args = parse_command_line(build_parser(prog), argv)
-    from mmdeepfake.prepare.engine import prepare_dataset
+    from mmdeepfake.prepare.engine import ClipRunner, prepare_dataset
 
+    runner: ClipRunner | None = None
+    if args.engine == "ray":
+        from mmdeepfake.scale.preparing import RayRunner
+
+        runner = RayRunner(address=args.address, workers=args.workers)
+    elif args.address is not None:
+        raise ConfigError("--address names a Ray cluster: add --engine ray to use it")
     summary = prepare_dataset(
         args.src,
         args.output,
         args.format,
         endpoint_url=args.endpoint_url,
-        workers=args.workers,
+        workers=1 if runner is not None else (args.workers or 1),
         frames_per_clip=args.frames_per_clip,
         max_clips=args.max_clips,
         seed=args.seed,

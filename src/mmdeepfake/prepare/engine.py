@@ -5,8 +5,9 @@ clips (:mod:`mmdeepfake.prepare.clips`), :func:`~mmdeepfake.prepare.splits.assig
 gives every clip a split (keeping identities apart and official splits as they are), and each
 clip is decoded and written by :func:`~mmdeepfake.prepare.extract.prepare_clip`, here or over
 ``workers`` spawned processes (:class:`~mmdeepfake.worker_pool.WorkerPool`: a worker that
-dies costs only the clip it held). Finished clips go into the destination's manifest
-(:mod:`mmdeepfake.prepare.manifest`), so a second run skips them.
+dies costs only the clip it held), or by another ``runner`` such as Ray's
+(:class:`mmdeepfake.scale.preparing.RayRunner`). Finished clips go into the destination's
+manifest (:mod:`mmdeepfake.prepare.manifest`), so a second run skips them.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 import random
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,11 +28,15 @@ from mmdeepfake.prepare.clips import Clip, read_dataset
 from mmdeepfake.prepare.extract import WRITTEN, ClipOutcome, prepare_clip
 from mmdeepfake.prepare.manifest import Manifest
 
-__all__ = ["PrepareSummary", "prepare_clips", "prepare_dataset"]
+__all__ = ["ClipRunner", "PrepareSummary", "prepare_clips", "prepare_dataset"]
 
 log = logging.getLogger(__name__)
 
 WORKER_DIED = "worker died"
+#: What prepares the clips still to do: ``runner(clips, source, dest, frames_per_clip)`` yields
+#: one outcome per clip, in any order (:data:`WORKER_DIED` for one it could not finish, which
+#: stays out of the manifest). Without one, the local engine runs them (``workers``).
+ClipRunner = Callable[[Sequence[Clip], Storage, Storage, int], Iterable[ClipOutcome]]
 #: Entries the format's reader left out that the summary names (all are logged).
 LEFT_OUT_SHOWN = 5
 
@@ -85,12 +90,15 @@ def prepare_dataset(
     seed: int = 0,
     splits: Sequence[float] = (0.8, 0.1, 0.1),
     progress: bool = True,
+    runner: ClipRunner | None = None,
 ) -> PrepareSummary:
     """Write the dataset at ``src`` (a folder or ``s3://``) in ``format`` as the training
     layout at ``dest``.
 
     ``max_clips`` prepares a seeded random subset, chosen after the splits are assigned, so
-    every subset keeps the full dataset's split of each clip.
+    every subset keeps the full dataset's split of each clip. ``runner`` prepares the clips
+    elsewhere (e.g. :class:`mmdeepfake.scale.preparing.RayRunner`) instead of in ``workers``
+    local processes; listing, splits, manifest and summary stay here.
 
     Raises:
         ConfigError: an unknown format, bad settings, or a destination prepared differently.
@@ -99,6 +107,8 @@ def prepare_dataset(
     started = time.perf_counter()
     if frames_per_clip < 1 or workers < 1 or (max_clips is not None and max_clips < 1):
         raise ConfigError("frames_per_clip, workers and max_clips must be at least 1")
+    if runner is not None and workers != 1:
+        raise ConfigError("workers sizes the local engine; give the runner its own workers")
     from mmdeepfake.prepare.splits import assign_splits
 
     source = open_storage(src, endpoint_url=endpoint_url)
@@ -127,6 +137,7 @@ def prepare_dataset(
         workers=workers,
         frames_per_clip=frames_per_clip,
         progress=progress,
+        runner=runner,
     )
     summary.left_out = list(listing.skipped)
     summary.seconds = time.perf_counter() - started
@@ -142,9 +153,11 @@ def prepare_clips(
     workers: int = 1,
     frames_per_clip: int = 8,
     progress: bool = True,
+    runner: ClipRunner | None = None,
 ) -> PrepareSummary:
     """Write clips that already carry their split (``clip.split``) into the layout at
-    ``dest``, skipping those the destination's manifest lists as finished."""
+    ``dest``, skipping those the destination's manifest lists as finished; ``runner`` as in
+    :func:`prepare_dataset`."""
     from tqdm import tqdm
 
     missing = [clip.clip_id for clip in clips if clip.split is None]
@@ -156,8 +169,14 @@ def prepare_clips(
     summary.already_done = len(clips) - len(todo)
     by_id = {clip.clip_id: clip for clip in todo}
     bar = tqdm(total=len(todo), desc="preparing", unit="clip", disable=None if progress else True)
+    if not todo:  # a finished run re-run: not even a face detector to load
+        outcomes: Iterable[ClipOutcome] = ()
+    elif runner is not None:
+        outcomes = runner(todo, source, dest, frames_per_clip)
+    else:
+        outcomes = _outcomes(todo, source, dest, workers, frames_per_clip)
     try:
-        for outcome in _outcomes(todo, source, dest, workers, frames_per_clip):
+        for outcome in outcomes:
             clip = by_id[outcome.clip_id]
             if outcome.outcome != WORKER_DIED:  # not the clip's fault: tried again on resume
                 manifest.add(clip, outcome)
@@ -226,8 +245,6 @@ def _worker_died(clip: Clip, exitcode: int | None) -> ClipOutcome:
 def _outcomes(
     clips: list[Clip], source: Storage, dest: Storage, workers: int, frames_per_clip: int
 ) -> Iterator[ClipOutcome]:
-    if not clips:  # a finished run re-run: not even a face detector to load
-        return
     if workers <= 1 or len(clips) <= 1:
         _init_worker(source, dest, frames_per_clip, None)
         yield from map(_prepare, clips)
