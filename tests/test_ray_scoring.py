@@ -93,7 +93,10 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def test_local_engine_does_not_import_ray():
-    code = "import sys, mmdeepfake, mmdeepfake.batch; print('ray' in sys.modules)"
+    code = (
+        "import sys, mmdeepfake, mmdeepfake.batch, mmdeepfake.cli.predict; "
+        "print('ray' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
