@@ -240,3 +240,22 @@ def test_score_dataset_without_a_source_column_is_refused(ray_instance):
 
     with pytest.raises(ConfigError, match="'source'"):
         score_dataset(ray_instance.data.from_items([{"video": "a.mp4"}]), MODEL)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"gpus_per_actor": 0.5}, "the Ray cluster has no GPU"),
+        ({"actors": 2}, "room for at most 1 model actors"),
+    ],
+)
+def test_what_the_instance_cannot_run_is_refused_and_leaves_no_file(
+    ray_instance, media, tmp_path, settings, message
+):
+    from mmdeepfake.scale.predict import score_to
+
+    jobs = expand_inputs([str(media.folder / "a.mp4")])
+    with pytest.raises(ConfigError, match=message):
+        score_to(jobs, str(tmp_path / "out"), model=MODEL, **settings)
+    assert list((tmp_path / "out").iterdir()) == []

@@ -25,10 +25,13 @@ FORMATS = ("jsonl", "parquet")
 class RecordWriter:
     """Open with :meth:`open` (which checks the target), ``write`` tables, then ``close``."""
 
-    def __init__(self, fmt: str, stream: Any, uri: str) -> None:
+    def __init__(self, fmt: str, stream: Any, uri: str, fs: Any = None, path: str = "") -> None:
         self.fmt = fmt
         self.uri = uri
+        self.written = 0
         self._stream = stream
+        self._fs = fs
+        self._path = path
         self._parquet = pq.ParquetWriter(stream, RECORD_SCHEMA) if fmt == "parquet" else None
 
     @classmethod
@@ -50,13 +53,15 @@ class RecordWriter:
                     raise ConfigError(f"--output {out}: the bucket {bucket} does not exist")
             else:
                 fs.create_dir(folder, recursive=True)
-            stream = fs.open_output_stream(f"{folder}/{name}")
+            path = f"{folder}/{name}"
+            stream = fs.open_output_stream(path)
         except OSError as exc:
             raise ConfigError(f"--output {out}: cannot write {uri}: {exc}") from None
-        return cls(fmt, stream, uri)
+        return cls(fmt, stream, uri, fs, path)
 
     def write(self, table: pa.Table) -> None:
         """Append records (a table with the columns of ``RECORD_SCHEMA``)."""
+        self.written += table.num_rows
         if self._parquet is not None:
             self._parquet.write_table(table.select(RECORD_SCHEMA.names).cast(RECORD_SCHEMA))
             return
@@ -72,3 +77,8 @@ class RecordWriter:
         if self._parquet is not None:
             self._parquet.close()
         self._stream.close()
+
+    def discard(self) -> None:
+        """Close and remove the file: a run that failed before its first record leaves none."""
+        self.close()
+        self._fs.delete_file(self._path)

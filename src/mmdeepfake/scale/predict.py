@@ -87,7 +87,6 @@ def score_to(
         )
         missing = Counter(job.source for job in jobs)
         failed: list[dict[str, Any]] = []
-        written = 0
         for batch in records.iter_batches(batch_size=None, batch_format="pyarrow"):
             table = cast(pa.Table, batch)
             writer.write(table)
@@ -95,21 +94,22 @@ def score_to(
                 missing[row["source"]] -= 1
                 if row["error"] is not None:
                     failed.append(json.loads(row["record"]))
-            written += table.num_rows
-            progress(written)
+            progress(writer.written)
         for job in jobs:
             if missing[job.source] > 0:
                 missing[job.source] -= 1
                 record = _error_record(job, _died(), advice or {})
                 writer.write_record(record)
                 failed.append(record)
-                written += 1
-                progress(written)
+                progress(writer.written)
     except BaseException:
-        writer.close()
+        if writer.written:
+            writer.close()  # the finished records stay
+        else:
+            writer.discard()
         raise
     writer.close()
-    return Summary(writer.uri, written, failed)
+    return Summary(writer.uri, writer.written, failed)
 
 
 def _check_resources(
