@@ -29,6 +29,7 @@ OPTIONS = {"num_frames": 4}
 def ray_instance(s3_server):
     """One local Ray instance for the module, started after the S3 server's credentials are in
     the environment (its workers inherit the environment of this process)."""
+    pytest.importorskip("ray.data", reason='the optional extra: pip install "mmdeepfake[scale]"')
     from mmdeepfake.scale.cluster import connect
 
     ray = connect(num_cpus=2)
