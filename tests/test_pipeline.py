@@ -247,3 +247,50 @@ def test_the_demo_decodes_the_video_no_more_often_than_a_prediction(detector, mo
     assert len(gallery) == len(pred["faces"]) == len(shown.crops)
     assert shown.crops.shape[1:] == (GALLERY_SIZE, GALLERY_SIZE, 3)
     assert np.array_equal(shown.wave, voice)
+
+
+def test_gather_then_score_gathered_equals_the_run_even_through_pickle(detector, clip, pair):
+    import pickle
+
+    pipeline = detector.pipeline
+    cases = [
+        ({"video": clip, "num_frames": FRAMES}, {}),
+        (dict(pair), {"abstain_below": 0.9, "threshold": 0.3}),
+        ({"audio": pair["audio"]}, {"on_unfamiliar": "warn"}),
+        ({"image": pair["image"]}, {}),
+    ]
+    for media, verdict_options in cases:
+        gathered = pickle.loads(pickle.dumps(pipeline.gather(**media)))
+        assert gathered.seconds > 0
+        _same(
+            pipeline.run(**media, **verdict_options).prediction.to_dict(),
+            pipeline.score_gathered(gathered, **verdict_options).to_dict(),
+        )
+
+
+def test_gather_keeps_the_error_of_a_missing_modality_and_raises_when_none_is_left(
+    detector, tmp_path
+):
+    from mmdeepfake.errors import NoAudioTrackError, NoFaceFoundError
+
+    silent = str(mf.face_video(tmp_path / "silent.mp4", seconds=1.0, with_audio=False))
+    pipeline = detector.pipeline
+    gathered = pipeline.gather(silent, num_frames=FRAMES)
+    assert isinstance(gathered.audio, NoAudioTrackError) and gathered.source == silent
+    assert gathered.image.crops.shape == (FRAMES, 224, 224, 3)
+    assert gathered.image.crops.dtype == np.uint8
+    assert pipeline.score_gathered(gathered).modalities == ["image"]
+    with pytest.raises(NoAudioTrackError):
+        pipeline.gather(silent, num_frames=FRAMES, require="both")
+    blank = np.zeros((120, 160, 3), dtype=np.uint8)
+    with pytest.raises(NoFaceFoundError):
+        pipeline.gather(image=blank)
+    with pytest.raises(ConfigError):
+        pipeline.score_gathered(gathered, threshold=1.5)
+
+
+def test_the_gatherer_carries_the_preprocessing_without_the_network(detector):
+    gatherer = detector.pipeline.gatherer("cpu")
+    assert gatherer.preprocess == detector.preprocess
+    assert gatherer.face_margin == detector.pipeline.face_margin
+    assert gatherer.face_detector() is detector.pipeline.face_detector()

@@ -12,6 +12,10 @@ Records come back one per job, in job order, as soon as each is ready, so a call
 them as they stream and keep every finished one if the run is interrupted. A job that fails
 (corrupt, no face, no audio, unreadable, its worker process died) still yields a record, with
 ``error`` and ``error_type`` set: one bad file never stops a batch.
+
+Beyond one machine, :func:`score_dataset` scores a Ray Dataset on a Ray cluster (the optional
+``scale`` extra; see :mod:`mmdeepfake.scale.scoring`). Nothing here imports Ray until it is
+called.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import os
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mmdeepfake.errors import (
     ConfigError,
@@ -31,7 +35,20 @@ from mmdeepfake.errors import (
     render,
 )
 
-__all__ = ["VIDEO_SUFFIXES", "Job", "Loader", "expand_inputs", "load_on_device", "score_jobs"]
+if TYPE_CHECKING:
+    from ray.data import Dataset
+
+__all__ = [
+    "VIDEO_SUFFIXES",
+    "Job",
+    "Loader",
+    "SourceReader",
+    "expand_inputs",
+    "load_on_device",
+    "media_arguments",
+    "score_dataset",
+    "score_jobs",
+]
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".webm", ".mkv", ".avi")
 
@@ -106,6 +123,51 @@ def _list_s3_videos(uri: str, endpoint_url: str | None) -> list[str]:
     return [storage.uri(k) for k in keys]
 
 
+# --- reading a job's media --------------------------------------------------------------------
+
+
+class SourceReader:
+    """Reads sources: local paths are passed through; S3 objects are read into memory, never
+    to disk, with one client per bucket kept between reads."""
+
+    def __init__(self, endpoint_url: str | None = None) -> None:
+        self.endpoint_url = endpoint_url
+        self._storages: dict[str, Any] = {}
+
+    def __call__(self, source: str) -> str | bytes:
+        if not source.startswith("s3://"):
+            return source
+        from mmdeepfake.data.storage import open_storage
+
+        bucket, _, key = source[len("s3://") :].partition("/")
+        if bucket not in self._storages:
+            self._storages[bucket] = open_storage(f"s3://{bucket}", endpoint_url=self.endpoint_url)
+        data: bytes = self._storages[bucket].read_bytes(key)
+        return data
+
+
+def media_arguments(job: Job, read: Callable[[str], str | bytes]) -> dict[str, Any]:
+    """The media keyword arguments of ``Detector.predict`` (and of the pipeline's ``gather``)
+    that score ``job``, its sources read with ``read``.
+
+    Raises:
+        OSError: a source cannot be read (see :func:`unreadable`).
+    """
+    media = read(job.source)
+    if job.alone is not None:
+        return {job.alone: media}
+    if job.audio is None:
+        return {"video": media}
+    return {"image": media, "audio": read(job.audio)}
+
+
+def unreadable(job: Job, exc: OSError) -> MediaUnreadableError:
+    """The typed error of a job whose media the system would not read (permission denied, a
+    path too long, an I/O error): it fails this input only."""
+    what = exc.filename or job.source
+    return MediaUnreadableError(f"cannot read {what}: {exc.strerror or exc}")
+
+
 # --- one scoring process (this one, or a spawned worker) ---------------------------------------
 
 
@@ -114,9 +176,8 @@ class _ProcessState:
     """What a scoring process keeps between jobs: set once by :func:`_init_worker`."""
 
     detector: Any = None
-    endpoint_url: str | None = None
     advice: Mapping[str, str] = field(default_factory=dict)
-    storages: dict[str, Any] = field(default_factory=dict)  # one S3 client per bucket
+    read: SourceReader = field(default_factory=SourceReader)
 
 
 # Per process: a spawned worker holds its own, filled by its initializer.
@@ -136,32 +197,28 @@ def _init_worker(
     if threads:
         torch.set_num_threads(threads)
     _STATE.detector = loader(model, device, endpoint_url)
-    _STATE.endpoint_url = endpoint_url
     _STATE.advice = dict(advice)
-    _STATE.storages.clear()
+    _STATE.read = SourceReader(endpoint_url)
 
 
 def _score(job_and_options: tuple[Job, dict[str, Any]]) -> dict[str, Any]:
     job, options = job_and_options
     detector = _STATE.detector
     try:
-        media = _read(job.source)
-        if job.alone is not None:
-            prediction = detector.predict(**{job.alone: media}, **options)
-        elif job.audio is None:
-            prediction = detector.predict(media, **options)
-        else:
-            prediction = detector.predict(image=media, audio=_read(job.audio), **options)
-        record: dict[str, Any] = prediction.to_dict()
-        record["source"] = job.source
-        record["error"] = None
-        return record
+        prediction = detector.predict(**media_arguments(job, _STATE.read), **options)
+        return _prediction_record(job, prediction)
     except MmDeepfakeError as exc:
         return _error_record(job, exc, _STATE.advice, detector)
     except OSError as exc:  # permission denied, a path too long, an I/O error: this input only
-        what = exc.filename or job.source
-        unreadable = MediaUnreadableError(f"cannot read {what}: {exc.strerror or exc}")
-        return _error_record(job, unreadable, _STATE.advice, detector)
+        return _error_record(job, unreadable(job, exc), _STATE.advice, detector)
+
+
+def _prediction_record(job: Job, prediction: Any) -> dict[str, Any]:
+    """The record of an input that was scored: the prediction's fields, its source, no error."""
+    record: dict[str, Any] = prediction.to_dict()
+    record["source"] = job.source
+    record["error"] = None
+    return record
 
 
 def _error_record(
@@ -178,19 +235,6 @@ def _error_record(
     if detector is not None:
         record["model"] = asdict(detector.model_info)
     return record
-
-
-def _read(source: str) -> str | bytes:
-    """Local paths are passed through; S3 objects are read into memory, never to disk."""
-    if not source.startswith("s3://"):
-        return source
-    from mmdeepfake.data.storage import open_storage
-
-    bucket, _, key = source[len("s3://") :].partition("/")
-    if bucket not in _STATE.storages:
-        _STATE.storages[bucket] = open_storage(f"s3://{bucket}", endpoint_url=_STATE.endpoint_url)
-    data: bytes = _STATE.storages[bucket].read_bytes(key)
-    return data
 
 
 # --- the batch -----------------------------------------------------------------------------------
@@ -261,3 +305,33 @@ def _worker_died(
         "went on with the other inputs"
     )
     return _error_record(job_and_options[0], died, advice)
+
+
+def score_dataset(
+    ds: Dataset,
+    model: str = "starter",
+    **settings: Any,
+) -> Dataset:
+    """Score a Ray Dataset of media on a Ray cluster: a Ray Dataset of records, one per row.
+
+    The rows name their media in a ``source`` column (a local path on the workers, or an
+    ``s3://`` URI), or carry them in a ``bytes`` column beside a ``path`` or ``source`` (as
+    ``ray.data.read_binary_files(..., include_paths=True)`` gives); optional ``audio`` (a
+    voice recording scored with the face image in ``source``) and ``alone`` (``"image"`` or
+    ``"audio"``: the source scored on its own) columns make the other kinds of job. The
+    records have the columns of :data:`mmdeepfake.scale.scoring.RECORD_SCHEMA`: ``source``,
+    ``label``, ``fake_probability``, ``error``, ``error_type``, and ``record``, the JSON text
+    of the record the local engine writes.
+
+    ``settings`` are those of :func:`mmdeepfake.scale.scoring.score_dataset` (actors, GPUs per
+    actor, endpoint URL, predict options). Needs ``pip install "mmdeepfake[scale]"``.
+
+    Raises:
+        ConfigError: Ray is not installed, or the dataset lacks the columns named above.
+    """
+    from mmdeepfake.scale.cluster import require_ray
+
+    require_ray()
+    from mmdeepfake.scale import scoring
+
+    return scoring.score_dataset(ds, model, **settings)

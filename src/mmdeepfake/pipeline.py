@@ -8,6 +8,13 @@ the voice into windows, runs the two halves side by side under the thread policy
 :class:`~mmdeepfake.prediction.Prediction`. :class:`~mmdeepfake.detector.Detector` is the
 public facade over the two: ``Detector.predict`` runs ``detector.pipeline``.
 
+A prediction is CPU work (decoding, face finding, cutting the voice) followed by the network.
+:meth:`DetectionPipeline.gather` does the first part alone and returns a picklable
+:class:`GatheredMedia`; :meth:`DetectionPipeline.score_gathered` does the rest. A distributed
+engine (:mod:`mmdeepfake.scale.scoring`) runs the two on different workers, so decoding scales
+on CPU tasks while the network runs in a few model actors. :class:`MediaGatherer` is the first
+part without the network, for a worker that never loads the model.
+
 The pipeline can also hand back what it decoded (:meth:`DetectionPipeline.run` with
 ``keep_media=True``): the face crops the image encoder read and the voice the audio encoder
 heard, so a caller that shows them (the demo page) does not decode the media a second time.
@@ -82,6 +89,139 @@ class PipelineResult:
     wave: np.ndarray | None = None
 
 
+@dataclass
+class GatheredMedia:
+    """The CPU half of one prediction (:meth:`DetectionPipeline.gather`): what the network reads.
+
+    Each half is its evidence (face crops as uint8, the voice with its windows), the typed
+    error saying why that modality is missing from the input (no face, no sound track, silent
+    sound; only with ``require="any"``), or None when it was not given. ``seconds`` is the time
+    spent gathering, which the prediction's ``timings["total"]`` counts. Picklable: it travels
+    from a CPU worker to the model's.
+    """
+
+    image: evidence_lib.ImageEvidence | MmDeepfakeError | None
+    audio: evidence_lib.AudioEvidence | MmDeepfakeError | None
+    source: str | None
+    seconds: float
+
+
+@dataclass(frozen=True)
+class MediaGatherer:
+    """Decoding, face finding and voice windows as a model's preprocessing asks, no network.
+
+    Built by :meth:`DetectionPipeline.gatherer`; small and picklable, so a CPU worker can
+    gather media for a model it never loads. The face detector is built on first use, once per
+    process and settings.
+    """
+
+    preprocess: PreprocessConfig
+    face_margin: float
+    device: str = "cpu"
+
+    def face_detector(self) -> FaceDetector:
+        """The shared face detector with the preprocessing's settings on ``device``."""
+        return FaceDetector.shared(self.device, **self.preprocess.face_detector_kwargs())
+
+    def gather(
+        self,
+        video: MediaSource | None = None,
+        *,
+        image: MediaSource | None = None,
+        images: Sequence[MediaSource] | None = None,
+        audio: MediaSource | None = None,
+        num_frames: int | None = None,
+        detect_faces: bool = True,
+        require: str = "any",
+    ) -> GatheredMedia:
+        """Decode the media, find the faces and cut the voice: the arguments of
+        ``Detector.predict`` that concern the media.
+
+        Raises:
+            MmDeepfakeError: the same error ``Detector.predict`` raises for these media before
+                the network runs (unreadable media, no modality left to score, bad options).
+        """
+        _check_require(require)
+        started = time.perf_counter()
+        image_work, audio_work = self.plan(
+            video, image, images, audio, num_frames, detect_faces, require
+        )
+        strict = require == "both"
+        image_half, audio_half = run_alongside(
+            _work_or_nothing(audio_work, lambda w: w(), strict),
+            _work_or_nothing(image_work, lambda w: w(), strict),
+            overlap=may_overlap(torch.device(self.device)),
+        )
+        _raise_if_nothing_left(image_half, audio_half, image_work, audio_work)
+        return GatheredMedia(
+            image_half,
+            audio_half,
+            _describe_source(_first_given(video, image, images, audio)),
+            time.perf_counter() - started,
+        )
+
+    def plan(
+        self,
+        video: MediaSource | None,
+        image: MediaSource | None,
+        images: Sequence[MediaSource] | None,
+        audio: MediaSource | None,
+        num_frames: int | None,
+        detect_faces: bool,
+        require: str = "any",
+    ) -> tuple[ImageWork | None, AudioWork | None]:
+        """Check the media arguments; return the two halves of the work, (image, audio),
+        either of which is None when that modality was not given."""
+        stills = [image] if image is not None else list(images or [])
+        if image is not None and images:
+            raise ConfigError("give either image= or images=, not both")
+        faces = self.face_detector()
+        margin = self.face_margin
+        if video is not None:
+            if stills or audio is not None:
+                raise ConfigError("give either a video, or image(s) with audio, not both")
+            default = self.preprocess.num_frames
+            frames = check_num_frames(default if num_frames is None else num_frames)
+            return (
+                partial(
+                    evidence_lib.image_evidence_from_video,
+                    video,
+                    num_frames=frames,
+                    detect_faces=detect_faces,
+                    detector=faces,
+                    margin=margin,
+                ),
+                partial(evidence_lib.audio_evidence_from_video, video),
+            )
+        if not stills and audio is None:
+            raise ConfigError(
+                "predict needs a video, a face image (image= or images=), a voice recording "
+                "(audio=), or a face image together with a voice recording"
+            )
+        if require == "both" and (not stills or audio is None):
+            raise ConfigError(
+                "require='both': predict needs a video with sound, or a face image (image= or "
+                "images=) together with a voice recording (audio=)"
+            )
+        image_work = (
+            partial(
+                evidence_lib.image_evidence_from_images,
+                stills,
+                detect_faces=detect_faces,
+                detector=faces,
+                margin=margin,
+            )
+            if stills
+            else None
+        )
+        audio_work = (
+            partial(evidence_lib.audio_evidence_from_recording, audio)
+            if audio is not None
+            else None
+        )
+        return image_work, audio_work
+
+
 @dataclass(frozen=True)
 class _Request:
     """The caller's options for one prediction, passed from run to the scoring step."""
@@ -149,7 +289,13 @@ class DetectionPipeline:
     def face_detector(self) -> FaceDetector:
         """The shared face detector with the preprocessing's settings on the model's device
         (the cascade runs there too)."""
-        return FaceDetector.shared(self.device, **self.preprocess.face_detector_kwargs())
+        return self.gatherer().face_detector()
+
+    def gatherer(self, device: str | torch.device | None = None) -> MediaGatherer:
+        """The CPU half of this pipeline, without the network: decoding and face finding as
+        this model was trained, with the face detector on ``device`` (default: the model's)."""
+        where = self.device if device is None else torch.device(device)
+        return MediaGatherer(self.preprocess, self.face_margin, str(where))
 
     # --- the public steps ------------------------------------------------------------------------
 
@@ -177,19 +323,10 @@ class DetectionPipeline:
         Raises:
             MmDeepfakeError: a subclass saying what is wrong with the input or the options.
         """
-        threshold = self.threshold if threshold is None else float(threshold)
-        if not 0.0 <= threshold <= 1.0:
-            raise ConfigError(f"threshold must be between 0 and 1, got {threshold}")
-        if abstain_below is not None and not 0.5 <= abstain_below <= 1.0:
-            raise ConfigError(f"abstain_below must be between 0.5 and 1, got {abstain_below}")
-        if on_unfamiliar not in ON_UNFAMILIAR:
-            raise ConfigError(
-                f"on_unfamiliar must be one of {ON_UNFAMILIAR}, got {on_unfamiliar!r}"
-            )
-        if require not in REQUIRE:
-            raise ConfigError(f"require must be one of {REQUIRE}, got {require!r}")
+        threshold = self.check_options(threshold, abstain_below, on_unfamiliar)
+        _check_require(require)
         started = time.perf_counter()
-        image_work, audio_work = self._plan(
+        image_work, audio_work = self.gatherer().plan(
             video, image, images, audio, num_frames, detect_faces, require
         )
         caller_threads = torch.get_num_threads()
@@ -203,21 +340,84 @@ class DetectionPipeline:
             _work_or_nothing(image_work, lambda w: w(), strict),
             overlap=may_overlap(self.device),
         )
-        source = _describe_source(
-            video if video is not None else (image if image is not None else images or audio)
-        )
-        absent = {
-            m: r
-            for m, r in (("image", image_half), ("audio", audio_half))
-            if isinstance(r, MmDeepfakeError)
-        }
-        if len(absent) == 2 or (absent and (image_work is None or audio_work is None)):
-            raise absent.get("audio") or absent["image"]  # the voice's error, as run_alongside
+        source = _describe_source(_first_given(video, image, images, audio))
+        absent = _raise_if_nothing_left(image_half, audio_half, image_work, audio_work)
         request = _Request(threshold, abstain_below, on_unfamiliar, source, started)
         # The scoring steps are plain methods run under inference mode here, not decorated,
         # so that mutation testing (which skips decorated functions) reaches them.
         with torch.inference_mode():
             return self._score_halves(image_half, audio_half, absent, request, keep_media)
+
+    def gather(
+        self,
+        video: MediaSource | None = None,
+        *,
+        image: MediaSource | None = None,
+        images: Sequence[MediaSource] | None = None,
+        audio: MediaSource | None = None,
+        num_frames: int | None = None,
+        detect_faces: bool = True,
+        require: str = "any",
+    ) -> GatheredMedia:
+        """The CPU half of :meth:`run`: decode, find faces, cut the voice (no network).
+
+        Score the result with :meth:`score_gathered`, here or in another process; together
+        they give the prediction :meth:`run` gives. See :meth:`MediaGatherer.gather`.
+        """
+        return self.gatherer().gather(
+            video,
+            image=image,
+            images=images,
+            audio=audio,
+            num_frames=num_frames,
+            detect_faces=detect_faces,
+            require=require,
+        )
+
+    def score_gathered(
+        self,
+        gathered: GatheredMedia,
+        *,
+        threshold: float | None = None,
+        abstain_below: float | None = None,
+        on_unfamiliar: str = "uncertain",
+    ) -> Prediction:
+        """The network half of :meth:`run`: encode the voice and the faces gathered by
+        :meth:`gather`, fuse them and explain the verdict (arguments as ``Detector.predict``).
+
+        Raises:
+            ConfigError: an option is out of range.
+        """
+        threshold = self.check_options(threshold, abstain_below, on_unfamiliar)
+        started = time.perf_counter() - gathered.seconds
+        audio_half: EncodedAudio | MmDeepfakeError | None
+        if isinstance(gathered.audio, evidence_lib.AudioEvidence):
+            audio_half = self._encode_voice(gathered.audio, torch.get_num_threads())
+        else:
+            audio_half = gathered.audio
+        absent = _missing(gathered.image, gathered.audio)
+        request = _Request(threshold, abstain_below, on_unfamiliar, gathered.source, started)
+        with torch.inference_mode():
+            return self._score_halves(gathered.image, audio_half, absent, request, False).prediction
+
+    def check_options(
+        self, threshold: float | None, abstain_below: float | None, on_unfamiliar: str
+    ) -> float:
+        """Check the verdict options of a prediction; return the threshold it uses.
+
+        Raises:
+            ConfigError: an option is out of range.
+        """
+        threshold = self.threshold if threshold is None else float(threshold)
+        if not 0.0 <= threshold <= 1.0:
+            raise ConfigError(f"threshold must be between 0 and 1, got {threshold}")
+        if abstain_below is not None and not 0.5 <= abstain_below <= 1.0:
+            raise ConfigError(f"abstain_below must be between 0.5 and 1, got {abstain_below}")
+        if on_unfamiliar not in ON_UNFAMILIAR:
+            raise ConfigError(
+                f"on_unfamiliar must be one of {ON_UNFAMILIAR}, got {on_unfamiliar!r}"
+            )
+        return threshold
 
     def _score_halves(
         self,
@@ -263,74 +463,16 @@ class DetectionPipeline:
 
     # --- gathering the evidence ----------------------------------------------------------------
 
-    def _plan(
-        self,
-        video: MediaSource | None,
-        image: MediaSource | None,
-        images: Sequence[MediaSource] | None,
-        audio: MediaSource | None,
-        num_frames: int | None,
-        detect_faces: bool,
-        require: str = "any",
-    ) -> tuple[ImageWork | None, AudioWork | None]:
-        """Check the media arguments; return the two halves of the work, (image, audio),
-        either of which is None when that modality was not given."""
-        stills = [image] if image is not None else list(images or [])
-        if image is not None and images:
-            raise ConfigError("give either image= or images=, not both")
-        faces = self.face_detector()
-        margin = self.face_margin
-        if video is not None:
-            if stills or audio is not None:
-                raise ConfigError("give either a video, or image(s) with audio, not both")
-            default = self.preprocess.num_frames
-            frames = check_num_frames(default if num_frames is None else num_frames)
-            return (
-                partial(
-                    evidence_lib.image_evidence_from_video,
-                    video,
-                    num_frames=frames,
-                    detect_faces=detect_faces,
-                    detector=faces,
-                    margin=margin,
-                ),
-                partial(evidence_lib.audio_evidence_from_video, video),
-            )
-        if not stills and audio is None:
-            raise ConfigError(
-                "predict needs a video, a face image (image= or images=), a voice recording "
-                "(audio=), or a face image together with a voice recording"
-            )
-        if require == "both" and (not stills or audio is None):
-            raise ConfigError(
-                "require='both': predict needs a video with sound, or a face image (image= or "
-                "images=) together with a voice recording (audio=)"
-            )
-        image_work = (
-            partial(
-                evidence_lib.image_evidence_from_images,
-                stills,
-                detect_faces=detect_faces,
-                detector=faces,
-                margin=margin,
-            )
-            if stills
-            else None
-        )
-        audio_work = (
-            partial(evidence_lib.audio_evidence_from_recording, audio)
-            if audio is not None
-            else None
-        )
-        return image_work, audio_work
-
     def _encode_audio_half(self, work: AudioWork, caller_threads: int) -> EncodedAudio:
         """The audio half, on a helper thread: decode the audio, cut it, run the voice encoder.
 
         One intra-op thread (see :meth:`encode`); the caller's count is restored afterwards,
         because changing it here also changes the default of threads that start later.
         """
-        voice = work()
+        return self._encode_voice(work(), caller_threads)
+
+    def _encode_voice(self, voice: evidence_lib.AudioEvidence, caller_threads: int) -> EncodedAudio:
+        """Run the voice encoder on the voice's windows (see :meth:`_encode_audio_half`)."""
         device = self.device
         with torch.inference_mode(), torch_threads(1, device, restore=caller_threads):
             start = time.perf_counter()
@@ -584,6 +726,40 @@ def _work_or_nothing(
             return exc
 
     return attempt
+
+
+def _check_require(require: str) -> None:
+    if require not in REQUIRE:
+        raise ConfigError(f"require must be one of {REQUIRE}, got {require!r}")
+
+
+def _raise_if_nothing_left(
+    image_half: object, audio_half: object, image_work: object, audio_work: object
+) -> dict[str, MmDeepfakeError]:
+    """The modalities missing from the input, by name; raises when none is left to score."""
+    absent = _missing(image_half, audio_half)
+    if len(absent) == 2 or (absent and (image_work is None or audio_work is None)):
+        raise absent.get("audio") or absent["image"]  # the voice's error, as run_alongside
+    return absent
+
+
+def _missing(image_half: object, audio_half: object) -> dict[str, MmDeepfakeError]:
+    """The errors of the halves that are missing from the input, by modality."""
+    return {
+        m: r
+        for m, r in (("image", image_half), ("audio", audio_half))
+        if isinstance(r, MmDeepfakeError)
+    }
+
+
+def _first_given(
+    video: MediaSource | None,
+    image: MediaSource | None,
+    images: Sequence[MediaSource] | None,
+    audio: MediaSource | None,
+) -> Any:
+    """The media argument a prediction names as its source."""
+    return video if video is not None else (image if image is not None else images or audio)
 
 
 def _absence(error: MmDeepfakeError | None, given_alone: str) -> str:

@@ -7,6 +7,10 @@ before anything is scored (a bad value is a usage error: one line, exit status 2
 before the first input, and records are written as they are produced, so Ctrl-C (exit status
 130) keeps every finished one. The scoring itself, worker pool included, is
 :mod:`mmdeepfake.batch`; this module parses the flags and writes the records.
+
+``--engine ray`` scores on a Ray cluster instead (:mod:`mmdeepfake.scale.predict`; the
+``scale`` extra): decoding on CPU workers, the model in ``--actors`` actors, the records written
+to ``--out DIR_OR_S3/records.jsonl`` (or ``.parquet``) in the order they finish.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import re
 import sys
 from collections.abc import Sequence
 from contextlib import closing
+from typing import Any
 
 from mmdeepfake.batch import Job, expand_inputs, score_jobs
 from mmdeepfake.cli._common import (
@@ -47,6 +52,19 @@ def _device(text: str) -> str:
     if not _DEVICE.match(text):
         raise argparse.ArgumentTypeError(f"{text!r} is not a device: use cpu, cuda, cuda:N or mps")
     return text
+
+
+def _gpu_share(text: str) -> float:
+    """An argparse ``type``: GPUs per actor, a fraction below 1 or a whole number."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0 or (value > 1 and not value.is_integer()):  # NaN fails the first test
+        raise argparse.ArgumentTypeError(
+            f"must be 0, a fraction of a GPU below 1, or a whole number of GPUs, got {text}"
+        )
+    return value
 
 
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
@@ -91,15 +109,17 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--format",
-        choices=("json", "jsonl", "csv"),
+        choices=("json", "jsonl", "csv", "parquet"),
         default="jsonl",
-        help="output format: one JSON array, one JSON object per line, or CSV (default: jsonl)",
+        help="output format: one JSON array, one JSON object per line, CSV, or (with "
+        "--engine ray) Parquet (default: jsonl)",
     )
     add_output(
         parser,
         "output file, checked before scoring; jsonl and csv are written as "
-        "records come (default: standard output)",
-        metavar="FILE",
+        "records come (default: standard output); with --engine ray, a folder or "
+        "s3:// prefix that gets records.jsonl or records.parquet (required)",
+        metavar="FILE_OR_DIR",
     )
     parser.add_argument(
         "--threshold",
@@ -154,6 +174,32 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         type=_device,
         help="torch device: cpu, cuda, cuda:N or mps (default: cpu)",
     )
+    scale = parser.add_argument_group(
+        "scale-out on Ray (pip install 'mmdeepfake[scale]')",
+    )
+    scale.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: this process or --workers processes; ray: a Ray cluster, decoding on "
+        "CPU workers and the model in --actors actors (default: local)",
+    )
+    scale.add_argument(
+        "--address",
+        help="the Ray cluster to join: auto (a cluster running on this machine) or "
+        "ray://HOST:10001 (default: start a local Ray instance)",
+    )
+    scale.add_argument(
+        "--actors",
+        type=bounded_int(1),
+        help="model actors, each holding the model (default: 1)",
+    )
+    scale.add_argument(
+        "--gpus-per-actor",
+        type=_gpu_share,
+        help="GPUs each model actor reserves, e.g. 0.5 for two actors per GPU "
+        "(default: 0, the actors score on CPU)",
+    )
     parser.add_argument(
         "--no-progress",
         action="store_true",
@@ -185,16 +231,53 @@ def _check_resources(parser: argparse.ArgumentParser, args: argparse.Namespace) 
             parser.error(f"argument --device: {args.device} is not available on this machine")
 
 
+def _check_engine(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Usage errors for flags of the other engine than the one chosen."""
+    if args.engine == "local":
+        given = [
+            flag
+            for flag, value in (
+                ("--address", args.address),
+                ("--actors", args.actors),
+                ("--gpus-per-actor", args.gpus_per_actor),
+            )
+            if value is not None
+        ]
+        if given:
+            parser.error(f"argument {given[0]}: only with --engine ray")
+        if args.format == "parquet":
+            parser.error("argument --format: parquet only with --engine ray")
+        return
+    if args.output is None:
+        parser.error(
+            "argument --out: --engine ray writes records.jsonl or records.parquet to a folder "
+            "or s3:// prefix; give it with --out"
+        )
+    if args.format not in ("jsonl", "parquet"):
+        parser.error(f"argument --format: --engine ray writes jsonl or parquet, not {args.format}")
+    for flag, value, default, instead in (
+        ("--workers", args.workers, 1, "--actors"),
+        ("--threads", args.threads, None, "--actors"),
+        ("--device", args.device, "cpu", "--gpus-per-actor"),
+    ):
+        if value != default:
+            parser.error(f"argument {flag}: only with --engine local; with ray, use {instead}")
+
+
 def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     parser = build_parser(prog)
     args = parser.parse_args(argv)
-    _check_resources(parser, args)
+    _check_engine(parser, args)
+    if args.engine == "local":
+        _check_resources(parser, args)
     setup_logging(verbosity(args))
     # Torch's OpenMP threads spin while they wait for each other; on a CPU shared with other
     # work, one descheduled thread then stalls every operation (measured: the encoders 5x
     # slower with one of two cores busy). Passive waiting avoids that. It takes effect only
     # before torch is first imported, here and in the worker processes, which inherit it.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if args.engine == "ray":
+        return _main_ray(args)
     sink = RecordSink.open(args.format, args.output)
     try:
         jobs = expand_inputs(
@@ -223,12 +306,54 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     return 0
 
 
-def _run(jobs: list[Job], args: argparse.Namespace, sink: RecordSink) -> None:
+def _main_ray(args: argparse.Namespace) -> int:
+    """``--engine ray``: score on a Ray cluster, write the records to ``--out``."""
+    from mmdeepfake.scale.cluster import require_ray
+
+    require_ray()  # before listing a large prefix: say at once when Ray is missing
+    from mmdeepfake.scale.predict import score_to
+
+    jobs = expand_inputs(
+        args.inputs, args.pair, args.endpoint_url, args.image_only, args.audio_only
+    )
+    progress = _progress_bar(args, len(jobs))
+    try:
+        with progress:
+            summary = score_to(
+                jobs,
+                args.output,
+                model=args.model,
+                fmt=args.format,
+                address=args.address,
+                actors=args.actors or 1,
+                gpus_per_actor=args.gpus_per_actor or 0.0,
+                endpoint_url=args.endpoint_url,
+                options=_predict_options(args),
+                advice=CLI_ADVICE,
+                progress=lambda done: progress.update(done - progress.n),
+            )
+    except KeyboardInterrupt:
+        print(f"interrupted: the records finished so far are in {args.output}", file=sys.stderr)
+        return 130
+    for record in summary.failed:
+        print(f"error: {record['source']}: {record['error']}", file=sys.stderr)
+    if summary.failed:
+        print(f"{len(summary.failed)} of {summary.records} inputs failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _progress_bar(args: argparse.Namespace, total: int) -> Any:
+    """A bar over the inputs on standard error; drawn only on a terminal, for 2+ inputs."""
     from tqdm import tqdm
 
     # disable=None: tqdm draws only on a terminal, so a redirected log gets no bar frames.
-    hidden = args.no_progress or len(jobs) < 2
-    progress = tqdm(total=len(jobs), unit="clip", disable=True if hidden else None, file=sys.stderr)
+    hidden = args.no_progress or total < 2
+    return tqdm(total=total, unit="clip", disable=True if hidden else None, file=sys.stderr)
+
+
+def _run(jobs: list[Job], args: argparse.Namespace, sink: RecordSink) -> None:
+    progress = _progress_bar(args, len(jobs))
     records = score_jobs(
         jobs,
         args.model,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
+from urllib.parse import urlparse
 
 from mmdeepfake.errors import ConfigError
 
@@ -54,3 +56,24 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> Any:
         where = "a local Ray instance" if address is None else f"the Ray cluster at {address}"
         raise ConfigError(f"cannot connect to {where}: {exc}") from None
     return ray
+
+
+def filesystem(uri: str, endpoint_url: str | None = None) -> tuple[Any, str]:
+    """The pyarrow filesystem that holds ``uri`` and the path within it.
+
+    An ``s3://bucket/prefix`` gives an S3 filesystem (at ``endpoint_url`` when given: MinIO, a
+    local S3 server; credentials from the environment, as boto3 reads them) and
+    ``bucket/prefix``; anything else is a local path, made absolute. Ray Data's readers and
+    writers take the pair as ``(path, filesystem=...)``.
+    """
+    from pyarrow import fs
+
+    if not uri.startswith("s3://"):
+        return fs.LocalFileSystem(), os.path.abspath(uri)
+    path = uri[len("s3://") :].rstrip("/")
+    if endpoint_url is None:
+        return fs.S3FileSystem(), path
+    parsed = urlparse(endpoint_url)
+    return fs.S3FileSystem(
+        endpoint_override=parsed.netloc or parsed.path, scheme=parsed.scheme or "https"
+    ), path
