@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
@@ -80,13 +81,22 @@ def test_the_rayjob_runs_prepare_on_ray_with_irsa_within_the_policy():
 
     args = _prepare_args(job["spec"]["entrypoint"])
     assert (args.engine, args.address, args.no_progress) == ("ray", "auto", True)
-    policy = json.loads((ROOT / "scripts/ec2/iam-policy.json").read_text())
-    readable = {s["Sid"]: s["Resource"] for s in policy["Statement"]}
     src_bucket, src_key = parse_uri(args.src)
     out_bucket, out_key = parse_uri(args.output)
-    assert readable["ReadDataset"] == f"arn:aws:s3:::{src_bucket}/dataset/*"
-    assert src_key.startswith("dataset/") and out_key.startswith("outputs/")
-    assert readable["ReadWriteOutputs"] == f"arn:aws:s3:::{out_bucket}/outputs/*"
+    assert _policy_allows("s3:GetObject", f"arn:aws:s3:::{src_bucket}/{src_key}/x.mp4")
+    assert _policy_allows("s3:PutObject", f"arn:aws:s3:::{out_bucket}/{out_key}/x.jpg")
+    assert not _policy_allows("s3:PutObject", f"arn:aws:s3:::{src_bucket}/{src_key}/x.mp4")
+
+
+def _policy_allows(action: str, arn: str) -> bool:
+    """Whether the EC2 guide's IAM policy grants ``action`` on the object ``arn``."""
+    policy = json.loads((ROOT / "scripts/ec2/iam-policy.json").read_text())
+    for statement in policy["Statement"]:
+        resources = statement["Resource"]
+        resources = [resources] if isinstance(resources, str) else resources
+        if action in statement["Action"] and any(fnmatch(arn, r) for r in resources):
+            return True
+    return False
 
 
 def test_every_prepare_command_of_the_scaling_guide_parses():
@@ -97,3 +107,20 @@ def test_every_prepare_command_of_the_scaling_guide_parses():
     assert len(commands) >= 2
     for command in commands:
         assert _prepare_args(command.split(" -- ")[-1]).engine == "ray"
+
+
+def test_every_predict_command_of_the_scaling_guide_parses():
+    from mmdeepfake.cli import predict
+
+    text = (ROOT / "docs/scaling.md").read_text()
+    blocks = re.findall(r"```(?:bash)?\n(.*?)```", text, flags=re.DOTALL)
+    lines = " \n".join(blocks).replace("\\\n", " ").splitlines()
+    commands = [line.split(" -- ")[-1] for line in lines if "mmdeepfake predict " in line]
+    assert commands
+    for command in commands:
+        words = shlex.split(command)
+        parser = predict.build_parser()
+        args = parser.parse_args(words[words.index("predict") + 1 :])
+        predict._check_engine(parser, args)  # a flag of the other engine is a usage error
+        assert (args.engine, args.address) == ("ray", "auto")
+        assert args.output.startswith("s3://")
