@@ -107,6 +107,7 @@ TARGETS: dict[str, Target] = {
             "tests/test_pipeline.py",
             "tests/test_single_modality.py",
             "tests/test_domain_guard.py",
+            "tests/test_prediction_fields.py",
         ),
         (
             "mmdeepfake.pipeline.xǁDetectionPipelineǁ_score*",

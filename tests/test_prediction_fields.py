@@ -1,0 +1,132 @@
+"""Every field of a Prediction that a caller reads, against the values it must hold.
+
+The verdict tests check the label and the probability; these check the rest of what
+``Prediction.to_dict()`` hands a user (and the batch engines write): the per-modality scores and
+fusion weights as the model computed them, the emotions averaged over the right axis, the
+duration to the millisecond, the source, the model, the fusion, the timings, and the warnings
+that qualify a one-modality verdict.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+from mmdeepfake import Detector
+from mmdeepfake.domain import DomainCheck
+from mmdeepfake.labels import EMOTIONS
+from mmdeepfake.pipeline import INFORMATIVE_AUC, _Request
+from mmdeepfake.testing import media as mf
+from tiny_models import TINY_ARCH
+
+# 19,753 samples at 16 kHz: 1.2345625 s, so rounding to 3 places (1.235) and to 4 (1.2346) differ.
+ODD_LENGTH = 19_753
+
+
+@pytest.fixture(scope="module")
+def adaptive() -> Detector:
+    """A tiny detector whose fusion reports its per-modality weights."""
+    torch.manual_seed(0)
+    return Detector(fusion="adaptive", **TINY_ARCH)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return mf.face_video(tmp_path_factory.mktemp("fields") / "clip.mp4", seconds=2.0)
+
+
+def _capture_fusion(detector: Detector, monkeypatch) -> list:
+    """Record every output of the model's fusion step during a prediction."""
+    outputs: list = []
+    fuse = detector.model.fuse
+
+    def recording(*args, **kwargs):
+        out = fuse(*args, **kwargs)
+        outputs.append(out)
+        return out
+
+    monkeypatch.setattr(detector.model, "fuse", recording)
+    return outputs
+
+
+def test_fused_prediction_reports_the_models_own_scores_and_weights(adaptive, clip, monkeypatch):
+    outputs = _capture_fusion(adaptive, monkeypatch)
+    pred = adaptive.predict(str(clip))
+    assert outputs, "the fusion never ran"
+    logits = {
+        name: torch.cat([o.modality_logits[name] for o in outputs]).float()
+        for name in outputs[0].modality_logits
+    }
+    weights = torch.cat([o.fusion_weights for o in outputs]).float()
+    assert len(weights) == len(pred.segments) > 1  # a mean over segments, not over modalities
+    assert set(pred.modality_scores) == {"image", "audio"}
+    for name, value in logits.items():
+        assert pred.modality_scores[name] == pytest.approx(
+            float(torch.sigmoid(value.mean())), abs=1e-6
+        )
+    mean = weights.mean(dim=0)
+    assert pred.fusion_weights == pytest.approx({"image": float(mean[0]), "audio": float(mean[1])})
+    assert pred.fusion == "adaptive"
+    assert pred.source == str(clip)
+    assert pred.model == adaptive.model_info
+    assert pred.modalities == ["image", "audio"]
+    assert "fusion" in pred.timings and "total" in pred.timings
+    assert isinstance(pred.duration, float) and pred.duration == pytest.approx(2.0, abs=0.05)
+    for segment in pred.segments:
+        assert set(segment.face_emotions) == set(segment.voice_emotions) == set(EMOTIONS)
+        assert sum(segment.face_emotions.values()) == pytest.approx(1.0, abs=1e-5)
+        assert sum(segment.voice_emotions.values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_a_voice_alone_reports_its_duration_to_the_millisecond(adaptive):
+    wave = mf.voice_like(seconds=2.0)[:ODD_LENGTH]
+    pred = adaptive.predict(audio=wave)
+    assert pred.duration == 1.235 and isinstance(pred.duration, float)
+    assert set(pred.voice_emotions) == set(EMOTIONS)  # the mean over windows, one per emotion
+    assert sum(pred.voice_emotions.values()) == pytest.approx(1.0, abs=1e-5)
+    assert pred.fusion == "adaptive" and pred.model == adaptive.model_info
+    assert "fusion" in pred.timings
+    assert any("no face image was given" in w for w in pred.warnings)
+
+
+def test_a_face_alone_from_a_muted_video_reports_the_videos_duration(adaptive, tmp_path):
+    muted = mf.face_video(tmp_path / "muted.mp4", seconds=2.0, with_audio=False)
+    pred = adaptive.predict(str(muted))
+    assert pred.modalities == ["image"]
+    assert isinstance(pred.duration, float) and pred.duration == pytest.approx(2.0, abs=0.05)
+    assert pred.source == str(muted)
+    assert pred.fusion == "adaptive" and pred.model == adaptive.model_info
+    assert "fusion" in pred.timings
+    photo = adaptive.predict(image=mf.face_photo(), detect_faces=False)
+    assert any("no voice was given" in w for w in photo.warnings)
+
+
+@pytest.mark.parametrize(
+    ("auc", "warned"), [(0.5, True), (INFORMATIVE_AUC - 1e-3, True), (INFORMATIVE_AUC, False)]
+)
+def test_a_one_modality_verdict_says_when_its_head_is_not_informative(auc, warned):
+    torch.manual_seed(0)
+    detector = Detector(fusion="mid", **TINY_ARCH)
+    detector.with_config(metadata={"val_metrics": {"val_auc_audio": auc}})
+    pred = detector.predict(audio=mf.voice_like(seconds=2.0))
+    note = "split (0.5 is chance): its one-modality verdict is not informative"
+    assert any(note in w for w in pred.warnings) == warned
+
+
+def _request(on_unfamiliar: str) -> _Request:
+    return _Request(0.5, None, on_unfamiliar, None, time.perf_counter())
+
+
+@pytest.mark.parametrize("on_unfamiliar", ["uncertain", "warn"])
+def test_an_unfamiliar_input_is_named_and_labelled_as_asked(adaptive, on_unfamiliar):
+    warnings: list[str] = []
+    far = {"audio": DomainCheck(distance=20.0, limit=10.0, familiar=False)}
+    label = adaptive.pipeline._verdict(0.9, far, _request(on_unfamiliar), warnings)
+    unfamiliar = [w for w in warnings if "unlike anything this model was trained on" in w]
+    assert len(unfamiliar) == 1
+    assert "(distance 20.0, limit 10.0): its verdict on this input is not evidence" in unfamiliar[0]
+    labelled = "; labelled uncertain, with the probability still reported" in unfamiliar[0]
+    assert labelled == (on_unfamiliar == "uncertain")
+    assert label == ("uncertain" if on_unfamiliar == "uncertain" else "fake")
