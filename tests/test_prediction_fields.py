@@ -130,3 +130,14 @@ def test_an_unfamiliar_input_is_named_and_labelled_as_asked(adaptive, on_unfamil
     labelled = "; labelled uncertain, with the probability still reported" in unfamiliar[0]
     assert labelled == (on_unfamiliar == "uncertain")
     assert label == ("uncertain" if on_unfamiliar == "uncertain" else "fake")
+
+
+def test_segment_times_and_duration_are_rounded_to_the_millisecond(adaptive):
+    # Two windows of 32,512 samples: the second is aligned to the end, at 19,753 samples.
+    length = 32_512 + ODD_LENGTH
+    pred = adaptive.predict(
+        image=mf.face_photo(), audio=mf.voice_like(seconds=4.0)[:length], detect_faces=False
+    )
+    times = [(segment.start, segment.end) for segment in pred.segments]
+    assert times == [(0.0, 2.032), (1.235, 3.267)]  # 1.2345625 s and 3.2665625 s, rounded
+    assert pred.duration == 3.267
