@@ -113,6 +113,14 @@ def test_a_one_modality_verdict_says_when_its_head_is_not_informative(auc, warne
     pred = detector.predict(audio=mf.voice_like(seconds=2.0))
     note = "split (0.5 is chance): its one-modality verdict is not informative"
     assert any(note in w for w in pred.warnings) == warned
+    assert any(w.startswith("only the voice was analysed (") for w in pred.warnings)
+
+
+def test_a_fusion_without_weights_reports_none():
+    torch.manual_seed(0)
+    detector = Detector(fusion="mid", **TINY_ARCH)
+    pred = detector.predict(image=mf.face_photo(), audio=mf.voice_like(2.0), detect_faces=False)
+    assert pred.fusion_weights is None and pred.fusion == "mid"
 
 
 def _request(on_unfamiliar: str) -> _Request:
