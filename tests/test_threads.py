@@ -139,8 +139,10 @@ def test_overlapped_prediction_equals_the_serial_one(detector, clip, monkeypatch
     assert [f.frame_index for f in overlapped.faces] == [f.frame_index for f in serial.faces]
     for a, b in zip(overlapped.faces, serial.faces):
         assert a.box == pytest.approx(b.box, abs=0.5)
+    # float32 sums split over another number of threads round differently: a fresh-clone run
+    # once saw consistencies 1.07e-5 apart; a wrong input would move them by far more.
     for a, b in zip(overlapped.segments, serial.segments):
-        assert a.consistency == pytest.approx(b.consistency, abs=1e-5)
+        assert a.consistency == pytest.approx(b.consistency, abs=1e-4)
     assert overlapped.warnings == serial.warnings
 
 
