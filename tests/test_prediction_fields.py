@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -103,6 +104,42 @@ def test_a_face_alone_from_a_muted_video_reports_the_videos_duration(adaptive, t
     assert "fusion" in pred.timings
     photo = adaptive.predict(image=mf.face_photo(), detect_faces=False)
     assert any("no voice was given" in w for w in photo.warnings)
+
+
+def test_a_face_alone_reports_a_videos_duration_to_the_millisecond(adaptive, tmp_path):
+    # 9 frames at 7 fps: 1.285714... s, so rounding to 3 places (1.286) and to 4 (1.2857) differ.
+    muted = mf.face_video(tmp_path / "odd.mp4", seconds=9 / 7, fps=7, with_audio=False)
+    pred = adaptive.predict(str(muted))
+    assert pred.modalities == ["image"]
+    assert pred.duration == 1.286
+
+
+def test_a_one_modality_verdict_checks_its_own_embedding_against_the_guard(monkeypatch):
+    """The voice-only path judges the voice's windows with the voice's guard: an unfitted or
+    mismatched check would report no distance, or a distance to the wrong points."""
+    torch.manual_seed(0)
+    detector = Detector(fusion="mid", **TINY_ARCH)
+    embeddings: list[torch.Tensor] = []
+    encode_audio = detector.model.encode_audio
+
+    def recording_encode_audio(waves: torch.Tensor):
+        out = encode_audio(waves)
+        embeddings.append(out.embedding.detach().clone())
+        return out
+
+    monkeypatch.setattr(detector.model, "encode_audio", recording_encode_audio)
+    wave = mf.voice_like(seconds=2.0)
+    rng = np.random.default_rng(0)
+    width = detector.model.fusion.audio_dim
+    points = rng.normal(size=(200, width)) + 3.0  # far from the voice's own embeddings
+    guard = detector.model.domain_guard
+    guard.fit("audio", points[:160], np.repeat([0, 1], 80), points[160:])
+    pred = detector.predict(audio=wave)
+    (embedding,) = embeddings
+    expected = guard.check("audio", embedding)
+    assert expected.distance is not None and expected.familiar is False
+    assert pred.domain == {"audio": expected.to_dict()}
+    assert pred.label == "uncertain"
 
 
 @pytest.mark.parametrize(
