@@ -112,7 +112,7 @@ class RayRunner:
             rows = [{"clip": json.dumps(asdict(clip))} for clip in clips]
             dataset = ray.data.from_items(rows, override_num_blocks=len(rows)).map(
                 ClipPreparer(source, dest, frames_per_clip),
-                concurrency=min(workers, len(rows)),
+                compute=ray.data.TaskPoolStrategy(size=min(workers, len(rows))),
                 num_cpus=CPUS_PER_WORKER,
                 max_retries=self.max_retries,
             )

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pyarrow as pa
-from ray.data import Dataset
+from ray.data import ActorPoolStrategy, Dataset
 
 from mmdeepfake.batch import (
     Job,
@@ -147,7 +147,7 @@ def score_dataset(
         },
         batch_size=1,
         batch_format="pyarrow",
-        concurrency=gather_workers,
+        compute=ActorPoolStrategy(size=gather_workers),
         num_cpus=cpus_per_gather_worker,
     )
     with warnings.catch_warnings():
@@ -194,7 +194,7 @@ def _score_stage(
         },
         batch_size=1,
         batch_format="pyarrow",
-        concurrency=actors,
+        compute=ActorPoolStrategy(size=actors),
         num_cpus=cpus_per_actor,
         num_gpus=gpus_per_actor,
         # Ray's actor fault tolerance: a dead actor is replaced (its constructor loads the
