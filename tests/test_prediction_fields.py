@@ -28,6 +28,14 @@ ODD_LENGTH = 19_753
 ROUNDED_SUM_TOLERANCE = len(EMOTIONS) * 0.5e-5 + 1e-9
 
 
+def only_one_analysed(what: str, reason: str) -> str:
+    """The warning, word for word, that a user reads when one modality is scored alone."""
+    return (
+        f"only the {what} was analysed ({reason}): the emotion-consistency cue, which compares "
+        f"face and voice, was unavailable, so the verdict comes from the {what}-only head"
+    )
+
+
 @pytest.fixture(scope="module")
 def adaptive() -> Detector:
     """A tiny detector whose fusion reports its per-modality weights."""
@@ -91,7 +99,7 @@ def test_a_voice_alone_reports_its_duration_to_the_millisecond(adaptive):
     assert sum(pred.voice_emotions.values()) == pytest.approx(1.0, abs=ROUNDED_SUM_TOLERANCE)
     assert pred.fusion == "adaptive" and pred.model == adaptive.model_info
     assert "fusion" in pred.timings
-    assert any("no face image was given" in w for w in pred.warnings)
+    assert only_one_analysed("voice", "no face image was given") in pred.warnings
 
 
 def test_a_face_alone_from_a_muted_video_reports_the_videos_duration(adaptive, tmp_path):
@@ -103,7 +111,7 @@ def test_a_face_alone_from_a_muted_video_reports_the_videos_duration(adaptive, t
     assert pred.fusion == "adaptive" and pred.model == adaptive.model_info
     assert "fusion" in pred.timings
     photo = adaptive.predict(image=mf.face_photo(), detect_faces=False)
-    assert any("no voice was given" in w for w in photo.warnings)
+    assert only_one_analysed("face", "no voice was given") in photo.warnings
 
 
 def test_a_face_alone_reports_a_videos_duration_to_the_millisecond(adaptive, tmp_path):
@@ -150,9 +158,12 @@ def test_a_one_modality_verdict_says_when_its_head_is_not_informative(auc, warne
     detector = Detector(fusion="mid", **TINY_ARCH)
     detector.with_config(metadata={"val_metrics": {"val_auc_audio": auc}})
     pred = detector.predict(audio=mf.voice_like(seconds=2.0))
-    note = "split (0.5 is chance): its one-modality verdict is not informative"
-    assert any(note in w for w in pred.warnings) == warned
-    assert any(w.startswith("only the voice was analysed (") for w in pred.warnings)
+    note = (
+        f"this model's voice-only head scored ROC-AUC {auc:.2f} on its validation split "
+        "(0.5 is chance): its one-modality verdict is not informative"
+    )
+    assert (note in pred.warnings) == warned
+    assert only_one_analysed("voice", "no face image was given") in pred.warnings
 
 
 def test_a_fusion_without_weights_reports_none():
@@ -162,8 +173,13 @@ def test_a_fusion_without_weights_reports_none():
     assert pred.fusion_weights is None and pred.fusion == "mid"
 
 
-def _request(on_unfamiliar: str) -> _Request:
-    return _Request(0.5, None, on_unfamiliar, None, time.perf_counter())
+def _request(
+    on_unfamiliar: str = "uncertain", threshold: float = 0.5, abstain_below: float | None = None
+) -> _Request:
+    return _Request(threshold, abstain_below, on_unfamiliar, None, time.perf_counter())
+
+
+FAMILIAR = {"audio": DomainCheck(distance=1.0, limit=10.0, familiar=True)}
 
 
 @pytest.mark.parametrize("on_unfamiliar", ["uncertain", "warn"])
@@ -172,11 +188,42 @@ def test_an_unfamiliar_input_is_named_and_labelled_as_asked(adaptive, on_unfamil
     far = {"audio": DomainCheck(distance=20.0, limit=10.0, familiar=False)}
     label = adaptive.pipeline._verdict(0.9, far, _request(on_unfamiliar), warnings)
     unfamiliar = [w for w in warnings if "unlike anything this model was trained on" in w]
-    assert len(unfamiliar) == 1
-    assert "(distance 20.0, limit 10.0): its verdict on this input is not evidence" in unfamiliar[0]
-    labelled = "; labelled uncertain, with the probability still reported" in unfamiliar[0]
-    assert labelled == (on_unfamiliar == "uncertain")
+    said = (
+        "the voice is unlike anything this model was trained on (distance 20.0, limit 10.0): "
+        "its verdict on this input is not evidence"
+    )
+    if on_unfamiliar == "uncertain":
+        said += "; labelled uncertain, with the probability still reported"
+    assert unfamiliar == [said]
     assert label == ("uncertain" if on_unfamiliar == "uncertain" else "fake")
+
+
+def test_a_model_without_a_guard_says_so_and_how_to_fit_one(adaptive):
+    warnings: list[str] = []
+    unguarded = {"audio": DomainCheck(distance=None, limit=None, familiar=None)}
+    label = adaptive.pipeline._verdict(0.9, unguarded, _request(), warnings)
+    assert label == "fake"
+    assert warnings[-1] == (
+        "this model has no unfamiliar-input guard (it was saved without one): it cannot tell "
+        "when an input is unlike its training data; fit one with scripts/fit_domain_guard.py"
+    )
+
+
+@pytest.mark.parametrize(
+    ("fake_probability", "label"), [(0.7, "fake"), (0.7 - 1e-9, "real"), (0.9, "fake")]
+)
+def test_a_probability_at_the_threshold_is_fake(adaptive, fake_probability, label):
+    verdict = adaptive.pipeline._verdict(fake_probability, FAMILIAR, _request(threshold=0.7), [])
+    assert verdict == label
+
+
+@pytest.mark.parametrize(
+    ("fake_probability", "label"), [(0.75, "fake"), (0.25, "real"), (0.74, "uncertain")]
+)
+def test_a_confidence_at_the_abstention_bound_keeps_its_verdict(adaptive, fake_probability, label):
+    """Abstention is strict: max(p, 1 - p) = 0.75 against a bound of 0.75 is confident enough."""
+    request = _request(abstain_below=0.75)
+    assert adaptive.pipeline._verdict(fake_probability, FAMILIAR, request, []) == label
 
 
 def test_segment_times_and_duration_are_rounded_to_the_millisecond(adaptive):
