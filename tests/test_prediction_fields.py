@@ -48,22 +48,36 @@ def clip(tmp_path_factory):
     return mf.face_video(tmp_path_factory.mktemp("fields") / "clip.mp4", seconds=2.0)
 
 
-def _capture_fusion(detector: Detector, monkeypatch) -> list:
-    """Record every output of the model's fusion step during a prediction."""
+def _record(detector: Detector, monkeypatch, method: str = "fuse") -> list:
+    """Record every output of one of the model's steps (``fuse``, ``encode_image``,
+    ``head_logit``, ...) during a prediction."""
     outputs: list = []
-    fuse = detector.model.fuse
+    step = getattr(detector.model, method)
 
     def recording(*args, **kwargs):
-        out = fuse(*args, **kwargs)
+        out = step(*args, **kwargs)
         outputs.append(out)
         return out
 
-    monkeypatch.setattr(detector.model, "fuse", recording)
+    monkeypatch.setattr(detector.model, method, recording)
     return outputs
 
 
+def _mean_emotions(logits: torch.Tensor) -> dict[str, float]:
+    """Per-row emotion probabilities averaged over rows, as a Prediction reports them."""
+    probs = torch.softmax(logits.float(), dim=-1).mean(dim=0)
+    return {name: float(p) for name, p in zip(EMOTIONS, probs)}
+
+
+NO_GUARD = (
+    "this model has no unfamiliar-input guard (it was saved without one): it cannot tell "
+    "when an input is unlike its training data; fit one with scripts/fit_domain_guard.py"
+)
+UNJUDGED = {"distance": None, "limit": None, "familiar": None}
+
+
 def test_fused_prediction_reports_the_models_own_scores_and_weights(adaptive, clip, monkeypatch):
-    outputs = _capture_fusion(adaptive, monkeypatch)
+    outputs = _record(adaptive, monkeypatch)
     pred = adaptive.predict(str(clip))
     assert outputs, "the fusion never ran"
     logits = {
@@ -89,6 +103,85 @@ def test_fused_prediction_reports_the_models_own_scores_and_weights(adaptive, cl
         assert set(segment.face_emotions) == set(segment.voice_emotions) == set(EMOTIONS)
         assert sum(segment.face_emotions.values()) == pytest.approx(1.0, abs=ROUNDED_SUM_TOLERANCE)
         assert sum(segment.voice_emotions.values()) == pytest.approx(1.0, abs=ROUNDED_SUM_TOLERANCE)
+
+
+def test_fused_prediction_explains_its_verdict_with_the_models_own_outputs(
+    adaptive, clip, monkeypatch
+):
+    fused = _record(adaptive, monkeypatch)
+    encoded = _record(adaptive, monkeypatch, "encode_image")
+    pred = adaptive.predict(str(clip))
+    consistency = torch.cat([o.consistency for o in fused]).float()
+    voice_logits = torch.cat([o.voice_emotion_logits for o in fused])
+    face_logits = torch.cat([o.emotion_logits for o in encoded])
+    assert len(face_logits) > 1 and len(voice_logits) == len(pred.segments) > 1
+    assert pred.consistency == pytest.approx(float(consistency.mean()), abs=1e-6)
+    assert [s.consistency for s in pred.segments] == pytest.approx(consistency.tolist(), abs=1e-6)
+    assert pred.face_emotions == pytest.approx(_mean_emotions(face_logits), abs=1e-5)
+    assert pred.voice_emotions == pytest.approx(_mean_emotions(voice_logits), abs=1e-5)
+    assert pred.domain == {"image": UNJUDGED, "audio": UNJUDGED}
+    assert NO_GUARD in pred.warnings
+    assert pred.threshold == 0.5
+    assert pred.label == ("fake" if pred.fake_probability >= 0.5 else "real")
+    p = pred.fake_probability
+    assert adaptive.predict(str(clip), threshold=max(p - 0.01, 0.0)).label == "fake"
+    assert adaptive.predict(str(clip), threshold=min(p + 0.01, 1.0)).label == "real"
+
+
+def test_a_voice_alone_is_scored_by_its_head_with_its_own_temperature_and_auc(monkeypatch):
+    """The voice head's own calibration (temperature, validation AUC) is used, not the model's."""
+    torch.manual_seed(0)
+    detector = Detector(fusion="mid", **TINY_ARCH)
+    detector.with_config(
+        metadata={
+            "modality_calibration": {"audio": {"temperature": 4.0, "val_auc": 0.55}},
+            "val_metrics": {"val_auc_audio": 0.95},
+        }
+    )
+    heads = _record(detector, monkeypatch, "head_logit")
+    encoded = _record(detector, monkeypatch, "encode_audio")
+    pred = detector.predict(audio=mf.voice_like(seconds=2.0), threshold=0.3)
+    (logits,) = heads
+    (out,) = encoded
+    expected = float(torch.sigmoid(logits.float().mean() / 4.0))
+    assert pred.fake_probability == pytest.approx(expected, abs=1e-6)
+    assert expected != pytest.approx(float(torch.sigmoid(logits.float().mean())), abs=1e-4)
+    assert pred.modality_scores == {"audio": pred.fake_probability}
+    assert pred.threshold == 0.3
+    assert pred.label == ("fake" if pred.fake_probability >= 0.3 else "real")
+    assert pred.voice_emotions == pytest.approx(_mean_emotions(out.emotion_logits), abs=1e-5)
+    assert pred.face_emotions == {} and pred.segments == [] and pred.faces == []
+    assert pred.consistency is None
+    assert pred.domain == {"audio": UNJUDGED}
+    assert (
+        "this model's voice-only head scored ROC-AUC 0.55 on its validation split "
+        "(0.5 is chance): its one-modality verdict is not informative"
+    ) in pred.warnings
+
+
+def test_a_face_alone_reports_face_emotions_and_no_voice_emotions(adaptive, monkeypatch):
+    encoded = _record(adaptive, monkeypatch, "encode_image")
+    pred = adaptive.predict(image=mf.face_photo(), detect_faces=False)
+    (out,) = encoded
+    assert pred.face_emotions == pytest.approx(_mean_emotions(out.emotion_logits), abs=1e-5)
+    assert pred.voice_emotions == {} and pred.segments == []
+    assert pred.modalities == ["image"] and set(pred.modality_scores) == {"image"}
+    assert pred.domain == {"image": UNJUDGED}
+
+
+def test_a_video_missing_one_modality_says_which_and_why(adaptive, tmp_path):
+    muted = mf.face_video(tmp_path / "muted.mp4", seconds=2.0, with_audio=False)
+    pred = adaptive.predict(str(muted))
+    assert only_one_analysed("face", "the video has no sound track") in pred.warnings
+    faceless = mf.write_video(
+        tmp_path / "faceless.mp4",
+        np.zeros((25, 240, 320, 3), dtype=np.uint8),
+        fps=25,
+        audio=mf.voice_like(seconds=1.0),
+    )
+    pred = adaptive.predict(str(faceless))
+    assert pred.modalities == ["audio"]
+    assert only_one_analysed("voice", "no face was found") in pred.warnings
 
 
 def test_a_voice_alone_reports_its_duration_to_the_millisecond(adaptive):
