@@ -297,11 +297,15 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
             sink.discard()
         raise
     sink.close()
-    failed = [r for r in sink.records if r.get("error")]
+    return _report_failures([r for r in sink.records if r.get("error")], len(sink.records))
+
+
+def _report_failures(failed: Sequence[dict[str, Any]], total: int) -> int:
+    """Name each failed input on standard error; the exit status: 1 if any failed, else 0."""
     for record in failed:
         print(f"error: {record['source']}: {record['error']}", file=sys.stderr)
     if failed:
-        print(f"{len(failed)} of {len(sink.records)} inputs failed", file=sys.stderr)
+        print(f"{len(failed)} of {total} inputs failed", file=sys.stderr)
         return 1
     return 0
 
@@ -335,12 +339,7 @@ def _main_ray(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"interrupted: the records finished so far are in {args.output}", file=sys.stderr)
         return 130
-    for record in summary.failed:
-        print(f"error: {record['source']}: {record['error']}", file=sys.stderr)
-    if summary.failed:
-        print(f"{len(summary.failed)} of {summary.records} inputs failed", file=sys.stderr)
-        return 1
-    return 0
+    return _report_failures(summary.failed, summary.records)
 
 
 def _progress_bar(args: argparse.Namespace, total: int) -> Any:

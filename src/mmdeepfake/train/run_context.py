@@ -48,6 +48,11 @@ METRIC_COLUMNS = (
     "skipped_samples",
     "faces_not_detected",
 )
+# The validation scores saved with the model: the verdict's and each head's (the emotion
+# accuracies stay in the metrics log).
+SAVED_VAL_METRICS = tuple(
+    c for c in METRIC_COLUMNS if c.startswith("val_") and not c.endswith("_emotion_accuracy")
+)
 PREDICTIONS_FILE = "val_predictions.csv"
 
 
@@ -191,19 +196,7 @@ class RunContext:
             ),
             "synthetic_data": synthetic,
             "epoch": row["epoch"],
-            "val_metrics": {
-                k: row.get(k)
-                for k in (
-                    "val_loss",
-                    "val_accuracy",
-                    "val_auc",
-                    "val_auc_image",
-                    "val_auc_audio",
-                    "val_auc_image_label",
-                    "val_auc_audio_label",
-                )
-                if row.get(k) is not None
-            },
+            "val_metrics": {k: row.get(k) for k in SAVED_VAL_METRICS if row.get(k) is not None},
             "training": {
                 k: getattr(self.config, k)
                 for k in (
